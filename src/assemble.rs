@@ -1,0 +1,169 @@
+//! Wiring: turns a validated config into running parts — simulated streams, functions,
+//! destinations — and one `MappingContext` per mapping. Shared by `run` and `simulate`,
+//! which differ only in the clock, the checkpoint store and the seeds they pass in.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context as _};
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::CheckpointStore;
+use crate::clock::Clock;
+use crate::config::schema::SimStreamConfig;
+use crate::config::Config;
+use crate::destination::delivery::FailureDelivery;
+use crate::destination::file::JsonlFile;
+use crate::destination::FailureDestination;
+use crate::engine::context::MappingContext;
+use crate::engine::invocation_log::InvocationLog;
+use crate::engine::status::MappingStatus;
+use crate::sim::SimulatedStream;
+use crate::source::simulated::SimulatedSource;
+use crate::target::simulated::SimulatedFunction;
+use crate::target::tap::{Observer, Tapped};
+use crate::target::Target;
+
+/// Everything `run` and `simulate` start from.
+pub struct Parts {
+    pub contexts: Vec<Arc<MappingContext>>,
+    /// Simulated streams by ARN.
+    pub streams: BTreeMap<String, Arc<SimulatedStream>>,
+}
+
+pub struct Seeds {
+    /// Seed of the simulated world and function: the config's, so a restart regenerates
+    /// the same world.
+    pub world: u64,
+    /// Seed of jitter and request ids.
+    pub engine: u64,
+}
+
+/// What differs between `run` and `simulate`.
+pub struct Environment<'a> {
+    pub clock: Clock,
+    pub store: Arc<dyn CheckpointStore>,
+    /// When each simulated stream was created (epoch ms).
+    pub stream_created_at_ms: &'a dyn Fn(&SimStreamConfig) -> anyhow::Result<i64>,
+    pub seeds: Seeds,
+    pub invocation_log: Option<Arc<InvocationLog>>,
+    pub tap: Option<Observer>,
+    pub cancel: CancellationToken,
+}
+
+pub fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<Parts> {
+    let Environment {
+        clock,
+        store,
+        stream_created_at_ms,
+        seeds,
+        invocation_log,
+        tap,
+        cancel,
+    } = env;
+    let mut streams = BTreeMap::new();
+    let mut faults = BTreeMap::new();
+    for stream in &config.streams {
+        let created_at = stream_created_at_ms(stream)?;
+        let simulated = Arc::new(SimulatedStream::new(
+            stream,
+            &config.aws,
+            seeds.world,
+            created_at,
+        ));
+        faults.insert(simulated.arn(), stream.faults.clone());
+        streams.insert(simulated.arn(), simulated);
+    }
+    let mut functions: BTreeMap<&str, Arc<dyn Target>> = BTreeMap::new();
+    for function in &config.functions {
+        let mut target: Arc<dyn Target> =
+            Arc::new(SimulatedFunction::new(function, &config.aws, seeds.world));
+        if let Some(observer) = &tap {
+            target = Arc::new(Tapped {
+                inner: target,
+                observer: observer.clone(),
+            });
+        }
+        functions.insert(&function.name, target);
+    }
+    let dead_letter = Arc::new(JsonlFile::new(&config.dead_letter_file));
+    let mut files: BTreeMap<PathBuf, Arc<JsonlFile>> = BTreeMap::new();
+    let mut contexts = Vec::new();
+    for mapping in &config.mappings {
+        let stream = streams
+            .get(&mapping.event_source_arn)
+            .ok_or_else(|| anyhow!("Stream not found: {}", mapping.event_source_arn))?;
+        let source = Arc::new(SimulatedSource::new(
+            stream.clone(),
+            clock,
+            faults
+                .get(&mapping.event_source_arn)
+                .cloned()
+                .unwrap_or_default(),
+            seeds.world,
+        ));
+        let target = functions
+            .get(mapping.function_name.as_str())
+            .cloned()
+            .ok_or_else(|| {
+                anyhow!(
+                    "mapping {:?}: function {:?} not found",
+                    mapping.name,
+                    mapping.function_name
+                )
+            })?;
+        let destination: Option<Arc<dyn FailureDestination>> = match &mapping.on_failure_destination
+        {
+            None => None,
+            Some(uri) => {
+                let path = uri
+                    .strip_prefix("file://")
+                    .map(PathBuf::from)
+                    .with_context(|| {
+                        format!(
+                            "mapping {:?}: destination {uri} is not supported by this build",
+                            mapping.name
+                        )
+                    })?;
+                Some(
+                    files
+                        .entry(path.clone())
+                        .or_insert_with(|| Arc::new(JsonlFile::new(&path)))
+                        .clone(),
+                )
+            }
+        };
+        let pace = &mapping.pace;
+        contexts.push(Arc::new(MappingContext {
+            mapping: mapping.clone(),
+            source,
+            target,
+            delivery: FailureDelivery {
+                destination,
+                dead_letter: dead_letter.clone(),
+                on_failure: mapping.on_destination_failure,
+                retry_ms: pace.destination_retry_ms,
+                backoff_initial_ms: pace.throttle_backoff_initial_ms,
+                backoff_max_ms: pace.throttle_backoff_max_ms,
+            },
+            store: store.clone(),
+            clock,
+            seed: seeds.engine,
+            aws_region: mapping
+                .event_source_arn
+                .split(':')
+                .nth(3)
+                .unwrap_or(&config.aws.region)
+                .to_string(),
+            invoke_identity_arn: format!(
+                "arn:aws:iam::{}:role/{}-role",
+                config.aws.account_id, mapping.function_name
+            ),
+            invocation_log: invocation_log.clone(),
+            status: Arc::new(MappingStatus::default()),
+            cancel: cancel.clone(),
+        }));
+    }
+    Ok(Parts { contexts, streams })
+}

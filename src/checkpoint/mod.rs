@@ -1,0 +1,113 @@
+//! The checkpoint seam: where each shard of each mapping stands, kept across restarts.
+//!
+//! A checkpoint is "after this sequence number" or "shard finished" (SHARD_END). The
+//! calls are synchronous: the embedded store answers in microseconds, and keeping them off
+//! the async path keeps simulations deterministic (tokio's paused clock would advance while
+//! a blocking task ran). `memory` is for simulations and tests, `embedded` (redb on disk)
+//! is the default of `run`. The store also keeps a few named values (`meta`), such as when
+//! a simulated world was created, so a restarted daemon finds the same world.
+
+pub mod embedded;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use crate::model::{SequenceNumber, ShardId};
+
+/// Where a shard stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// Every record up to and including this one is done.
+    After(SequenceNumber),
+    /// The shard is closed and all its records are done.
+    ShardEnd,
+}
+
+impl Checkpoint {
+    /// The stored form: the sequence number, or `SHARD_END`.
+    pub fn encode(&self) -> String {
+        match self {
+            Checkpoint::After(seq) => seq.0.clone(),
+            Checkpoint::ShardEnd => SHARD_END.to_string(),
+        }
+    }
+
+    pub fn decode(text: &str) -> Checkpoint {
+        if text == SHARD_END {
+            Checkpoint::ShardEnd
+        } else {
+            Checkpoint::After(SequenceNumber(text.to_string()))
+        }
+    }
+}
+
+pub const SHARD_END: &str = "SHARD_END";
+
+#[derive(Debug, thiserror::Error)]
+#[error("checkpoint store: {0}")]
+pub struct StoreError(pub String);
+
+pub trait CheckpointStore: Send + Sync {
+    /// Every checkpoint of a mapping.
+    fn load_all(&self, mapping: &str) -> Result<BTreeMap<ShardId, Checkpoint>, StoreError>;
+    fn save(
+        &self,
+        mapping: &str,
+        shard: &ShardId,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), StoreError>;
+    fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}
+
+/// Checkpoints in memory: for `simulate` and tests.
+#[derive(Default)]
+pub struct MemoryStore {
+    checkpoints: Mutex<BTreeMap<(String, ShardId), Checkpoint>>,
+    meta: Mutex<BTreeMap<String, String>>,
+}
+
+impl CheckpointStore for MemoryStore {
+    fn load_all(&self, mapping: &str) -> Result<BTreeMap<ShardId, Checkpoint>, StoreError> {
+        let checkpoints = self
+            .checkpoints
+            .lock()
+            .map_err(|e| StoreError(e.to_string()))?;
+        Ok(checkpoints
+            .iter()
+            .filter(|((m, _), _)| m == mapping)
+            .map(|((_, shard), checkpoint)| (shard.clone(), checkpoint.clone()))
+            .collect())
+    }
+
+    fn save(
+        &self,
+        mapping: &str,
+        shard: &ShardId,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), StoreError> {
+        let mut checkpoints = self
+            .checkpoints
+            .lock()
+            .map_err(|e| StoreError(e.to_string()))?;
+        checkpoints.insert((mapping.to_string(), shard.clone()), checkpoint.clone());
+        Ok(())
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .meta
+            .lock()
+            .map_err(|e| StoreError(e.to_string()))?
+            .get(key)
+            .cloned())
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.meta
+            .lock()
+            .map_err(|e| StoreError(e.to_string()))?
+            .insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+}

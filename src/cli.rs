@@ -1,0 +1,125 @@
+//! The command line: subcommands and their flags (clap derive). Each subcommand's work
+//! lives in its own module; this file only parses and dispatches.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, ConfigSource};
+use crate::simulate::{simulate, summary, SimulateOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "esm-sim",
+    version,
+    about = "AWS Lambda event source mapping for Kinesis and DynamoDB Streams: a daemon and a deterministic simulator"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the mappings in real time until SIGINT/SIGTERM; resumes from checkpoints.
+    Run {
+        /// Config file. Default: ./config.toml, else the embedded default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run the config's simulated world in virtual time to its end; print a summary and a JSON report.
+    Simulate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides [simulation] seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where to write the JSON report ("-" for stdout).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Where to write one JSON line per invocation attempt ("-" for stdout).
+        #[arg(long)]
+        invocation_log: Option<PathBuf>,
+        /// Keep checkpoints and the virtual clock in this directory: a later run with the
+        /// same directory continues where this one stopped.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Stop after this many virtual seconds (default: [simulation] max_duration_seconds).
+        #[arg(long)]
+        until: Option<u64>,
+    },
+    /// Check a config and print what it would run.
+    Validate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load(path: Option<&PathBuf>) -> anyhow::Result<config::Config> {
+    match config::load(path.map(PathBuf::as_path)) {
+        Ok((config, source)) => {
+            match source {
+                ConfigSource::File(path) => {
+                    tracing::info!(config = %path.display(), "config loaded")
+                }
+                ConfigSource::Embedded => {
+                    tracing::info!("no ./config.toml: using the embedded default")
+                }
+            }
+            Ok(config)
+        }
+        Err(error) => Err(anyhow::anyhow!("invalid config:\n{error}")),
+    }
+}
+
+pub fn main_with(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run { config } => {
+            let config = load(config.as_ref())?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(crate::daemon::run(&config))
+        }
+        Command::Simulate {
+            config,
+            seed,
+            report,
+            invocation_log,
+            state_dir,
+            until,
+        } => {
+            let config = load(config.as_ref())?;
+            let options = SimulateOptions {
+                seed,
+                invocation_log,
+                state_dir,
+                until_seconds: until,
+                tap: None,
+            };
+            let result = simulate(&config, &options)?;
+            let json = serde_json::to_string_pretty(&result)?;
+            match report.as_deref() {
+                Some(path) if path == std::path::Path::new("-") => println!("{json}"),
+                Some(path) => std::fs::write(path, json + "\n")
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => {}
+            }
+            let out = if report.as_deref() == Some(std::path::Path::new("-")) {
+                std::io::stderr().write_all(summary(&result).as_bytes())
+            } else {
+                std::io::stdout().write_all(summary(&result).as_bytes())
+            };
+            out?;
+            Ok(())
+        }
+        Command::Validate { config } => {
+            let config = load(config.as_ref())?;
+            print!("{}", config::describe::describe(&config));
+            println!("config is valid");
+            Ok(())
+        }
+    }
+}

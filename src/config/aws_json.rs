@@ -1,0 +1,382 @@
+//! A mapping in the AWS JSON form: the input of `aws lambda create-event-source-mapping
+//! --cli-input-json` or the output of `aws lambda get-event-source-mapping`.
+//!
+//! It lets people reuse what they already have (or check what they would deploy) without
+//! translating it to TOML. This module only reads and converts: the PascalCase document
+//! becomes a `MappingEntry` (the TOML form), so `resolve` applies one set of defaults and
+//! range checks whatever the source. Keys that AWS prints but that do not configure the
+//! mapping (State, LastModified, ...) are accepted and ignored; any other unknown key is an
+//! error naming the key and the file, exactly like an unknown TOML key.
+
+use std::path::Path;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use super::schema::{DestinationConfig, Filter, FilterCriteria, MappingEntry, OnFailure};
+
+/// The document, key for key. Read-only output fields are kept only so that they are not
+/// rejected as unknown.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct AwsEventSourceMapping {
+    /// A name, a partial ARN (`123456789012:function:name`) or a full ARN, with an optional
+    /// `:qualifier` (create input).
+    pub function_name: Option<String>,
+    /// The full function ARN (get output).
+    pub function_arn: Option<String>,
+    pub event_source_arn: Option<String>,
+    pub enabled: Option<bool>,
+    pub batch_size: Option<i64>,
+    pub maximum_batching_window_in_seconds: Option<i64>,
+    pub starting_position: Option<String>,
+    /// Epoch seconds (a number), or an ISO-8601 time as the CLI prints it.
+    pub starting_position_timestamp: Option<serde_json::Value>,
+    pub parallelization_factor: Option<i64>,
+    pub bisect_batch_on_function_error: Option<bool>,
+    pub maximum_retry_attempts: Option<i64>,
+    pub maximum_record_age_in_seconds: Option<i64>,
+    pub destination_config: Option<AwsDestinationConfig>,
+    pub function_response_types: Option<Vec<String>>,
+    pub tumbling_window_in_seconds: Option<i64>,
+    pub filter_criteria: Option<AwsFilterCriteria>,
+    /// The mapping's id (get output); the default name of the mapping.
+    #[serde(rename = "UUID")]
+    pub uuid: Option<String>,
+    /// `Enabled`, `Disabled`, `Creating`, ... (get output). Used only when `Enabled` is
+    /// absent: `Disabled` / `Disabling` mean a disabled mapping.
+    pub state: Option<String>,
+    pub state_transition_reason: Option<IgnoredAny>,
+    pub last_modified: Option<IgnoredAny>,
+    pub last_processing_result: Option<IgnoredAny>,
+    pub event_source_mapping_arn: Option<IgnoredAny>,
+    pub metrics_config: Option<IgnoredAny>,
+    pub filter_criteria_error: Option<IgnoredAny>,
+    #[serde(rename = "KMSKeyArn")]
+    pub kms_key_arn: Option<IgnoredAny>,
+    /// Create input: resource tags. Accepted and ignored (they do not change behaviour).
+    pub tags: Option<IgnoredAny>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct AwsDestinationConfig {
+    pub on_failure: Option<AwsDestination>,
+    pub on_success: Option<AwsDestination>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct AwsDestination {
+    pub destination: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct AwsFilterCriteria {
+    #[serde(default)]
+    pub filters: Vec<AwsFilter>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct AwsFilter {
+    pub pattern: String,
+}
+
+/// Read `path` and convert it. The error names the file.
+pub fn load(path: &Path) -> Result<MappingEntry, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    from_json(&text, &path.display().to_string())
+}
+
+/// Convert a document; `origin` (the file) is named in errors.
+pub fn from_json(text: &str, origin: &str) -> Result<MappingEntry, String> {
+    let doc: AwsEventSourceMapping =
+        serde_json::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+    doc.into_entry().map_err(|e| format!("{origin}: {e}"))
+}
+
+impl AwsEventSourceMapping {
+    /// The same mapping in the TOML form. `name` is the UUID; `aws_json`, `pace` and
+    /// `on_destination_failure` (esm-sim's own keys) are left unset.
+    pub fn into_entry(self) -> Result<MappingEntry, String> {
+        let starting_position_timestamp = match &self.starting_position_timestamp {
+            None | Some(serde_json::Value::Null) => None,
+            Some(value) => Some(timestamp_seconds(value)?),
+        };
+        let function_name = self
+            .function_name
+            .or(self.function_arn)
+            .map(|f| function_name_of(&f).to_string());
+        let enabled = self.enabled.or(match self.state.as_deref() {
+            Some("Disabled") | Some("Disabling") => Some(false),
+            _ => None,
+        });
+        let destination_config = self.destination_config.map(|d| DestinationConfig {
+            on_failure: d.on_failure.map(|f| OnFailure {
+                destination: f.destination,
+            }),
+            // The CLI prints `"OnSuccess": {}` for mappings without one: only a destination
+            // that is really set is kept (and then rejected by `resolve`).
+            on_success: d
+                .on_success
+                .filter(|s| s.destination.is_some())
+                .map(|s| OnFailure {
+                    destination: s.destination,
+                }),
+        });
+        let filter_criteria = self.filter_criteria.map(|c| FilterCriteria {
+            filters: c
+                .filters
+                .into_iter()
+                .map(|f| Filter { pattern: f.pattern })
+                .collect(),
+        });
+        Ok(MappingEntry {
+            name: self.uuid,
+            aws_json: None,
+            event_source_arn: self.event_source_arn,
+            function_name,
+            enabled,
+            batch_size: self.batch_size,
+            maximum_batching_window_in_seconds: self.maximum_batching_window_in_seconds,
+            starting_position: self.starting_position,
+            starting_position_timestamp,
+            parallelization_factor: self.parallelization_factor,
+            bisect_batch_on_function_error: self.bisect_batch_on_function_error,
+            maximum_retry_attempts: self.maximum_retry_attempts,
+            maximum_record_age_in_seconds: self.maximum_record_age_in_seconds,
+            destination_config,
+            function_response_types: self.function_response_types,
+            tumbling_window_in_seconds: self.tumbling_window_in_seconds,
+            filter_criteria,
+            on_destination_failure: None,
+            pace: None,
+        })
+    }
+}
+
+/// The function's name out of a name, partial ARN or ARN, without a `:qualifier`
+/// (version or alias): `arn:aws:lambda:us-east-1:123456789012:function:f:live` → `f`.
+pub fn function_name_of(s: &str) -> &str {
+    let rest = match s.rfind("function:") {
+        Some(at) => &s[at + "function:".len()..],
+        None => s,
+    };
+    rest.split(':').next().unwrap_or(rest)
+}
+
+/// StartingPositionTimestamp as epoch seconds: a JSON number, or a string holding a number
+/// or an ISO-8601 time (`2026-01-01T00:00:00+00:00`, `...Z`, fractions; without an offset
+/// it is UTC).
+pub fn timestamp_seconds(value: &serde_json::Value) -> Result<f64, String> {
+    let bad = || {
+        format!("StartingPositionTimestamp = {value}: must be epoch seconds or an ISO-8601 time")
+    };
+    match value {
+        serde_json::Value::Number(n) => n.as_f64().ok_or_else(bad),
+        serde_json::Value::String(s) => {
+            let s = s.trim();
+            if let Ok(seconds) = s.parse::<f64>() {
+                return Ok(seconds);
+            }
+            if let Ok(time) = chrono::DateTime::parse_from_rfc3339(s) {
+                return Ok(time.timestamp_millis() as f64 / 1000.0);
+            }
+            for format in [
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%dT%H:%M:%S%.f%z",
+                "%Y-%m-%d %H:%M:%S%.f%:z",
+            ] {
+                if let Ok(time) = chrono::DateTime::parse_from_str(s, format) {
+                    return Ok(time.timestamp_millis() as f64 / 1000.0);
+                }
+                if let Ok(time) = chrono::NaiveDateTime::parse_from_str(s, format) {
+                    return Ok(time.and_utc().timestamp_millis() as f64 / 1000.0);
+                }
+            }
+            Err(bad())
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// `file` with every key that `toml` sets replaced by the TOML's value.
+pub fn merge(toml: MappingEntry, file: MappingEntry) -> MappingEntry {
+    MappingEntry {
+        name: toml.name.or(file.name),
+        aws_json: toml.aws_json.or(file.aws_json),
+        event_source_arn: toml.event_source_arn.or(file.event_source_arn),
+        function_name: toml.function_name.or(file.function_name),
+        enabled: toml.enabled.or(file.enabled),
+        batch_size: toml.batch_size.or(file.batch_size),
+        maximum_batching_window_in_seconds: toml
+            .maximum_batching_window_in_seconds
+            .or(file.maximum_batching_window_in_seconds),
+        starting_position: toml.starting_position.or(file.starting_position),
+        starting_position_timestamp: toml
+            .starting_position_timestamp
+            .or(file.starting_position_timestamp),
+        parallelization_factor: toml.parallelization_factor.or(file.parallelization_factor),
+        bisect_batch_on_function_error: toml
+            .bisect_batch_on_function_error
+            .or(file.bisect_batch_on_function_error),
+        maximum_retry_attempts: toml.maximum_retry_attempts.or(file.maximum_retry_attempts),
+        maximum_record_age_in_seconds: toml
+            .maximum_record_age_in_seconds
+            .or(file.maximum_record_age_in_seconds),
+        destination_config: toml.destination_config.or(file.destination_config),
+        function_response_types: toml
+            .function_response_types
+            .or(file.function_response_types),
+        tumbling_window_in_seconds: toml
+            .tumbling_window_in_seconds
+            .or(file.tumbling_window_in_seconds),
+        filter_criteria: toml.filter_criteria.or(file.filter_criteria),
+        on_destination_failure: toml.on_destination_failure.or(file.on_destination_failure),
+        pace: toml.pace.or(file.pace),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn function_names_lose_arn_prefix_and_qualifier() {
+        assert_eq!(function_name_of("order-processor"), "order-processor");
+        assert_eq!(function_name_of("order-processor:live"), "order-processor");
+        assert_eq!(
+            function_name_of("123456789012:function:order-processor"),
+            "order-processor"
+        );
+        assert_eq!(
+            function_name_of("arn:aws:lambda:us-east-1:123456789012:function:order-processor"),
+            "order-processor"
+        );
+        assert_eq!(
+            function_name_of("arn:aws:lambda:us-east-1:123456789012:function:order-processor:7"),
+            "order-processor"
+        );
+        assert_eq!(function_name_of(""), "");
+    }
+
+    #[test]
+    fn timestamps_are_numbers_or_iso_8601() {
+        assert_eq!(timestamp_seconds(&json!(1767225600)), Ok(1767225600.0));
+        assert_eq!(timestamp_seconds(&json!(1767225600.5)), Ok(1767225600.5));
+        assert_eq!(timestamp_seconds(&json!("1767225600")), Ok(1767225600.0));
+        assert_eq!(
+            timestamp_seconds(&json!("2026-01-01T00:00:00Z")),
+            Ok(1767225600.0)
+        );
+        assert_eq!(
+            timestamp_seconds(&json!("2026-01-01T00:00:00+00:00")),
+            Ok(1767225600.0)
+        );
+        assert_eq!(
+            timestamp_seconds(&json!("2026-01-01T01:00:00.250000+01:00")),
+            Ok(1767225600.25)
+        );
+        assert_eq!(
+            timestamp_seconds(&json!("2026-01-01T00:00:00")),
+            Ok(1767225600.0)
+        );
+        assert_eq!(
+            timestamp_seconds(&json!("2026-01-01 00:00:00")),
+            Ok(1767225600.0)
+        );
+        assert_eq!(
+            timestamp_seconds(&json!("yesterday")),
+            Err("StartingPositionTimestamp = \"yesterday\": must be epoch seconds or an ISO-8601 time".to_string())
+        );
+        assert!(timestamp_seconds(&json!(true)).is_err());
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name_and_the_file() {
+        let err = from_json(r#"{"FunctionName": "f", "BatchSise": 10}"#, "esm.json").unwrap_err();
+        assert!(
+            err.starts_with("esm.json: unknown field `BatchSise`"),
+            "{err}"
+        );
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn keys_of_other_event_sources_are_rejected() {
+        let err = from_json(r#"{"FunctionName": "f", "Queues": ["q"]}"#, "esm.json").unwrap_err();
+        assert!(err.contains("unknown field `Queues`"), "{err}");
+    }
+
+    #[test]
+    fn read_only_output_keys_are_ignored() {
+        let entry = from_json(
+            r#"{"UUID": "u-1", "FunctionArn": "arn:aws:lambda:us-east-1:1:function:f", "State": "Enabled",
+                "StateTransitionReason": "User action", "LastModified": 1767225600.0,
+                "LastProcessingResult": "No records processed", "EventSourceMappingArn": "arn:x",
+                "MetricsConfig": {"Metrics": ["EventCount"]}, "FilterCriteriaError": {"ErrorCode": "x"},
+                "KMSKeyArn": "arn:aws:kms:x", "Tags": {"team": "a"}}"#,
+            "get.json",
+        )
+        .unwrap();
+        assert_eq!(entry.name.as_deref(), Some("u-1"));
+        assert_eq!(entry.function_name.as_deref(), Some("f"));
+        assert_eq!(entry.enabled, None);
+    }
+
+    #[test]
+    fn a_disabled_state_means_a_disabled_mapping_unless_enabled_is_given() {
+        let entry = from_json(r#"{"State": "Disabled"}"#, "get.json").unwrap();
+        assert_eq!(entry.enabled, Some(false));
+        let entry = from_json(r#"{"State": "Disabled", "Enabled": true}"#, "get.json").unwrap();
+        assert_eq!(entry.enabled, Some(true));
+    }
+
+    #[test]
+    fn an_empty_on_success_is_dropped_and_a_set_one_kept() {
+        let entry = from_json(
+            r#"{"DestinationConfig": {"OnSuccess": {}, "OnFailure": {}}}"#,
+            "x.json",
+        )
+        .unwrap();
+        let dest = entry.destination_config.unwrap();
+        assert!(dest.on_success.is_none());
+        assert!(dest.on_failure.unwrap().destination.is_none());
+        let entry = from_json(
+            r#"{"DestinationConfig": {"OnSuccess": {"Destination": "arn:aws:sqs:us-east-1:1:q"}}}"#,
+            "x.json",
+        )
+        .unwrap();
+        assert!(entry.destination_config.unwrap().on_success.is_some());
+    }
+
+    #[test]
+    fn not_an_object_is_an_error_not_a_panic() {
+        assert!(from_json("[1, 2]", "x.json").is_err());
+        assert!(from_json("", "x.json").is_err());
+        assert!(from_json(r#"{"StartingPositionTimestamp": [1]}"#, "x.json").is_err());
+    }
+
+    #[test]
+    fn toml_keys_override_the_file() {
+        let file = MappingEntry {
+            name: Some("uuid".into()),
+            batch_size: Some(10),
+            function_name: Some("f".into()),
+            ..MappingEntry::default()
+        };
+        let toml = MappingEntry {
+            batch_size: Some(20),
+            ..MappingEntry::default()
+        };
+        let merged = merge(toml, file);
+        assert_eq!(merged.batch_size, Some(20));
+        assert_eq!(merged.name.as_deref(), Some("uuid"));
+        assert_eq!(merged.function_name.as_deref(), Some("f"));
+    }
+}

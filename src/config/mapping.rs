@@ -1,0 +1,125 @@
+//! The engine's view of a mapping: every parameter resolved to a concrete, validated value.
+
+use std::path::PathBuf;
+
+use crate::model::StreamKind;
+
+/// Where a shard without a checkpoint starts reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartingPosition {
+    TrimHorizon,
+    Latest,
+    /// Epoch milliseconds.
+    AtTimestamp(i64),
+}
+
+/// What to do when the on-failure destination keeps failing after its retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnDestinationFailure {
+    /// Like AWS: drop it (counted in DroppedEventCount), but append the record to the
+    /// local dead-letter file first.
+    DeadLetter,
+    /// Keep the shard blocked until the send works.
+    Block,
+}
+
+/// Polling pace and backoffs, in milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pace {
+    pub poll_interval_ms: u64,
+    pub min_read_interval_ms: u64,
+    pub get_records_limit: usize,
+    pub discovery_interval_ms: u64,
+    pub retry_backoff_initial_ms: u64,
+    pub retry_backoff_max_ms: u64,
+    pub throttle_backoff_initial_ms: u64,
+    pub throttle_backoff_max_ms: u64,
+    pub destination_retry_ms: u64,
+    pub shutdown_grace_ms: u64,
+}
+
+impl Pace {
+    /// The AWS pace for a stream kind.
+    pub fn aws_default(kind: StreamKind) -> Pace {
+        let (poll, min_read, limit) = match kind {
+            StreamKind::Kinesis => (1000, 200, 10_000),
+            StreamKind::Dynamodb => (250, 250, 1000),
+        };
+        Pace {
+            poll_interval_ms: poll,
+            min_read_interval_ms: min_read,
+            get_records_limit: limit,
+            discovery_interval_ms: 60_000,
+            retry_backoff_initial_ms: 500,
+            retry_backoff_max_ms: 30_000,
+            throttle_backoff_initial_ms: 200,
+            throttle_backoff_max_ms: 10_000,
+            destination_retry_ms: 60_000,
+            shutdown_grace_ms: 5_000,
+        }
+    }
+}
+
+/// One event source mapping, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mapping {
+    pub name: String,
+    pub event_source_arn: String,
+    pub stream_kind: StreamKind,
+    pub function_name: String,
+    pub enabled: bool,
+    pub batch_size: usize,
+    pub maximum_batching_window_ms: u64,
+    pub starting_position: StartingPosition,
+    pub parallelization_factor: u32,
+    pub bisect_batch_on_function_error: bool,
+    /// `None`: retry until the records expire (-1).
+    pub maximum_retry_attempts: Option<u32>,
+    /// `None`: records never expire (-1).
+    pub maximum_record_age_ms: Option<i64>,
+    /// On-failure destination: `file://PATH` for a local JSONL file, PATH already resolved
+    /// against the config's directory. (SQS/SNS ARNs are refused by `resolve` in this build.)
+    pub on_failure_destination: Option<String>,
+    pub report_batch_item_failures: bool,
+    pub tumbling_window_in_seconds: u32,
+    pub filter_patterns: Vec<String>,
+    pub on_destination_failure: OnDestinationFailure,
+    pub pace: Pace,
+}
+
+/// The whole config, validated: what `run`, `simulate` and `validate` work from.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    pub dead_letter_file: PathBuf,
+    pub aws: super::schema::AwsIdentity,
+    pub simulation: Simulation,
+    pub stats_interval_ms: u64,
+    pub streams: Vec<super::schema::SimStreamConfig>,
+    pub functions: Vec<super::schema::FunctionConfig>,
+    pub mappings: Vec<Mapping>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Simulation {
+    pub seed: u64,
+    /// Epoch milliseconds at which `simulate` starts.
+    pub start_ms: i64,
+    pub max_duration_ms: i64,
+}
+
+impl Config {
+    /// The simulated stream a mapping reads (`None` only for a hand-built config).
+    pub fn stream_of(&self, mapping: &Mapping) -> Option<&super::schema::SimStreamConfig> {
+        self.streams
+            .iter()
+            .find(|s| s.arn(&self.aws) == mapping.event_source_arn)
+    }
+
+    /// The function a mapping invokes (`None` only for a hand-built config).
+    pub fn function_of(&self, mapping: &Mapping) -> Option<&super::schema::FunctionConfig> {
+        self.functions
+            .iter()
+            .find(|f| f.name == mapping.function_name)
+    }
+}

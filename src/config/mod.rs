@@ -1,0 +1,175 @@
+//! Configuration: finding, reading and validating the TOML file.
+//!
+//! This module owns the way in: `load` picks the file (an explicit path, else
+//! `./config.toml`, else the embedded default), `parse` turns TOML text into the validated
+//! `Config`. The layers below are `schema` (the TOML as written), `aws_json` (a mapping in
+//! the AWS CLI's JSON form), `resolve` (defaults, AWS ranges, paths, ARNs: every problem
+//! collected before failing), `mapping` (the validated model the engine reads) and
+//! `describe` (the human summary printed by `esm-sim validate`).
+
+pub mod aws_json;
+pub mod describe;
+pub mod mapping;
+pub mod resolve;
+pub mod schema;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use describe::describe;
+pub use mapping::{Config, Mapping, OnDestinationFailure, Pace, Simulation, StartingPosition};
+
+/// The embedded default config (the repository's config.toml).
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config.toml");
+
+/// Where a config came from, for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    File(PathBuf),
+    Embedded,
+}
+
+impl fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigSource::File(path) => write!(f, "{}", path.display()),
+            ConfigSource::Embedded => f.write_str("the embedded default config"),
+        }
+    }
+}
+
+/// Everything wrong with a config, one problem per entry (and per line when displayed).
+///
+/// A TOML syntax error or unknown key is a single problem holding toml's own message, which
+/// names the key and shows the line; validation problems are all collected, so one run
+/// lists every one of them.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    /// An error with a single problem.
+    pub fn single(problem: impl Into<String>) -> ConfigError {
+        ConfigError {
+            problems: vec![problem.into()],
+        }
+    }
+}
+
+/// `path` given: read it. None: ./config.toml if it exists, else the embedded default.
+///
+/// Relative paths inside a file resolve against the file's directory; inside the embedded
+/// default, against the current directory.
+pub fn load(path: Option<&Path>) -> Result<(Config, ConfigSource), ConfigError> {
+    match path {
+        Some(path) => load_file(path),
+        None => {
+            let local = Path::new("config.toml");
+            if local.exists() {
+                load_file(local)
+            } else {
+                let config =
+                    parse_with_origin(EMBEDDED_DEFAULT, Path::new(""), "embedded config.toml")?;
+                Ok((config, ConfigSource::Embedded))
+            }
+        }
+    }
+}
+
+/// Parse TOML text; relative paths (aws_json, file:// destinations, state_dir,
+/// dead_letter_file) resolve against `base_dir`.
+pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+    let file = resolve::parse_toml(text)?;
+    resolve::resolve(file, base_dir)
+}
+
+fn load_file(path: &Path) -> Result<(Config, ConfigSource), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::single(format!("cannot read config file {}: {e}", path.display()))
+    })?;
+    let base_dir = path.parent().unwrap_or(Path::new(""));
+    let config = parse_with_origin(&text, base_dir, &path.display().to_string())?;
+    Ok((config, ConfigSource::File(path.to_path_buf())))
+}
+
+/// `parse`, with a TOML syntax error prefixed by where the text came from (validation
+/// problems name their mapping, stream or function and need no prefix).
+fn parse_with_origin(text: &str, base_dir: &Path, origin: &str) -> Result<Config, ConfigError> {
+    let file = resolve::parse_toml(text).map_err(|e| ConfigError {
+        problems: e
+            .problems
+            .into_iter()
+            .map(|p| format!("{origin}: {p}"))
+            .collect(),
+    })?;
+    resolve::resolve(file, base_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_reads_the_given_file_and_resolves_paths_against_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, EMBEDDED_DEFAULT).unwrap();
+        let (config, source) = load(Some(&path)).unwrap();
+        assert_eq!(source, ConfigSource::File(path.clone()));
+        assert_eq!(config.state_dir, dir.path().join(".esm-sim"));
+        assert_eq!(
+            config.dead_letter_file,
+            dir.path().join(".esm-sim").join("dead-letter.jsonl")
+        );
+        let expected = format!(
+            "file://{}",
+            dir.path().join(".esm-sim/failures.jsonl").display()
+        );
+        assert_eq!(
+            config.mappings[0].on_failure_destination.as_deref(),
+            Some(expected.as_str())
+        );
+    }
+
+    #[test]
+    fn load_reports_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nope.toml");
+        let err = load(Some(&path)).unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert!(
+            err.problems[0].starts_with(&format!("cannot read config file {}: ", path.display()))
+        );
+    }
+
+    #[test]
+    fn load_prefixes_a_syntax_error_with_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "state_dir = \n").unwrap();
+        let err = load(Some(&path)).unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert!(
+            err.problems[0].starts_with(&format!("{}: TOML parse error", path.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn load_without_a_path_finds_a_config() {
+        // The crate directory holds config.toml (cargo runs tests there); elsewhere the
+        // embedded default is used. Either way it loads.
+        let (config, _source) = load(None).unwrap();
+        assert!(!config.mappings.is_empty());
+    }
+
+    #[test]
+    fn error_display_is_one_problem_per_line() {
+        let err = ConfigError {
+            problems: vec!["a: x".into(), "b: y".into()],
+        };
+        assert_eq!(err.to_string(), "a: x\nb: y");
+    }
+}

@@ -1,0 +1,156 @@
+//! The supervisor of one mapping: discovers shards and runs one task per shard, parents
+//! first (spec section 4).
+//!
+//! Shards are listed at start, every `discovery_interval_ms`, and at once when a shard
+//! ends. A shard starts only when every parent the stream still lists is finished
+//! (SHARD_END), which keeps per-key order across splits and merges; a parent the stream no
+//! longer lists (trimmed away) counts as finished. A shard whose checkpoint is SHARD_END
+//! is never started again. On shutdown every task stops at its next step and the
+//! supervisor returns once all have checkpointed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+use super::context::MappingContext;
+use super::shard::{run_shard, start_position, ShardEnd};
+use super::status::ShardState;
+use crate::checkpoint::Checkpoint;
+use crate::model::{ShardId, ShardInfo};
+use crate::policy::backoff::backoff_ms;
+use crate::rng::Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Waiting,
+    Running,
+    Finished,
+}
+
+pub async fn run_mapping(ctx: Arc<MappingContext>) {
+    let name = ctx.mapping.name.clone();
+    if !ctx.mapping.enabled {
+        tracing::info!(mapping = %name, "mapping disabled: not polling; positions are kept");
+        ctx.cancel.cancelled().await;
+        return;
+    }
+    let mut checkpoints = match ctx.store.load_all(&name) {
+        Ok(checkpoints) => checkpoints,
+        Err(error) => {
+            tracing::error!(mapping = %name, %error, "cannot read checkpoints; mapping not started");
+            return;
+        }
+    };
+    let mut shards: BTreeMap<ShardId, (ShardInfo, Slot)> = BTreeMap::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(ShardId, ShardEnd)>();
+    let tracker = TaskTracker::new();
+    let mut rng = Rng::derived(ctx.seed, &format!("{name}/discovery"));
+    let mut failures_in_a_row = 0;
+    let mut next_discovery = ctx.clock.now_ms();
+    loop {
+        if ctx.clock.now_ms() >= next_discovery {
+            match ctx.source.list_shards().await {
+                Ok(listed) => {
+                    failures_in_a_row = 0;
+                    for info in listed {
+                        let finished =
+                            matches!(checkpoints.get(&info.shard_id), Some(Checkpoint::ShardEnd));
+                        let status = ctx.status.shard(&info);
+                        if finished {
+                            let mut s = status.update();
+                            s.state = ShardState::Ended;
+                            s.checkpoint = Some(Checkpoint::ShardEnd.encode());
+                        }
+                        shards.entry(info.shard_id.clone()).or_insert_with(|| {
+                            (
+                                info,
+                                if finished {
+                                    Slot::Finished
+                                } else {
+                                    Slot::Waiting
+                                },
+                            )
+                        });
+                    }
+                    next_discovery =
+                        ctx.clock.now_ms() + ctx.mapping.pace.discovery_interval_ms as i64;
+                }
+                Err(error) => {
+                    failures_in_a_row += 1;
+                    let pace = &ctx.mapping.pace;
+                    let wait = backoff_ms(
+                        failures_in_a_row,
+                        pace.throttle_backoff_initial_ms,
+                        pace.throttle_backoff_max_ms,
+                        rng.next_f64(),
+                    );
+                    tracing::warn!(mapping = %name, %error, wait_ms = wait, "cannot list shards; retrying");
+                    next_discovery = ctx.clock.now_ms() + wait as i64;
+                }
+            }
+            start_ready_shards(&ctx, &mut shards, &checkpoints, &tracker, &done_tx);
+        }
+        let wait = (next_discovery - ctx.clock.now_ms()).max(0) as u64;
+        tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => break,
+            Some((shard_id, end)) = done_rx.recv() => {
+                if let ShardEnd::Finished { .. } = end {
+                    checkpoints.insert(shard_id.clone(), Checkpoint::ShardEnd);
+                    if let Some(entry) = shards.get_mut(&shard_id) {
+                        entry.1 = Slot::Finished;
+                    }
+                    next_discovery = ctx.clock.now_ms();
+                } else if let Some(entry) = shards.get_mut(&shard_id) {
+                    entry.1 = Slot::Waiting;
+                }
+            }
+            _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+        }
+    }
+    tracker.close();
+    tracker.wait().await;
+    tracing::info!(mapping = %name, "mapping stopped; checkpoints written");
+}
+
+fn start_ready_shards(
+    ctx: &Arc<MappingContext>,
+    shards: &mut BTreeMap<ShardId, (ShardInfo, Slot)>,
+    checkpoints: &BTreeMap<ShardId, Checkpoint>,
+    tracker: &TaskTracker,
+    done_tx: &mpsc::UnboundedSender<(ShardId, ShardEnd)>,
+) {
+    let ready: Vec<ShardInfo> = shards
+        .values()
+        .filter(|(_, slot)| *slot == Slot::Waiting)
+        .filter(|(info, _)| {
+            info.parent_shard_ids.iter().all(|parent| {
+                shards
+                    .get(parent)
+                    .is_none_or(|(_, slot)| *slot == Slot::Finished)
+            })
+        })
+        .map(|(info, _)| info.clone())
+        .collect();
+    for info in ready {
+        let is_child = info.parent_shard_ids.iter().any(|p| shards.contains_key(p));
+        let position = start_position(
+            checkpoints.get(&info.shard_id),
+            is_child,
+            ctx.mapping.starting_position,
+            ctx.clock.now_ms(),
+        );
+        if let Some(entry) = shards.get_mut(&info.shard_id) {
+            entry.1 = Slot::Running;
+        }
+        let status = ctx.status.shard(&info);
+        let (ctx, done_tx) = (ctx.clone(), done_tx.clone());
+        tracker.spawn(async move {
+            let shard_id = info.shard_id.clone();
+            let end = run_shard(ctx, info, position, status).await;
+            let _ = done_tx.send((shard_id, end));
+        });
+    }
+}

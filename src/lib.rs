@@ -1,0 +1,24 @@
+//! esm-sim: AWS Lambda's event source mapping for Kinesis and DynamoDB Streams, as a
+//! daemon and as a deterministic simulator.
+//!
+//! Layers, from pure to I/O: `model` (domain types), `policy` (the pure retry / bisect /
+//! expiry decisions), `event` (the exact Lambda JSON), `engine` (supervisor and shard
+//! tasks), and the seams `source`, `target`, `destination`, `checkpoint`, with the
+//! simulated world in `sim`.
+
+pub mod assemble;
+pub mod checkpoint;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod destination;
+pub mod engine;
+pub mod event;
+pub mod model;
+pub mod policy;
+pub mod rng;
+pub mod sim;
+pub mod simulate;
+pub mod source;
+pub mod target;
