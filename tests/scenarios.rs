@@ -1,0 +1,446 @@
+//! Scenario tests: each runs a small simulated world from `fixtures/scenarios/` through the
+//! whole engine in virtual time and checks the AWS-observed behaviour of the spec against
+//! what the function received (invocation log, tap) and what reached the destination.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use esm_sim::config;
+use esm_sim::model::{RecordBody, ShardId, StreamRecord};
+use esm_sim::simulate::{simulate, Report, SimulateOptions};
+use esm_sim::target::InvokeResult;
+use serde_json::Value;
+
+const PAYLOAD_CAP: u64 = 6 * 1024 * 1024;
+
+struct Run {
+    report: Report,
+    invocations: Vec<Value>,
+    failures: Vec<Value>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/scenarios")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn jsonl(path: &Path) -> Vec<Value> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn run_text(text: &str, tap: Option<esm_sim::target::tap::Observer>) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config =
+        config::parse(text, dir.path()).unwrap_or_else(|e| panic!("invalid fixture:\n{e}"));
+    let log = dir.path().join("invocations.jsonl");
+    let options = SimulateOptions {
+        invocation_log: Some(log.clone()),
+        tap,
+        ..Default::default()
+    };
+    let report = simulate(&config, &options).expect("simulate");
+    Run {
+        report,
+        invocations: jsonl(&log),
+        failures: jsonl(&dir.path().join("failures.jsonl")),
+        _dir: dir,
+    }
+}
+
+fn run(name: &str) -> Run {
+    run_text(&fixture(name), None)
+}
+
+fn assert_conserved(report: &Report) {
+    let c = &report.counts;
+    assert_eq!(
+        c.records_produced,
+        c.records_succeeded
+            + c.records_filtered
+            + c.records_discarded
+            + c.records_trimmed
+            + c.records_before_start
+            + c.records_pending,
+        "conservation: {c:?}"
+    );
+}
+
+fn seq_of(v: &Value, key: &str) -> String {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+        .to_string()
+}
+
+/// Unsigned decimal comparison, as the spec requires (never parse into an integer).
+fn seq_le(a: &str, b: &str) -> bool {
+    (a.len(), a) <= (b.len(), b)
+}
+
+#[test]
+fn maximum_retry_attempts_1_and_2_give_2_and_3_invocations_and_the_same_approximate_invoke_count() {
+    for (retries, expected) in [(1, 2), (2, 3)] {
+        let run = run_text(
+            &fixture("retry-limit.toml").replace("RETRIES", &retries.to_string()),
+            None,
+        );
+        assert_eq!(
+            run.invocations.len(),
+            expected,
+            "invocations with MaximumRetryAttempts {retries}"
+        );
+        let attempts: Vec<u64> = run
+            .invocations
+            .iter()
+            .map(|i| i["attempt"].as_u64().unwrap_or(0))
+            .collect();
+        assert_eq!(attempts, (1..=expected as u64).collect::<Vec<_>>());
+        assert!(run
+            .invocations
+            .iter()
+            .all(|i| i["outcome"] == "function_error"));
+        assert_eq!(run.failures.len(), 1);
+        let failure = &run.failures[0];
+        assert_eq!(
+            failure["requestContext"]["condition"],
+            "RetryAttemptsExhausted"
+        );
+        assert_eq!(
+            failure["requestContext"]["approximateInvokeCount"],
+            expected
+        );
+        assert_eq!(failure["responseContext"]["functionError"], "Unhandled");
+        assert_eq!(failure["KinesisBatchInfo"]["batchSize"], 3);
+        assert_eq!(run.report.counts.records_discarded, 3);
+        assert_eq!(run.report.counts.records_pending, 0);
+        assert_conserved(&run.report);
+    }
+}
+
+#[test]
+fn a_partial_failure_of_the_sixth_record_retries_only_it_and_reports_count_4_with_null_function_error(
+) {
+    let run = run("partial-failure.toml");
+    let sizes: Vec<u64> = run
+        .invocations
+        .iter()
+        .map(|i| i["records"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![3, 3, 1, 1, 1],
+        "two batches of 3, then only the 6th record three more times"
+    );
+    assert_eq!(run.failures.len(), 1);
+    let failure = &run.failures[0];
+    assert_eq!(failure["requestContext"]["approximateInvokeCount"], 4);
+    assert_eq!(failure["KinesisBatchInfo"]["batchSize"], 1);
+    assert!(failure["responseContext"]["functionError"].is_null());
+    assert_eq!(failure["responseContext"]["statusCode"], 200);
+    let sixth = seq_of(&run.invocations[1], "last_sequence_number");
+    assert_eq!(
+        seq_of(&failure["KinesisBatchInfo"], "startSequenceNumber"),
+        sixth
+    );
+    assert_eq!(
+        seq_of(&failure["KinesisBatchInfo"], "endSequenceNumber"),
+        sixth
+    );
+    assert_eq!(
+        (
+            run.report.counts.records_succeeded,
+            run.report.counts.records_discarded
+        ),
+        (5, 1)
+    );
+    assert_conserved(&run.report);
+}
+
+#[test]
+fn an_expired_record_in_front_of_five_fresh_ones_is_discarded_alone_and_the_fresh_ones_are_invoked()
+{
+    let run = run("expired-plus-fresh.toml");
+    assert_eq!(run.failures.len(), 1);
+    let failure = &run.failures[0];
+    assert_eq!(failure["requestContext"]["condition"], "RecordAgeExceeded");
+    assert_eq!(failure["requestContext"]["approximateInvokeCount"], 1);
+    assert!(
+        failure.get("responseContext").is_none(),
+        "RecordAgeExceeded has no responseContext key: {failure}"
+    );
+    assert_eq!(failure["KinesisBatchInfo"]["batchSize"], 1);
+    assert_eq!(run.invocations.len(), 1);
+    assert_eq!(run.invocations[0]["records"], 5);
+    assert_eq!(run.invocations[0]["outcome"], "success");
+    assert_eq!(
+        (
+            run.report.counts.records_succeeded,
+            run.report.counts.records_discarded
+        ),
+        (5, 1)
+    );
+    assert_conserved(&run.report);
+}
+
+#[test]
+fn bisect_isolates_one_poison_record_in_a_batch_of_100_and_the_other_99_succeed() {
+    let run = run("bisect-100.toml");
+    assert_eq!(run.invocations[0]["records"], 100);
+    assert_eq!(run.failures.len(), 1);
+    let info = &run.failures[0]["KinesisBatchInfo"];
+    assert_eq!(info["batchSize"], 1);
+    let poison = seq_of(info, "startSequenceNumber");
+    let holding = run
+        .invocations
+        .iter()
+        .filter(|i| {
+            seq_le(&seq_of(i, "first_sequence_number"), &poison)
+                && seq_le(&poison, &seq_of(i, "last_sequence_number"))
+        })
+        .count();
+    assert!(
+        holding > 1,
+        "the poison record was bisected down from larger batches"
+    );
+    assert_eq!(
+        run.failures[0]["requestContext"]["approximateInvokeCount"],
+        holding as u64
+    );
+    assert_eq!(run.report.counts.records_succeeded, 99);
+    assert_eq!(run.report.counts.records_discarded, 1);
+    assert_conserved(&run.report);
+}
+
+#[test]
+fn throttled_invocations_and_reads_do_not_count_as_attempts() {
+    let run = run("throttles.toml");
+    let throttled = run
+        .invocations
+        .iter()
+        .filter(|i| i["outcome"] == "throttled")
+        .count();
+    let counted = run
+        .invocations
+        .iter()
+        .filter(|i| i["outcome"] == "function_error")
+        .count();
+    assert!(throttled > 0, "the scenario throttles some invocations");
+    assert_eq!(counted, 3, "MaximumRetryAttempts 2: three counted attempts");
+    assert_eq!(
+        run.failures[0]["requestContext"]["approximateInvokeCount"],
+        3
+    );
+    assert!(run.report.counts.throttles as usize >= throttled);
+    assert_conserved(&run.report);
+}
+
+#[test]
+fn every_event_stays_within_the_6_mb_payload_cap() {
+    let run = run("payload-cap.toml");
+    let records: u64 = run
+        .invocations
+        .iter()
+        .map(|i| i["records"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(records, 20);
+    for invocation in &run.invocations {
+        let bytes = invocation["payload_bytes"].as_u64().unwrap_or(u64::MAX);
+        assert!(bytes <= PAYLOAD_CAP, "{bytes} bytes > 6 MB");
+        assert!(invocation["records"].as_u64() < Some(20));
+    }
+    let first = &run.invocations[0];
+    let per_record =
+        first["payload_bytes"].as_u64().unwrap_or(0) / first["records"].as_u64().unwrap_or(1);
+    assert!(
+        first["payload_bytes"].as_u64().unwrap_or(0) + per_record > PAYLOAD_CAP,
+        "the cap, not BatchSize, closed the batch"
+    );
+    assert_conserved(&run.report);
+}
+
+type Seen = Arc<Mutex<Vec<(String, String, u64, u64, bool)>>>;
+
+/// A tap that records (shard, key, producer, n, succeeded) for every record invoked.
+fn recording_tap() -> (Seen, esm_sim::target::tap::Observer) {
+    let seen: Seen = Arc::default();
+    let sink = seen.clone();
+    let observer = Arc::new(
+        move |shard: &ShardId, records: &[StreamRecord], result: &InvokeResult| {
+            let ok = matches!(result, InvokeResult::Response(r) if r.function_error.is_none());
+            let mut seen = sink.lock().expect("lock");
+            for record in records {
+                let RecordBody::Kinesis {
+                    partition_key,
+                    data,
+                } = &record.body
+                else {
+                    panic!("kinesis only")
+                };
+                let json: Value = serde_json::from_slice(data).expect("JSON data");
+                let (producer, n) = (
+                    json["producer"].as_u64().unwrap_or(0),
+                    json["n"].as_u64().unwrap_or(0),
+                );
+                seen.push((shard.0.clone(), partition_key.clone(), producer, n, ok));
+            }
+        },
+    );
+    (seen, observer)
+}
+
+#[test]
+fn splits_and_merges_keep_every_keys_records_in_order_and_children_wait_for_their_parents() {
+    let (seen, tap) = recording_tap();
+    let run = run_text(&fixture("reshard.toml"), Some(tap));
+    assert!(run.report.drained, "the simulation drained");
+    assert_eq!(run.report.counts.records_pending, 0);
+    assert_eq!(
+        run.report.counts.records_succeeded,
+        run.report.counts.records_produced
+    );
+    let seen = seen.lock().expect("lock");
+    let mut last_n: std::collections::BTreeMap<&str, u64> = Default::default();
+    for (_, key, _, n, _) in seen.iter() {
+        if let Some(previous) = last_n.insert(key, *n) {
+            assert!(
+                *n > previous,
+                "key {key}: record {n} invoked after {previous}"
+            );
+        }
+    }
+    assert_eq!(
+        seen.len() as u64,
+        run.report.counts.records_produced,
+        "each record invoked once"
+    );
+    let position = |shard: &str, last: bool| {
+        let mut it = seen
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.0 == shard)
+            .map(|(i, _)| i);
+        if last {
+            it.last()
+        } else {
+            it.next()
+        }
+    };
+    let shards = &run.report.shards;
+    assert!(
+        shards.len() >= 6,
+        "2 shards, two splits, one merge: {}",
+        shards.len()
+    );
+    for shard in shards {
+        let Some(first_child) = position(&shard.shard_id, false) else {
+            continue;
+        };
+        for parent in &shard.parent_shard_ids {
+            if let Some(last_parent) = position(parent, true) {
+                assert!(
+                    last_parent < first_child,
+                    "{} invoked before its parent {parent} finished",
+                    shard.shard_id
+                );
+            }
+        }
+    }
+    assert!(
+        shards.iter().any(|s| s.parent_shard_ids.len() == 2),
+        "the merge produced a shard with two parents"
+    );
+    assert_conserved(&run.report);
+}
+
+#[test]
+fn a_simulation_interrupted_in_the_middle_resumes_from_its_checkpoints_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state: PathBuf = dir.path().join("state");
+    let config = config::parse(&fixture("restart.toml"), dir.path()).expect("fixture");
+    let (seen, tap) = recording_tap();
+    let first = SimulateOptions {
+        state_dir: Some(state.clone()),
+        until_seconds: Some(60),
+        tap: Some(tap.clone()),
+        ..Default::default()
+    };
+    let interrupted = simulate(&config, &first).expect("first run");
+    assert!(!interrupted.drained);
+    assert!(
+        interrupted.counts.records_pending > 0,
+        "stopped in the middle"
+    );
+    let delivered_before = seen.lock().expect("lock").len();
+    assert!(delivered_before > 0);
+    let second = SimulateOptions {
+        state_dir: Some(state),
+        tap: Some(tap),
+        ..Default::default()
+    };
+    let resumed = simulate(&config, &second).expect("second run");
+    assert!(resumed.drained);
+    assert_eq!(resumed.counts.records_pending, 0);
+    let seen = seen.lock().expect("lock");
+    let distinct: std::collections::BTreeSet<(u64, u64)> =
+        seen.iter().map(|s| (s.2, s.3)).collect();
+    assert_eq!(
+        distinct.len() as u64,
+        resumed.counts.records_produced,
+        "every record delivered at least once"
+    );
+    let again = seen.len() - distinct.len();
+    assert!(
+        again <= 3 * 20,
+        "at most the in-flight batch of each shard is delivered again, not {again}"
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_report_and_invocation_log_and_another_seed_does_not() {
+    let text = config::EMBEDDED_DEFAULT;
+    let a = run_text(text, None);
+    let b = run_text(text, None);
+    let strip = |r: &Report| Report {
+        wall_seconds: 0.0,
+        ..r.clone()
+    };
+    assert_eq!(strip(&a.report), strip(&b.report));
+    assert_eq!(a.invocations, b.invocations);
+    let c = run_text(&text.replace("seed = 42", "seed = 43"), None);
+    assert_ne!(a.invocations, c.invocations);
+}
+
+#[test]
+fn the_embedded_default_drains_with_nothing_pending_and_every_record_accounted_for() {
+    let run = run_text(config::EMBEDDED_DEFAULT, None);
+    let c = &run.report.counts;
+    assert!(run.report.drained);
+    assert_eq!(c.records_pending, 0);
+    assert_eq!(
+        c.records_produced,
+        c.records_succeeded + c.records_filtered + c.records_discarded + c.records_trimmed
+    );
+    assert!(c.records_discarded > 0, "the poison records were discarded");
+    let failures = jsonl(&run._dir.path().join(".esm-sim/failures.jsonl"));
+    assert_eq!(c.destination_records as usize, failures.len());
+    let discarded: u64 = failures
+        .iter()
+        .map(|f| f["KinesisBatchInfo"]["batchSize"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(discarded, c.records_discarded);
+    assert!(
+        failures
+            .iter()
+            .all(|f| f["KinesisBatchInfo"]["batchSize"] == 1),
+        "bisect isolated each poison record"
+    );
+}
