@@ -2,7 +2,7 @@
 //! lives in its own module; this file only parses and dispatches.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -99,20 +99,24 @@ pub fn main_with(cli: Cli) -> anyhow::Result<()> {
                 until_seconds: until,
                 tap: None,
             };
+            let dash = Some(Path::new("-"));
+            if report.as_deref() == dash && options.invocation_log.as_deref() == dash {
+                anyhow::bail!("--report - and --invocation-log - cannot both use stdout");
+            }
             let result = simulate(&config, &options)?;
             let json = serde_json::to_string_pretty(&result)?;
             match report.as_deref() {
-                Some(path) if path == std::path::Path::new("-") => println!("{json}"),
+                Some(path) if Some(path) == dash => println!("{json}"),
                 Some(path) => std::fs::write(path, json + "\n")
                     .with_context(|| format!("cannot write {}", path.display()))?,
                 None => {}
             }
-            let out = if report.as_deref() == Some(std::path::Path::new("-")) {
-                std::io::stderr().write_all(summary(&result).as_bytes())
+            // The summary goes to stdout unless stdout carries the report or the log.
+            if report.as_deref() == dash || options.invocation_log.as_deref() == dash {
+                std::io::stderr().write_all(summary(&result).as_bytes())?;
             } else {
-                std::io::stdout().write_all(summary(&result).as_bytes())
-            };
-            out?;
+                std::io::stdout().write_all(summary(&result).as_bytes())?;
+            }
             Ok(())
         }
         Command::Validate { config } => {

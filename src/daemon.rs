@@ -20,6 +20,8 @@ use crate::config::Config;
 use crate::engine::supervisor::run_mapping;
 
 pub async fn run(config: &Config) -> anyhow::Result<()> {
+    // Signal handlers first: a signal during start-up then still means a clean stop.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let clock = Clock::wall();
     let store_path = config.state_dir.join("checkpoints.redb");
     let store: Arc<dyn CheckpointStore> = Arc::new(EmbeddedStore::open(&store_path)?);
@@ -47,35 +49,35 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         tap: None,
         cancel: cancel.clone(),
     };
-    let parts = assemble(config, env)?;
+    let parts = Arc::new(assemble(config, env)?);
     let supervisors: Vec<_> = parts
         .contexts
         .iter()
         .map(|ctx| tokio::spawn(run_mapping(ctx.clone())))
         .collect();
     let stats = tokio::spawn(log_stats(
-        Arc::new(parts),
+        parts.clone(),
         config.stats_interval_ms,
         clock,
         cancel.clone(),
     ));
-    wait_for_signal().await?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
     tracing::info!("shutting down: finishing in-flight invocations and writing checkpoints");
     cancel.cancel();
     for supervisor in supervisors {
         supervisor.await?;
     }
     stats.await?;
-    tracing::info!("stopped cleanly");
-    Ok(())
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = terminate.recv() => {}
+    for ctx in &parts.contexts {
+        for shard in ctx.status.snapshots() {
+            tracing::info!(mapping = %ctx.mapping.name, shard = %shard.shard_id,
+                checkpoint = shard.checkpoint.as_deref().unwrap_or("none"), "final checkpoint");
+        }
     }
+    tracing::info!("stopped cleanly");
     Ok(())
 }
 

@@ -57,7 +57,8 @@ pub struct Counts {
     pub records_before_start: u64,
     pub records_pending: u64,
     pub invocations: u64,
-    pub throttles: u64,
+    pub invoke_throttles: u64,
+    pub read_throttles: u64,
     pub destination_records: u64,
     pub dead_lettered_records: u64,
 }
@@ -72,7 +73,8 @@ impl Counts {
         self.records_before_start += other.records_before_start;
         self.records_pending += other.records_pending;
         self.invocations += other.invocations;
-        self.throttles += other.throttles;
+        self.invoke_throttles += other.invoke_throttles;
+        self.read_throttles += other.read_throttles;
         self.destination_records += other.destination_records;
         self.dead_lettered_records += other.dead_lettered_records;
     }
@@ -90,7 +92,8 @@ pub struct ShardReport {
     pub records_trimmed: u64,
     pub records_pending: u64,
     pub invocations: u64,
-    pub throttles: u64,
+    pub invoke_throttles: u64,
+    pub read_throttles: u64,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -263,7 +266,8 @@ fn mapping_counts(
                 records_trimmed: 0,
                 records_pending: pending,
                 invocations: 0,
-                throttles: 0,
+                invoke_throttles: 0,
+                read_throttles: 0,
             });
             continue;
         };
@@ -272,7 +276,8 @@ fn mapping_counts(
         counts.records_discarded += s.records_discarded;
         counts.records_trimmed += s.records_trimmed;
         counts.invocations += s.invocations;
-        counts.throttles += s.throttles;
+        counts.invoke_throttles += s.invoke_throttles;
+        counts.read_throttles += s.read_throttles;
         counts.destination_records += s.destination_records;
         counts.dead_lettered_records += s.dead_lettered_records;
         shards.push(ShardReport {
@@ -286,7 +291,8 @@ fn mapping_counts(
             records_trimmed: s.records_trimmed,
             records_pending: pending,
             invocations: s.invocations,
-            throttles: s.throttles,
+            invoke_throttles: s.invoke_throttles,
+            read_throttles: s.read_throttles,
         });
     }
     counts.records_produced = stream.map_or(0, |s| s.records_produced(now_ms));
@@ -332,7 +338,7 @@ pub fn summary(report: &Report) -> String {
     let mut out = format!(
         "simulated {:.1} s in {:.2} s of wall time ({:.0} records/s){}\n\
          records: produced {}, succeeded {}, filtered {}, discarded {}, trimmed {}, before start {}, pending {}\n\
-         invocations {}, throttles {}, failure records {} (destination {}, dead-letter file {})\n",
+         invocations {} (+ {} throttled, never reaching the function), throttled reads {}, failure records {} (destination {}, dead-letter file {})\n",
         report.simulated_seconds,
         report.wall_seconds,
         rate,
@@ -345,7 +351,8 @@ pub fn summary(report: &Report) -> String {
         c.records_before_start,
         c.records_pending,
         c.invocations,
-        c.throttles,
+        c.invoke_throttles,
+        c.read_throttles,
         c.destination_records + c.dead_lettered_records,
         c.destination_records,
         c.dead_lettered_records,

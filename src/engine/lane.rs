@@ -94,7 +94,6 @@ impl Lane {
             {
                 let mut status = self.status.update();
                 status.state = ShardState::Invoking;
-                status.invocations += 1;
                 status.in_flight = Some(InFlight {
                     first_sequence_number: records[0].sequence_number.0.clone(),
                     last_sequence_number: records[records.len() - 1].sequence_number.0.clone(),
@@ -114,6 +113,9 @@ impl Lane {
                 Vec::new()
             };
             let outcome = classify(&result, mapping.report_batch_item_failures, &invoked);
+            if !matches!(outcome, Outcome::NotReached { .. }) {
+                self.status.update().invocations += 1;
+            }
             self.log_invocation(records, started_ms, attempt, &outcome);
             let resolution = retry.on_outcome(&outcome);
             if let Some(succeeded) = resolution.succeeded {
@@ -145,7 +147,7 @@ impl Lane {
                     self.note_failure(&outcome, records);
                     let mut status = self.status.update();
                     status.state = ShardState::BackingOff;
-                    status.throttles += 1;
+                    status.invoke_throttles += 1;
                     drop(status);
                     backoff_ms(
                         not_reached_in_a_row,

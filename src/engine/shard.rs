@@ -212,7 +212,7 @@ async fn read_once(
             s.state = ShardState::BackingOff;
             s.last_error = Some(format!("GetRecords: {error}"));
             if throttled {
-                s.throttles += 1;
+                s.read_throttles += 1;
                 tracing::debug!(shard = %shard_id, %error, wait_ms = wait, "read throttled; backing off");
             } else {
                 tracing::warn!(shard = %shard_id, %error, wait_ms = wait, "read failed; backing off");

@@ -50,8 +50,12 @@ pub struct ShardSnapshot {
     pub records_filtered: u64,
     pub records_discarded: u64,
     pub records_trimmed: u64,
+    /// Invocations that reached the function (AWS's count: retries + 1 per batch).
     pub invocations: u64,
-    pub throttles: u64,
+    /// Invocations that never reached the function (throttled, service error).
+    pub invoke_throttles: u64,
+    /// GetRecords calls throttled or failed by the stream.
+    pub read_throttles: u64,
     pub destination_records: u64,
     pub dead_lettered_records: u64,
     pub caught_up: bool,
@@ -80,7 +84,8 @@ impl ShardStatus {
                 records_discarded: 0,
                 records_trimmed: 0,
                 invocations: 0,
-                throttles: 0,
+                invoke_throttles: 0,
+                read_throttles: 0,
                 destination_records: 0,
                 dead_lettered_records: 0,
                 caught_up: false,

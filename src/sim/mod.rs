@@ -309,7 +309,11 @@ impl SimulatedStream {
         };
         match position {
             IteratorPosition::TrimHorizon => Ok(s.trimmed),
-            IteratorPosition::Latest => Ok(total),
+            // LATEST is "from now on": records arriving at this very millisecond are
+            // read, so it agrees with `count_before_time(now)`.
+            IteratorPosition::Latest => {
+                Ok(s.trimmed + s.recs.partition_point(|r| self.arrival(r) < now_ms) as u64)
+            }
             IteratorPosition::AtTimestamp(ms) => {
                 Ok(s.trimmed + s.recs.partition_point(|r| self.arrival(r) < *ms) as u64)
             }
@@ -328,7 +332,7 @@ impl SimulatedStream {
         limit: usize,
         max_bytes: usize,
     ) -> Option<ReadPage> {
-        let (start, total, closed, children, lost, stored) = {
+        let (start, total, closed, children, lost, stored, prevs) = {
             let state = self.advanced(now_ms);
             let shards = &state.shards;
             let s = shards.shard(shard)?;
@@ -342,13 +346,11 @@ impl SimulatedStream {
             // One record more than the page, for millis_behind_latest.
             let want = (total - start).min(limit as u64 + 1) as usize;
             let offset = (start - s.trimmed) as usize;
-            let recs = s.recs.range(offset..offset + want);
-            let stored: Vec<(Rec, Prev)> = if s.prevs.is_empty() {
-                recs.map(|&r| (r, Prev::NONE)).collect()
+            let stored: Vec<Rec> = s.recs.range(offset..offset + want).copied().collect();
+            let prevs: Vec<Prev> = if s.prevs.is_empty() {
+                Vec::new()
             } else {
-                recs.zip(s.prevs.range(offset..offset + want))
-                    .map(|(&r, &p)| (r, p))
-                    .collect()
+                s.prevs.range(offset..offset + want).copied().collect()
             };
             let closed = s.closed_ms.is_some();
             let children = if closed {
@@ -360,7 +362,7 @@ impl SimulatedStream {
             } else {
                 Vec::new()
             };
-            (start, total, closed, children, lost, stored)
+            (start, total, closed, children, lost, stored, prevs)
         };
         let materializer = Materializer {
             specs: &self.specs,
@@ -369,7 +371,8 @@ impl SimulatedStream {
         };
         let mut records = Vec::with_capacity(stored.len().min(limit));
         let mut bytes = 0usize;
-        for (i, &(rec, prev)) in stored.iter().take(limit).enumerate() {
+        for (i, &rec) in stored.iter().take(limit).enumerate() {
+            let prev = prevs.get(i).copied().unwrap_or(Prev::NONE);
             let Some((record, size)) = materializer.record(shard, start + i as u64, rec, prev)
             else {
                 break;
@@ -382,9 +385,7 @@ impl SimulatedStream {
         }
         let next_index = start + records.len() as u64;
         let millis_behind_latest = match stored.get(records.len()) {
-            Some((next, _)) if next_index < total => {
-                now_ms.saturating_sub(self.arrival(next)).max(0)
-            }
+            Some(next) if next_index < total => now_ms.saturating_sub(self.arrival(next)).max(0),
             _ => 0,
         };
         Some(ReadPage {

@@ -88,23 +88,23 @@ impl ProducerSpec {
         if k >= self.max_records {
             return None;
         }
-        let offset = (k as f64 * 1000.0 / rate).floor();
+        let offset = k as f64 * 1000.0 / rate;
         if let Some(duration) = self.duration_ms {
-            if offset >= duration {
+            if floor_ms(offset) as f64 >= duration {
                 return None;
             }
         }
-        Some(self.start_ms.saturating_add(offset as i64))
+        Some(self.start_ms.saturating_add(floor_ms(offset)))
     }
 
     /// Arrival of a record that was produced (so exists).
     #[inline]
     pub fn arrival_ms(&self, k: u64) -> i64 {
         let offset = match self.rate {
-            Some(rate) => (k as f64 * 1000.0 / rate).floor(),
-            None => 0.0,
+            Some(rate) => floor_ms(k as f64 * 1000.0 / rate),
+            None => 0,
         };
-        self.start_ms.saturating_add(offset as i64)
+        self.start_ms.saturating_add(offset)
     }
 
     /// The generator whose `k`th `below(keys)` is the key of record `k`.
@@ -135,7 +135,8 @@ impl ProducerSpec {
         let digits = write_u64(&mut buf, n);
         let mut key = String::with_capacity(self.key_prefix.len() + digits.len());
         key.push_str(&self.key_prefix);
-        key.extend(digits.iter().map(|&b| b as char));
+        // `digits` are ASCII digits.
+        key.push_str(std::str::from_utf8(digits).unwrap_or_default());
         key
     }
 
@@ -148,6 +149,13 @@ impl ProducerSpec {
         md5.update(digits);
         u128::from_be_bytes(md5.finalize().into())
     }
+}
+
+/// `floor` of a non-negative offset: a truncating cast, which (unlike `f64::floor`
+/// without SSE4.1) is not a libm call, and saturates instead of overflowing.
+#[inline]
+fn floor_ms(offset: f64) -> i64 {
+    offset as i64
 }
 
 /// A producer's progress while the stream advances.

@@ -336,10 +336,10 @@ impl Shards {
 /// Kinesis: `49` + 14-digit shard index + 40-digit record index (56 digits); DynamoDB:
 /// 7-digit shard index + 1, then the 21-digit record index.
 pub(crate) fn sequence_number(kind: StreamKind, shard: u32, index: u64) -> SequenceNumber {
-    let mut out = String::with_capacity(56);
+    let mut out = Vec::with_capacity(56);
     match kind {
         StreamKind::Kinesis => {
-            out.push_str("49");
+            out.extend_from_slice(b"49");
             push_padded(&mut out, u64::from(shard), 14);
             push_padded(&mut out, index, 40);
         }
@@ -348,7 +348,8 @@ pub(crate) fn sequence_number(kind: StreamKind, shard: u32, index: u64) -> Seque
             push_padded(&mut out, index, 21);
         }
     }
-    SequenceNumber(out)
+    // Only ASCII digits were written.
+    SequenceNumber(String::from_utf8(out).unwrap_or_default())
 }
 
 /// `(shard index, record index)` of one of our sequence numbers; None when it is not one.
@@ -388,14 +389,11 @@ pub(crate) fn parse_sequence_number(kind: StreamKind, seq: &str) -> Option<(u64,
 }
 
 /// Appends `value` in decimal, left-padded with zeros to `width` digits.
-fn push_padded(out: &mut String, value: u64, width: usize) {
+fn push_padded(out: &mut Vec<u8>, value: u64, width: usize) {
     let mut buf = [0u8; 20];
     let digits = super::payload::write_u64(&mut buf, value);
-    for _ in digits.len()..width {
-        out.push('0');
-    }
-    // `digits` are ASCII digits.
-    out.extend(digits.iter().map(|&b| b as char));
+    out.resize(out.len() + width.saturating_sub(digits.len()), b'0');
+    out.extend_from_slice(digits);
 }
 
 #[cfg(test)]

@@ -288,7 +288,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_latest_iterator_sees_only_records_that_arrive_afterwards() {
+    async fn a_latest_iterator_reads_the_records_arriving_from_its_creation_on() {
         let src = source(&cfg(1, 10.0, 60.0), FaultConfig::default(), 10_000);
         let it = src
             .shard_iterator(&shard(0), &IteratorPosition::Latest)
@@ -303,7 +303,14 @@ mod tests {
             .collect();
         assert_eq!(
             arrivals,
-            (1..=10).map(|i| 10_000 + i * 100).collect::<Vec<_>>()
+            (0..=10).map(|i| 10_000 + i * 100).collect::<Vec<_>>()
+        );
+        let before = src
+            .stream
+            .count_before_time(T0 + 11_000, &shard(0), T0 + 10_000);
+        assert_eq!(
+            before, 100,
+            "records before the LATEST iterator are exactly those not read"
         );
     }
 

@@ -172,7 +172,9 @@ fn applies<'r>(
         None => Vec::new(),
     };
     if let Some(fraction) = rule.fraction {
-        if !(rng.next_f64() < fraction) {
+        // A NaN fraction never applies.
+        let draw = rng.next_f64();
+        if draw >= fraction || fraction.is_nan() {
             return None;
         }
     }
