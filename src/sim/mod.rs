@@ -30,6 +30,8 @@ use payload::Materializer;
 use producer::{ProducerRun, ProducerSpec};
 use stream::{parse_sequence_number, Prev, Rec, Shards};
 
+/// One simulated Kinesis stream or DynamoDB stream; share it behind an `Arc` between the
+/// sources of every mapping that reads it and the `simulate` report.
 pub struct SimulatedStream {
     arn: String,
     name: String,
@@ -344,7 +346,7 @@ impl SimulatedStream {
                 last: Some(shards.sequence_number(shard, s.trimmed - 1)),
             });
             // One record more than the page, for millis_behind_latest.
-            let want = (total - start).min(limit as u64 + 1) as usize;
+            let want = (total - start).min((limit as u64).saturating_add(1)) as usize;
             let offset = (start - s.trimmed) as usize;
             let stored: Vec<Rec> = s.recs.range(offset..offset + want).copied().collect();
             let prevs: Vec<Prev> = if s.prevs.is_empty() {

@@ -73,7 +73,7 @@ impl SimulatedSource {
 
     fn encode(&self, it: Iter) -> String {
         format!(
-            "simit-{:016x}-{}-{}-{}",
+            "simit:{:016x}:{}:{}:{}",
             self.tag, it.shard, it.index, it.issued_at_ms
         )
     }
@@ -83,9 +83,9 @@ impl SimulatedSource {
             SourceError::Other(format!("InvalidArgumentException: shard iterator {why}"))
         };
         let rest = iterator
-            .strip_prefix("simit-")
+            .strip_prefix("simit:")
             .ok_or_else(|| invalid("is malformed"))?;
-        let mut parts = rest.split('-');
+        let mut parts = rest.split(':');
         let (Some(tag), Some(shard), Some(index), Some(issued), None) = (
             parts.next(),
             parts.next(),
@@ -509,9 +509,9 @@ mod tests {
         for bad in [
             "",
             "garbage",
-            "simit-zz-0-0-0",
-            "simit-0000000000000000-0-0-0",
-            "simit-1-2-3-4-5",
+            "simit:zz:0:0:0",
+            "simit:0000000000000000:0:0:0",
+            "simit:1:2:3:4:5",
         ] {
             match src.get_records(bad, 10).await {
                 Err(SourceError::Other(message)) => assert!(
@@ -521,7 +521,7 @@ mod tests {
                 other => panic!("{bad}: {other:?}"),
             }
         }
-        let forged = format!("simit-{:016x}-99-0-{}", src.tag, T0);
+        let forged = format!("simit:{:016x}:99:0:{}", src.tag, T0);
         assert!(matches!(
             src.get_records(&forged, 10).await,
             Err(SourceError::Other(_))
@@ -565,5 +565,27 @@ mod tests {
         let started = tokio::time::Instant::now();
         src.get_records(&it, 10).await.unwrap();
         assert_eq!(started.elapsed(), Duration::from_millis(250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dynamodb_reads_return_at_most_1000_records_and_iterators_live_15_minutes() {
+        let mut c = cfg(1, 1000.0, 5.0);
+        c.kind = StreamKind::Dynamodb;
+        let src = source(&c, FaultConfig::default(), 10_000);
+        assert_eq!(src.expiry_ms, 900_000);
+        let id = src.list_shards().await.unwrap()[0].shard_id.clone();
+        let it = src
+            .shard_iterator(&id, &IteratorPosition::TrimHorizon)
+            .await
+            .unwrap();
+        let page = src.get_records(&it, 10_000).await.unwrap();
+        assert_eq!(page.records.len(), 1000);
+        assert!(page.millis_behind_latest.unwrap() > 0);
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        let next = page.next_iterator.unwrap();
+        assert_eq!(
+            src.get_records(&next, 10_000).await.unwrap().records.len(),
+            1000
+        );
     }
 }
