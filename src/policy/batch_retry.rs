@@ -536,10 +536,8 @@ mod tests {
             discards[0].approximate_invoke_count,
             invocations_holding_poison
         );
-        assert_eq!(
-            invocations_holding_poison, 8,
-            "100 -> 50 -> 25 -> 13 -> 7 -> 4 -> 2 -> 1, each invoked once"
-        );
+        // 0..100 -> 0..50 -> 25..50 -> 25..38 -> 32..38 -> 35..38 -> 37..38.
+        assert_eq!(invocations_holding_poison, 7);
     }
 
     #[test]
@@ -639,6 +637,8 @@ mod tests {
                 steps += 1;
                 prop_assert!(steps < 100_000);
                 let (kind, cut, advance) = script.next().unwrap_or((0, 0, 0));
+                // Without limits a batch only ends by succeeding: end every script that way.
+                let kind = if steps > 5_000 { 0 } else { kind };
                 now += advance;
                 let (resolved, invoked_range) = match retry.next_step(&arrivals, now) {
                     Step::Done => break,

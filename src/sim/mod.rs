@@ -28,7 +28,7 @@ use crate::source::{IteratorPosition, LostRecords};
 use items::Items;
 use payload::Materializer;
 use producer::{ProducerRun, ProducerSpec};
-use stream::{parse_sequence_number, Prev, Rec, Shards};
+use stream::{parse_sequence_number, Prev, Rec, SequenceCursor, Shards};
 
 /// One simulated Kinesis stream or DynamoDB stream; share it behind an `Arc` between the
 /// sources of every mapping that reads it and the `simulate` report.
@@ -310,7 +310,10 @@ impl SimulatedStream {
             Ok(index.min(total))
         };
         match position {
-            IteratorPosition::TrimHorizon => Ok(s.trimmed),
+            // The oldest record ever written: a reader that starts after retention has
+            // trimmed records is told they are lost, so the report can count every record
+            // (AWS gives no such signal; the simulator can).
+            IteratorPosition::TrimHorizon => Ok(0),
             // LATEST is "from now on": records arriving at this very millisecond are
             // read, so it agrees with `count_before_time(now)`.
             IteratorPosition::Latest => {
@@ -373,10 +376,11 @@ impl SimulatedStream {
         };
         let mut records = Vec::with_capacity(stored.len().min(limit));
         let mut bytes = 0usize;
+        let mut sequence_numbers = SequenceCursor::new(self.kind, shard, start);
         for (i, &rec) in stored.iter().take(limit).enumerate() {
             let prev = prevs.get(i).copied().unwrap_or(Prev::NONE);
-            let Some((record, size)) = materializer.record(shard, start + i as u64, rec, prev)
-            else {
+            let seq = sequence_numbers.next_number();
+            let Some((record, size)) = materializer.record(rec, prev, seq) else {
                 break;
             };
             if !records.is_empty() && bytes.saturating_add(size) > max_bytes {
@@ -1086,7 +1090,8 @@ mod tests {
         assert_eq!(
             s.position(now, index, &IteratorPosition::TrimHorizon)
                 .unwrap(),
-            300
+            0,
+            "TRIM_HORIZON starts at the first record ever written, so its reader hears of the 300 trimmed"
         );
         let page = s.read(now, index, 0, 10, usize::MAX).unwrap();
         let lost = page.lost.unwrap();

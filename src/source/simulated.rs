@@ -7,6 +7,12 @@
 //! an expired or forged one is recognised without a lookup. The only mutable state is one
 //! throttle generator per shard, named after the shard, so throttles fall the same way
 //! whatever order the shard tasks run in.
+//!
+//! Choices where AWS is vague: `limit` is clamped to the service's page size (1..=10,000
+//! Kinesis, 1..=1,000 DynamoDB) instead of rejected; a closed shard that retention has
+//! emptied and dropped from `list_shards` still answers an iterator (lost records, then
+//! its children), so a checkpoint on it can always be finished; checks run in the order
+//! read latency, malformed iterator, expiry, throttle.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -28,6 +34,7 @@ const KINESIS_MAX_BYTES: usize = 10 * 1024 * 1024;
 const DYNAMODB_MAX_RECORDS: usize = 1_000;
 const DYNAMODB_MAX_BYTES: usize = 1_000_000;
 
+/// The read API of one simulated stream, as one mapping sees it.
 pub struct SimulatedSource {
     stream: Arc<SimulatedStream>,
     clock: Clock,
@@ -366,7 +373,11 @@ mod tests {
             .await
             .unwrap();
         let page = src.get_records(&fresh, 5).await.unwrap();
-        assert!(page.lost_to_retention.is_none());
+        // A TRIM_HORIZON reader is told about the records trimmed before it started too.
+        assert_eq!(
+            page.lost_to_retention.as_ref().and_then(|l| l.count),
+            Some(200)
+        );
         assert_eq!(page.records[0].approximate_arrival_ms, T0 + 100_000);
         // The old iterator is expired by now; re-open after the first record as the engine would.
         assert_eq!(

@@ -4,7 +4,9 @@
 //! Each shard gets its own generator, named after the function and the shard, so the
 //! latency and the fraction rules fall the same way whatever order shard tasks run in. The
 //! whole decision (latency, rule, response) is made under the lock and before any sleep;
-//! the sleep itself holds nothing.
+//! the sleep itself holds nothing. Draw order per invocation: the latency first (two
+//! uniforms, only when `p99_ms` is set; rounded to whole milliseconds), then one draw for
+//! each `fraction` rule reached whose text condition holds.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -22,6 +24,7 @@ use crate::rng::Rng;
 /// z of the 99th percentile of the standard normal distribution.
 const Z_99: f64 = 2.326;
 
+/// A function of the config's `[[functions]]`, answering from its latency and rules.
 pub struct SimulatedFunction {
     name: String,
     arn: String,
