@@ -118,7 +118,8 @@ pub enum RecordBody {
         partition_key: String,
         data: Vec<u8>,
     },
-    Dynamodb(DynamodbChange),
+    /// Boxed: a change is large, and records move through buffers by value.
+    Dynamodb(Box<DynamodbChange>),
 }
 
 /// One item change of a DynamoDB stream, attribute values in DynamoDB JSON

@@ -1,24 +1,35 @@
-//! Cutting batches (spec 2.1 step 1), as pure functions over encoded records.
+//! Cutting batches (spec 2.1 step 1) and encoding each batch's event once.
 //!
-//! Each record is encoded once, when it is read, into its fragment of the event's
-//! `Records` array; the size of an event is then exact arithmetic over fragment lengths,
-//! and an invocation's payload is the fragments joined. A batch closes at BatchSize or
-//! before the event would pass the 6 MB payload cap; it always holds at least one record
-//! so that no record can block a shard.
+//! Records wait in a `ReadBuffer` as read. A batch is cut by encoding records one by one
+//! straight into the batch's event (`{"Records":[...]}`) until BatchSize, or until the
+//! next record would take the event past the 6 MB payload cap; so the cap is measured on
+//! the exact bytes sent, each record is encoded once, and the first invocation sends the
+//! event as built, with no copy. Retries of part of a batch (partial failure, bisect)
+//! join the byte spans of their records. A batch always holds at least one record, so no
+//! record can block a shard.
+//!
+//! To decide whether a batch is ready before cutting it (BatchSize reached, or the cap),
+//! the buffer keeps a lower bound of its records' encoded size: data in base64 plus key
+//! and sequence number. It never overstates, so a batch is never cut early; at worst a
+//! batch that would pass the cap waits for its batching window.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
-use crate::event::event_size;
-use crate::model::StreamRecord;
+use crate::event::{assemble_event, encode_record, EventContext, EVENT_PREFIX, EVENT_SUFFIX};
+use crate::model::{RecordBody, StreamRecord};
 
 /// Lambda's synchronous invocation payload limit: 6 MB (6,291,456 bytes).
 pub const PAYLOAD_CAP_BYTES: usize = 6 * 1024 * 1024;
 
-/// Records in sequence order, each with its encoded event fragment (same index).
-#[derive(Clone, Debug, Default)]
+/// Records in sequence order and their event.
+#[derive(Debug, Default)]
 pub struct Batch {
     pub records: Vec<StreamRecord>,
-    pub fragments: Vec<Vec<u8>>,
+    /// The event of the whole batch.
+    event: Vec<u8>,
+    /// Where each record's fragment lies in `event`.
+    spans: Vec<Range<usize>>,
 }
 
 impl Batch {
@@ -29,19 +40,52 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
+
+    /// The event of `range`: the batch's own when it is the whole batch, else assembled
+    /// into `scratch`.
+    pub fn event<'a>(&'a self, range: Range<usize>, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+        if range == (0..self.len()) {
+            return &self.event;
+        }
+        assemble_event(
+            self.spans[range]
+                .iter()
+                .map(|span| &self.event[span.clone()]),
+            scratch,
+        );
+        scratch
+    }
+
+    /// Gives back the event's buffer, to build the next batch in without allocating.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.event
+    }
 }
 
 /// Records read but not yet batched.
 #[derive(Debug, Default)]
 pub struct ReadBuffer {
     records: VecDeque<StreamRecord>,
-    fragments: VecDeque<Vec<u8>>,
+    /// Lower bound of the encoded size of `records`.
+    min_bytes: usize,
+}
+
+/// A lower bound of a record's encoded fragment size.
+fn min_encoded_bytes(record: &StreamRecord) -> usize {
+    let body = match &record.body {
+        RecordBody::Kinesis {
+            partition_key,
+            data,
+        } => partition_key.len() + data.len().div_ceil(3) * 4,
+        RecordBody::Dynamodb(change) => change.size_bytes as usize,
+    };
+    body + 2 * record.sequence_number.0.len()
 }
 
 impl ReadBuffer {
-    pub fn push(&mut self, record: StreamRecord, fragment: Vec<u8>) {
+    pub fn push(&mut self, record: StreamRecord) {
+        self.min_bytes += min_encoded_bytes(&record);
         self.records.push_back(record);
-        self.fragments.push_back(fragment);
     }
 
     pub fn len(&self) -> usize {
@@ -52,69 +96,157 @@ impl ReadBuffer {
         self.records.is_empty()
     }
 
-    /// How many records the next batch takes (see `batch_len`).
-    pub fn next_batch_len(&self, batch_size: usize) -> usize {
-        batch_len(
-            self.fragments.iter().map(Vec::len),
-            batch_size,
-            PAYLOAD_CAP_BYTES,
-        )
-    }
-
-    pub fn take(&mut self, n: usize) -> Batch {
-        let n = n.min(self.len());
-        Batch {
-            records: self.records.drain(..n).collect(),
-            fragments: self.fragments.drain(..n).collect(),
-        }
-    }
-
     /// The last record read, if any is buffered.
     pub fn last(&self) -> Option<&StreamRecord> {
         self.records.back()
     }
-}
 
-/// How many records from the front of `fragment_lens` make the next batch.
-pub fn batch_len(
-    fragment_lens: impl IntoIterator<Item = usize>,
-    batch_size: usize,
-    cap_bytes: usize,
-) -> usize {
-    let mut count = 0;
-    let mut bytes = 0;
-    for len in fragment_lens.into_iter().take(batch_size) {
-        if count > 0 && event_size(bytes + len, count + 1) > cap_bytes {
-            break;
-        }
-        count += 1;
-        bytes += len;
+    /// A batch can be cut now without waiting: BatchSize is reached, or the buffered
+    /// records certainly fill the payload cap.
+    pub fn holds_full_batch(&self, batch_size: usize) -> bool {
+        self.records.len() >= batch_size
+            || self.min_bytes + EVENT_PREFIX.len() + EVENT_SUFFIX.len() > PAYLOAD_CAP_BYTES
     }
-    count
+
+    /// Cuts the next batch (at most `batch_size` records, at most `cap_bytes` of event,
+    /// at least one record), encoding it into `buffer`.
+    pub fn take_batch(
+        &mut self,
+        batch_size: usize,
+        cap_bytes: usize,
+        ctx: &EventContext,
+        mut buffer: Vec<u8>,
+    ) -> Batch {
+        buffer.clear();
+        buffer.extend_from_slice(EVENT_PREFIX);
+        let mut batch = Batch {
+            records: Vec::with_capacity(batch_size.min(self.len())),
+            event: buffer,
+            spans: Vec::new(),
+        };
+        while batch.records.len() < batch_size {
+            let Some(record) = self.records.pop_front() else {
+                break;
+            };
+            let before = batch.event.len();
+            if !batch.records.is_empty() {
+                batch.event.push(b',');
+            }
+            let start = batch.event.len();
+            encode_record(ctx, &record, &mut batch.event);
+            if !batch.records.is_empty() && batch.event.len() + EVENT_SUFFIX.len() > cap_bytes {
+                batch.event.truncate(before);
+                self.records.push_front(record);
+                break;
+            }
+            self.min_bytes -= min_encoded_bytes(&record);
+            batch.spans.push(start..batch.event.len());
+            batch.records.push(record);
+        }
+        batch.event.extend_from_slice(EVENT_SUFFIX);
+        batch
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{SequenceNumber, ShardId};
 
-    #[test]
-    fn a_batch_stops_at_batch_size() {
-        assert_eq!(batch_len([10; 50], 20, PAYLOAD_CAP_BYTES), 20);
-        assert_eq!(batch_len([10; 5], 20, PAYLOAD_CAP_BYTES), 5);
-        assert_eq!(batch_len([], 20, PAYLOAD_CAP_BYTES), 0);
+    fn ctx() -> EventContext {
+        EventContext {
+            shard_id: ShardId("shardId-000000000000".into()),
+            event_source_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/s".into(),
+            aws_region: "us-east-1".into(),
+            invoke_identity_arn: "arn:aws:iam::123456789012:role/r".into(),
+        }
+    }
+
+    fn buffer_of(n: usize, data_bytes: usize) -> ReadBuffer {
+        let mut buffer = ReadBuffer::default();
+        for i in 0..n {
+            buffer.push(StreamRecord {
+                sequence_number: SequenceNumber(format!("{}", 1000 + i)),
+                approximate_arrival_ms: 1_700_000_000_000 + i as i64,
+                body: RecordBody::Kinesis {
+                    partition_key: format!("k{i}"),
+                    data: vec![b'x'; data_bytes],
+                },
+            });
+        }
+        buffer
+    }
+
+    fn records_of(event: &[u8]) -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_slice(event).expect("the event is JSON");
+        v["Records"].as_array().cloned().unwrap_or_default()
     }
 
     #[test]
-    fn a_batch_stops_before_the_event_would_pass_the_cap() {
-        // Envelope 14 bytes + n fragments + (n - 1) commas.
-        let cap = 14 + 3 * 100 + 2;
-        assert_eq!(batch_len([100; 10], 10, cap), 3);
-        assert_eq!(batch_len([100; 10], 10, cap - 1), 2);
-        assert_eq!(event_size(300, 3), cap);
+    fn a_batch_stops_at_batch_size_and_its_event_holds_exactly_its_records() {
+        let mut buffer = buffer_of(50, 10);
+        assert!(buffer.holds_full_batch(20));
+        let batch = buffer.take_batch(20, PAYLOAD_CAP_BYTES, &ctx(), Vec::new());
+        assert_eq!(batch.len(), 20);
+        assert_eq!(buffer.len(), 30);
+        let mut scratch = Vec::new();
+        let records = records_of(batch.event(0..20, &mut scratch));
+        assert_eq!(records.len(), 20);
+        assert_eq!(records[0]["kinesis"]["sequenceNumber"], "1000");
+        assert_eq!(records[19]["kinesis"]["sequenceNumber"], "1019");
+        assert!(!buffer_of(5, 10).holds_full_batch(20));
+    }
+
+    #[test]
+    fn part_of_a_batch_gets_an_event_of_just_those_records() {
+        let batch = buffer_of(5, 10).take_batch(5, PAYLOAD_CAP_BYTES, &ctx(), Vec::new());
+        let mut scratch = Vec::new();
+        let records = records_of(batch.event(2..4, &mut scratch));
+        let seqs: Vec<_> = records
+            .iter()
+            .map(|r| r["kinesis"]["sequenceNumber"].clone())
+            .collect();
+        assert_eq!(seqs, vec!["1002", "1003"]);
+        let whole = batch.event(0..5, &mut scratch).to_vec();
+        assert_eq!(records_of(&whole).len(), 5);
+    }
+
+    #[test]
+    fn a_batch_stops_before_its_event_would_pass_the_cap_and_the_rest_stays_buffered() {
+        let one = buffer_of(1, 1000)
+            .take_batch(1, PAYLOAD_CAP_BYTES, &ctx(), Vec::new())
+            .into_buffer()
+            .len();
+        let cap = one * 2; // room for two records in one envelope, not three
+        let mut buffer = buffer_of(10, 1000);
+        let batch = buffer.take_batch(10, cap, &ctx(), Vec::new());
+        assert_eq!(batch.len(), 2);
+        assert!(batch.event(0..2, &mut Vec::new()).len() <= cap);
+        assert_eq!(buffer.len(), 8);
+        assert_eq!(
+            buffer.records.front().map(|r| r.sequence_number.0.as_str()),
+            Some("1002")
+        );
+    }
+
+    #[test]
+    fn the_size_lower_bound_never_overstates_and_a_large_buffer_is_a_full_batch() {
+        let mut buffer = buffer_of(8, 1_000_000);
+        assert!(
+            buffer.holds_full_batch(100),
+            "8 MB of base64 cannot wait for more records"
+        );
+        let min = buffer.min_bytes;
+        let batch = buffer.take_batch(100, usize::MAX, &ctx(), Vec::new());
+        assert!(batch.event(0..8, &mut Vec::new()).len() >= min);
+        assert_eq!(buffer.min_bytes, 0);
     }
 
     #[test]
     fn a_single_record_larger_than_the_cap_still_makes_a_batch_of_one() {
-        assert_eq!(batch_len([10_000_000, 10], 10, PAYLOAD_CAP_BYTES), 1);
+        let mut buffer = buffer_of(2, 100);
+        let batch = buffer.take_batch(10, 10, &ctx(), Vec::new());
+        assert_eq!(batch.len(), 1);
+        assert_eq!(buffer.len(), 1);
     }
 }

@@ -17,7 +17,7 @@ use super::invocation_log::InvocationLine;
 use super::status::{InFlight, ShardState, ShardStatus};
 use crate::checkpoint::Checkpoint;
 use crate::destination::delivery::Delivery;
-use crate::event::{assemble_event, BatchInfo, FailureRecord};
+use crate::event::{BatchInfo, FailureRecord};
 use crate::model::{SequenceNumber, ShardId, StreamRecord};
 use crate::policy::backoff::backoff_ms;
 use crate::policy::{classify, BatchRetry, Discard, Next, Outcome, RetryLimits, Step};
@@ -38,7 +38,9 @@ pub struct Lane {
     shard_id: ShardId,
     status: Arc<ShardStatus>,
     rng: Rng,
-    payload: Vec<u8>,
+    /// Where the event of part of a batch is assembled (retries after a partial failure
+    /// or a bisect); kept to reuse its allocation.
+    scratch: Vec<u8>,
 }
 
 impl Lane {
@@ -49,7 +51,7 @@ impl Lane {
             shard_id,
             status,
             rng,
-            payload: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -86,10 +88,9 @@ impl Lane {
                 Step::Invoke { range, attempt } => (range, attempt),
             };
             let records = &batch.records[range.clone()];
-            assemble_event(
-                batch.fragments[range.clone()].iter().map(Vec::as_slice),
-                &mut self.payload,
-            );
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let payload = batch.event(range.clone(), &mut scratch);
+            let payload_bytes = payload.len();
             let bisect_depth = retry.current().map_or(0, |s| s.bisect_depth);
             {
                 let mut status = self.status.update();
@@ -98,13 +99,15 @@ impl Lane {
                     first_sequence_number: records[0].sequence_number.0.clone(),
                     last_sequence_number: records[records.len() - 1].sequence_number.0.clone(),
                     records: records.len(),
-                    payload_bytes: self.payload.len(),
+                    payload_bytes,
                     attempt,
                     bisect_depth,
                 });
             }
             let started_ms = ctx.clock.now_ms();
-            let Some(result) = self.invoke(records).await else {
+            let result = self.invoke(records, payload).await;
+            self.scratch = scratch;
+            let Some(result) = result else {
                 return BatchEnd::Interrupted;
             };
             let invoked: Vec<SequenceNumber> = if mapping.report_batch_item_failures {
@@ -116,7 +119,7 @@ impl Lane {
             if !matches!(outcome, Outcome::NotReached { .. }) {
                 self.status.update().invocations += 1;
             }
-            self.log_invocation(records, started_ms, attempt, &outcome);
+            self.log_invocation(records, started_ms, payload_bytes, attempt, &outcome);
             let resolution = retry.on_outcome(&outcome);
             if let Some(succeeded) = resolution.succeeded {
                 let mut status = self.status.update();
@@ -169,10 +172,10 @@ impl Lane {
     /// Invokes the target; on shutdown the in-flight invoke may still finish within the
     /// grace period, after which it is abandoned (`None`) and its records stay before the
     /// checkpoint.
-    async fn invoke(&self, records: &[StreamRecord]) -> Option<InvokeResult> {
+    async fn invoke(&self, records: &[StreamRecord], payload: &[u8]) -> Option<InvokeResult> {
         let invocation = Invocation {
             shard_id: &self.shard_id,
-            payload: &self.payload,
+            payload,
             records,
         };
         let grace_ms = self.ctx.mapping.pace.shutdown_grace_ms;
@@ -190,7 +193,14 @@ impl Lane {
         }
     }
 
-    fn log_invocation(&self, records: &[StreamRecord], t_ms: i64, attempt: u32, outcome: &Outcome) {
+    fn log_invocation(
+        &self,
+        records: &[StreamRecord],
+        t_ms: i64,
+        payload_bytes: usize,
+        attempt: u32,
+        outcome: &Outcome,
+    ) {
         let Some(log) = &self.ctx.invocation_log else {
             return;
         };
@@ -201,7 +211,7 @@ impl Lane {
             first_sequence_number: &records[0].sequence_number.0,
             last_sequence_number: &records[records.len() - 1].sequence_number.0,
             records: records.len(),
-            payload_bytes: self.payload.len(),
+            payload_bytes,
             attempt,
             outcome: outcome.label(),
         });

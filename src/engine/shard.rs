@@ -10,13 +10,13 @@
 
 use std::sync::Arc;
 
-use super::batcher::ReadBuffer;
+use super::batcher::{ReadBuffer, PAYLOAD_CAP_BYTES};
 use super::context::MappingContext;
 use super::lane::{BatchEnd, Lane};
 use super::status::{ShardState, ShardStatus};
 use crate::checkpoint::Checkpoint;
 use crate::config::StartingPosition;
-use crate::event::{encode_record, EventContext};
+use crate::event::EventContext;
 use crate::model::{ShardId, ShardInfo};
 use crate::policy::backoff::backoff_ms;
 use crate::rng::Rng;
@@ -93,6 +93,8 @@ pub async fn run_shard(
     let mut rng = Rng::derived(ctx.seed, &format!("{}/{}/reader", mapping.name, shard_id));
     let mut lane = Lane::new(ctx.clone(), shard_id.clone(), status.clone());
     let mut buffer = ReadBuffer::default();
+    // The last batch's event buffer, reused for the next one.
+    let mut spare: Option<Vec<u8>> = None;
     let mut window_start_ms = ctx.clock.now_ms();
     tracing::info!(mapping = %mapping.name, shard = %shard_id, position = ?reader.resume, "shard started");
     loop {
@@ -102,16 +104,18 @@ pub async fn run_shard(
         }
         let now = ctx.clock.now_ms();
         if !buffer.is_empty() {
-            let n = buffer.next_batch_len(mapping.batch_size);
-            let full = n == mapping.batch_size || n < buffer.len();
+            let full = buffer.holds_full_batch(mapping.batch_size);
             let window_over = now >= window_start_ms + mapping.maximum_batching_window_ms as i64;
             if full || reader.ended || (window_over && !reader.more_waiting) {
-                let batch = buffer.take(n);
+                let empty = spare.take().unwrap_or_default();
+                let batch =
+                    buffer.take_batch(mapping.batch_size, PAYLOAD_CAP_BYTES, &event_ctx, empty);
                 status.update().caught_up = false;
                 if lane.process(&batch).await == BatchEnd::Interrupted {
                     status.update().state = ShardState::Stopped;
                     return ShardEnd::Stopped;
                 }
+                spare = Some(batch.into_buffer());
                 window_start_ms = ctx.clock.now_ms();
                 continue;
             }
@@ -143,23 +147,13 @@ pub async fn run_shard(
         if ctx.clock.now_ms() < reader.next_read_ms {
             continue;
         }
-        read_once(
-            &ctx,
-            &shard_id,
-            &event_ctx,
-            &status,
-            &mut reader,
-            &mut buffer,
-            &mut rng,
-        )
-        .await;
+        read_once(&ctx, &shard_id, &status, &mut reader, &mut buffer, &mut rng).await;
     }
 }
 
 async fn read_once(
     ctx: &MappingContext,
     shard_id: &ShardId,
-    event_ctx: &EventContext,
     status: &ShardStatus,
     reader: &mut Reader,
     buffer: &mut ReadBuffer,
@@ -186,7 +180,7 @@ async fn read_once(
     match result {
         Ok(page) => {
             reader.errors_in_a_row = 0;
-            accept_page(ctx, shard_id, event_ctx, status, reader, buffer, page);
+            accept_page(ctx, shard_id, status, reader, buffer, page);
             let busy = reader.more_waiting || !buffer.is_empty();
             reader.next_read_ms = now
                 + if busy {
@@ -228,7 +222,6 @@ async fn read_once(
 fn accept_page(
     ctx: &MappingContext,
     shard_id: &ShardId,
-    event_ctx: &EventContext,
     status: &ShardStatus,
     reader: &mut Reader,
     buffer: &mut ReadBuffer,
@@ -250,9 +243,7 @@ fn accept_page(
     drop(s);
     reader.more_waiting = page.records.len() >= ctx.mapping.pace.get_records_limit;
     for record in page.records {
-        let mut fragment = Vec::with_capacity(256);
-        encode_record(event_ctx, &record, &mut fragment);
-        buffer.push(record, fragment);
+        buffer.push(record);
     }
     if let Some(last) = buffer.last() {
         reader.resume = IteratorPosition::AfterSequence(last.sequence_number.clone());

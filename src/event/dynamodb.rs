@@ -109,7 +109,7 @@ mod tests {
         StreamRecord {
             sequence_number: SequenceNumber(seq.into()),
             approximate_arrival_ms: arrival_ms,
-            body: RecordBody::Dynamodb(DynamodbChange {
+            body: RecordBody::Dynamodb(Box::new(DynamodbChange {
                 event_id: c.event_id.into(),
                 event_name: c.name,
                 keys: map(json!({"pk": {"S": "order#42"}})),
@@ -118,7 +118,7 @@ mod tests {
                 size_bytes: c.size,
                 stream_view_type: c.view,
                 ttl_deletion: c.ttl,
-            }),
+            })),
         }
     }
 

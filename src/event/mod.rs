@@ -2,10 +2,10 @@
 //! event (`{"Records":[...]}`, spec 3.1 / 3.2), the on-failure destination record (spec
 //! 3.3), and the reading of a partial batch response (spec 2.4).
 //!
-//! Events are built from per-record fragments so the engine can size a batch against the
-//! 6 MB payload cap while it reads (each fragment's length is known as soon as the record
-//! is encoded, and [`event_size`] gives the size of the whole event), then join the
-//! fragments once with [`assemble_event`]. Record encoding is the simulator's hot path, so
+//! Events are built from per-record fragments between [`EVENT_PREFIX`] and
+//! [`EVENT_SUFFIX`], so the engine can measure a batch against the 6 MB payload cap as it
+//! encodes it, and join the fragments of part of a batch with [`assemble_event`]. Record
+//! encoding is the simulator's hot path, so
 //! fragments are written byte by byte into a caller-owned buffer with the small JSON
 //! writers below, never through `serde_json::Value`.
 
@@ -40,19 +40,10 @@ pub fn encode_record(ctx: &EventContext, record: &StreamRecord, out: &mut Vec<u8
     }
 }
 
-const EVENT_PREFIX: &[u8] = b"{\"Records\":[";
-const EVENT_SUFFIX: &[u8] = b"]}";
-
-/// Bytes that `{"Records":[` + `]}` add around the fragments.
-pub const EVENT_ENVELOPE_BYTES: usize = 14;
-
-// The constant is public so the engine can do arithmetic with it; keep it honest.
-const _: () = assert!(EVENT_PREFIX.len() + EVENT_SUFFIX.len() == EVENT_ENVELOPE_BYTES);
-
-/// Size of the event holding fragments whose lengths sum to `fragment_bytes`: envelope + fragments + commas.
-pub fn event_size(fragment_bytes: usize, count: usize) -> usize {
-    EVENT_ENVELOPE_BYTES + fragment_bytes + count.saturating_sub(1)
-}
+/// What an event starts with, before the first record's fragment.
+pub const EVENT_PREFIX: &[u8] = b"{\"Records\":[";
+/// What an event ends with, after the last record's fragment.
+pub const EVENT_SUFFIX: &[u8] = b"]}";
 
 /// Writes `{"Records":[f1,f2,...]}` into `out` (cleared first).
 pub fn assemble_event<'a>(fragments: impl IntoIterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
@@ -190,12 +181,11 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn the_envelope_constant_is_the_length_of_the_prefix_and_suffix() {
+    fn an_event_without_records_is_the_prefix_and_the_suffix() {
         let mut out = Vec::new();
         assemble_event(std::iter::empty(), &mut out);
         assert_eq!(out, b"{\"Records\":[]}");
-        assert_eq!(out.len(), EVENT_ENVELOPE_BYTES);
-        assert_eq!(event_size(0, 0), EVENT_ENVELOPE_BYTES);
+        assert_eq!(out, [EVENT_PREFIX, EVENT_SUFFIX].concat());
     }
 
     #[test]
@@ -204,8 +194,6 @@ mod tests {
         let fragments: [&[u8]; 3] = [b"{\"a\":1}", b"{}", b"[2]"];
         assemble_event(fragments, &mut out);
         assert_eq!(out, b"{\"Records\":[{\"a\":1},{},[2]]}");
-        let total: usize = fragments.iter().map(|f| f.len()).sum();
-        assert_eq!(event_size(total, fragments.len()), out.len());
     }
 
     #[test]

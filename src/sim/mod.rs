@@ -923,7 +923,7 @@ mod tests {
                 let RecordBody::Dynamodb(change) = &r.body else {
                     panic!("not a DynamoDB record")
                 };
-                out.push((r.clone(), change.clone()));
+                out.push((r.clone(), (**change).clone()));
             }
         }
         out.sort_by_key(|(r, _)| r.approximate_arrival_ms);

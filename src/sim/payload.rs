@@ -98,7 +98,7 @@ impl Materializer<'_> {
             StreamKind::Dynamodb => {
                 let change = self.dynamodb_change(spec, rec, prev, n, &sequence_number.0);
                 let size = change.size_bytes as usize;
-                (RecordBody::Dynamodb(change), size)
+                (RecordBody::Dynamodb(Box::new(change)), size)
             }
         };
         Some((
