@@ -452,3 +452,78 @@ fn the_embedded_default_drains_with_nothing_pending_and_every_record_accounted_f
         "bisect isolated each poison record"
     );
 }
+
+#[test]
+fn a_dynamodb_stream_with_rollovers_delivers_item_changes_in_order_and_reports_ddb_batch_info() {
+    type Changes = Arc<Mutex<Vec<(String, String, bool, bool, String)>>>;
+    let changes: Changes = Arc::default();
+    let sink = changes.clone();
+    let tap: esm_sim::target::tap::Observer = Arc::new(
+        move |_: &ShardId, records: &[StreamRecord], _: &InvokeResult| {
+            let mut changes = sink.lock().expect("lock");
+            for record in records {
+                let RecordBody::Dynamodb(change) = &record.body else {
+                    panic!("dynamodb only")
+                };
+                let key = serde_json::Value::Object(change.keys.clone()).to_string();
+                let name = change.event_name.as_str().to_string();
+                changes.push((
+                    key,
+                    name,
+                    change.new_image.is_some(),
+                    change.old_image.is_some(),
+                    record.sequence_number.0.clone(),
+                ));
+            }
+        },
+    );
+    let run = run_text(&fixture("dynamodb-rollover.toml"), Some(tap));
+    assert!(run.report.drained);
+    assert_conserved(&run.report);
+    assert!(
+        run.report.shards.len() > 2,
+        "shards rolled over: {}",
+        run.report.shards.len()
+    );
+    let changes = changes.lock().expect("lock");
+    let names: std::collections::BTreeSet<&str> = changes.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(names, ["INSERT", "MODIFY", "REMOVE"].into_iter().collect());
+    for (_, name, new_image, old_image, _) in changes.iter() {
+        match name.as_str() {
+            "INSERT" => assert!(*new_image && !*old_image),
+            "MODIFY" => assert!(*new_image && *old_image),
+            _ => assert!(!*new_image && *old_image),
+        }
+    }
+    // Per item, in the order first delivered (retries deliver a change again): INSERT
+    // only when the item does not exist, MODIFY and REMOVE only when it does.
+    let mut exists: std::collections::BTreeMap<&str, bool> = Default::default();
+    let mut delivered: std::collections::BTreeSet<&str> = Default::default();
+    for (key, name, _, _, seq) in changes.iter() {
+        if !delivered.insert(seq.as_str()) {
+            continue;
+        }
+        let existed = exists.get(key.as_str()).copied().unwrap_or(false);
+        assert_eq!(
+            existed,
+            name != "INSERT",
+            "{name} of {key} (existed: {existed})"
+        );
+        exists.insert(key, name != "REMOVE");
+    }
+    assert!(!run.failures.is_empty(), "poison changes were discarded");
+    for failure in &run.failures {
+        let info = &failure["DDBStreamBatchInfo"];
+        assert!(failure.get("KinesisBatchInfo").is_none());
+        assert_eq!(info["batchSize"], 1);
+        let first = info["approximateArrivalOfFirstRecord"]
+            .as_str()
+            .unwrap_or("");
+        assert_eq!(
+            first.len(),
+            "2026-01-01T00:00:00Z".len(),
+            "second precision: {first}"
+        );
+        assert!(seq_of(info, "streamArn").contains(":table/orders/stream/"));
+    }
+}
