@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::CheckpointStore;
 use crate::clock::Clock;
 use crate::config::schema::SimStreamConfig;
-use crate::config::Config;
+use crate::config::{Config, StartingPosition};
 use crate::destination::delivery::FailureDelivery;
 use crate::destination::file::JsonlFile;
 use crate::destination::FailureDestination;
@@ -91,6 +91,16 @@ pub fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<Parts> 
     let mut files: BTreeMap<PathBuf, Arc<JsonlFile>> = BTreeMap::new();
     let mut contexts = Vec::new();
     for mapping in &config.mappings {
+        if let StartingPosition::AtTimestamp(ms) = mapping.starting_position {
+            if ms > clock.now_ms() {
+                anyhow::bail!(
+                    "mapping {:?}: starting_position_timestamp = {}: cannot be in the future (now is {})",
+                    mapping.name,
+                    ms as f64 / 1000.0,
+                    clock.now_ms() as f64 / 1000.0
+                );
+            }
+        }
         let stream = streams
             .get(&mapping.event_source_arn)
             .ok_or_else(|| anyhow!("Stream not found: {}", mapping.event_source_arn))?;

@@ -211,27 +211,30 @@ fn stream_of<'a>(parts: &'a Parts, ctx: &MappingContext) -> Option<&'a Arc<Simul
     parts.streams.get(&ctx.mapping.event_source_arn)
 }
 
-/// Records of a shard still to be processed, and records before the mapping's start.
+/// Records of a shard still to be processed, and records before where this run started
+/// reading it (before a LATEST / AT_TIMESTAMP start, or done by an earlier run).
 fn shard_pending(
     stream: &SimulatedStream,
     now_ms: i64,
     shard: &ShardId,
     snapshot: Option<&ShardSnapshot>,
 ) -> (u64, u64) {
-    match snapshot.and_then(|s| s.checkpoint.as_deref()) {
-        Some(SHARD_END) => (0, 0),
-        Some(seq) => (
-            stream.count_after(now_ms, shard, Some(&SequenceNumber(seq.to_string()))),
-            0,
-        ),
-        None => {
-            let total = stream.count_after(now_ms, shard, None);
-            let before = snapshot
-                .and_then(|s| s.started_at_time_ms)
-                .map_or(0, |t| stream.count_before_time(now_ms, shard, t));
-            (total.saturating_sub(before), before)
-        }
-    }
+    let after = |checkpoint: &str| match checkpoint {
+        SHARD_END => 0,
+        seq => stream.count_after(now_ms, shard, Some(&SequenceNumber(seq.to_string()))),
+    };
+    let total = stream.count_after(now_ms, shard, None);
+    let before = match snapshot.and_then(|s| s.resumed_from.as_deref()) {
+        Some(resumed_from) => total.saturating_sub(after(resumed_from)),
+        None => snapshot
+            .and_then(|s| s.started_at_time_ms)
+            .map_or(0, |t| stream.count_before_time(now_ms, shard, t)),
+    };
+    let pending = match snapshot.and_then(|s| s.checkpoint.as_deref()) {
+        Some(checkpoint) => after(checkpoint),
+        None => total.saturating_sub(before),
+    };
+    (pending, before)
 }
 
 fn mapping_counts(

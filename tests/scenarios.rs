@@ -397,6 +397,9 @@ fn a_simulation_interrupted_in_the_middle_resumes_from_its_checkpoints_and_loses
     let resumed = simulate(&config, &second).expect("second run");
     assert!(resumed.drained);
     assert_eq!(resumed.counts.records_pending, 0);
+    assert_conserved(&interrupted);
+    assert_conserved(&resumed);
+    assert!(resumed.counts.records_before_start > 0, "records done by the first run");
     let seen = seen.lock().expect("lock");
     let distinct: std::collections::BTreeSet<(u64, u64)> =
         seen.iter().map(|s| (s.2, s.3)).collect();
@@ -526,4 +529,80 @@ fn a_dynamodb_stream_with_rollovers_delivers_item_changes_in_order_and_reports_d
         );
         assert!(seq_of(info, "streamArn").contains(":table/orders/stream/"));
     }
+}
+
+#[test]
+fn at_timestamp_starts_each_shard_at_the_first_record_that_arrived_at_or_after_it() {
+    // The world runs 60 s with the mapping disabled, then the mapping starts AT_TIMESTAMP
+    // 30 s into the stream (a timestamp in the future is refused, as AWS does).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let text = fixture("at-timestamp.toml");
+    let idle_text = text.replace(
+        "starting_position = \"AT_TIMESTAMP\"\nstarting_position_timestamp = 1767225630\nenabled = true",
+        "starting_position = \"TRIM_HORIZON\"\nenabled = false",
+    );
+    assert_ne!(idle_text, text);
+    let idle = config::parse(&idle_text, dir.path()).expect("fixture");
+    let first = SimulateOptions {
+        state_dir: Some(state.clone()),
+        until_seconds: Some(60),
+        ..Default::default()
+    };
+    simulate(&idle, &first).expect("the idle minute");
+    let (seen, tap) = recording_tap();
+    let config = config::parse(&text, dir.path()).expect("fixture");
+    let report = simulate(
+        &config,
+        &SimulateOptions {
+            state_dir: Some(state),
+            tap: Some(tap),
+            ..Default::default()
+        },
+    )
+    .expect("run");
+    assert!(report.drained);
+    assert_conserved(&report);
+    // 10 records/s from t=0: record n arrives at n * 100 ms; t=30 s is record 300.
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.iter().map(|s| s.3).min(), Some(300));
+    assert_eq!(report.counts.records_before_start, 300);
+    assert_eq!(report.counts.records_succeeded, 300);
+}
+
+#[test]
+fn a_starting_position_timestamp_in_the_future_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config::parse(&fixture("at-timestamp.toml"), dir.path()).expect("fixture");
+    let error = simulate(&config, &SimulateOptions::default()).expect_err("a future timestamp");
+    assert!(
+        error
+            .to_string()
+            .contains("starting_position_timestamp = 1767225630: cannot be in the future"),
+        "{error}"
+    );
+}
+
+#[test]
+fn expired_iterators_slow_and_throttled_reads_lose_nothing_and_deliver_nothing_twice() {
+    let (seen, tap) = recording_tap();
+    let run = run_text(&fixture("faults.toml"), Some(tap));
+    assert!(run.report.drained, "{:?}", run.report.counts);
+    assert_conserved(&run.report);
+    assert!(run.report.counts.read_throttles > 0);
+    let seen = seen.lock().expect("lock");
+    let distinct: std::collections::BTreeSet<u64> = seen.iter().map(|s| s.3).collect();
+    assert_eq!(seen.len(), distinct.len(), "a record was delivered twice");
+    assert_eq!(distinct.len() as u64, run.report.counts.records_produced);
+}
+
+#[test]
+fn a_disabled_mapping_never_invokes_and_leaves_every_record_pending() {
+    let run = run("disabled.toml");
+    assert!(run.invocations.is_empty());
+    let c = &run.report.counts;
+    assert_eq!(c.records_produced, 300);
+    assert_eq!(c.records_pending, 300);
+    assert_eq!(c.invocations, 0);
+    assert_conserved(&run.report);
 }

@@ -45,6 +45,9 @@ pub struct ShardSnapshot {
     /// For a shard started at LATEST or AT_TIMESTAMP without a checkpoint: records that
     /// arrived before this time (epoch ms) were never the mapping's to read.
     pub started_at_time_ms: Option<i64>,
+    /// The checkpoint this shard had when the mapping started (a restart): the records up
+    /// to it were done by an earlier run.
+    pub resumed_from: Option<String>,
     pub records_polled: u64,
     pub records_succeeded: u64,
     pub records_filtered: u64,
@@ -78,6 +81,7 @@ impl ShardStatus {
                 state: ShardState::WaitingOnParents,
                 checkpoint: None,
                 started_at_time_ms: None,
+                resumed_from: None,
                 records_polled: 0,
                 records_succeeded: 0,
                 records_filtered: 0,

@@ -55,24 +55,28 @@ pub async fn run_mapping(ctx: Arc<MappingContext>) {
                 Ok(listed) => {
                     failures_in_a_row = 0;
                     for info in listed {
-                        let finished =
-                            matches!(checkpoints.get(&info.shard_id), Some(Checkpoint::ShardEnd));
-                        let status = ctx.status.shard(&info);
-                        if finished {
-                            let mut s = status.update();
-                            s.state = ShardState::Ended;
-                            s.checkpoint = Some(Checkpoint::ShardEnd.encode());
+                        if shards.contains_key(&info.shard_id) {
+                            continue;
                         }
-                        shards.entry(info.shard_id.clone()).or_insert_with(|| {
-                            (
-                                info,
-                                if finished {
-                                    Slot::Finished
-                                } else {
-                                    Slot::Waiting
-                                },
-                            )
-                        });
+                        let checkpoint = checkpoints.get(&info.shard_id);
+                        let finished = matches!(checkpoint, Some(Checkpoint::ShardEnd));
+                        if let Some(checkpoint) = checkpoint {
+                            let status = ctx.status.shard(&info);
+                            let mut s = status.update();
+                            s.resumed_from = Some(checkpoint.encode());
+                            s.checkpoint = Some(checkpoint.encode());
+                            if finished {
+                                s.state = ShardState::Ended;
+                            }
+                        } else {
+                            ctx.status.shard(&info);
+                        }
+                        let slot = if finished {
+                            Slot::Finished
+                        } else {
+                            Slot::Waiting
+                        };
+                        shards.insert(info.shard_id.clone(), (info, slot));
                     }
                     next_discovery =
                         ctx.clock.now_ms() + ctx.mapping.pace.discovery_interval_ms as i64;
