@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The simulator benchmark: 1,000,000 records of 100 bytes through the whole engine
+# (event JSON encoded for every invocation) over 8, 1,000 and 10,000 shards, release
+# build. Prints the best wall time of N runs (default 3), records per second of wall time,
+# and peak memory. Needs /usr/bin/time (Debian package `time`) for the memory figure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-3}"
+cargo build --release --quiet
+stats=$(mktemp)
+trap 'rm -f "$stats"' EXIT
+for shards in 8 1000 10000; do
+  best="" rss="?"
+  for _ in $(seq "$runs"); do
+    summary=$(/usr/bin/time -f "%M" -o "$stats" ./target/release/esm-sim simulate \
+      --config "fixtures/bench/1m-records-${shards}-shards.toml" 2>/dev/null | head -1)
+    wall=$(echo "$summary" | sed -E 's/.* in ([0-9.]+) s of wall.*/\1/')
+    if [ -z "$best" ] || awk "BEGIN{exit !($wall < $best)}"; then best=$wall; fi
+    rss=$(tail -1 "$stats")
+  done
+  awk -v s="$shards" -v w="$best" -v r="$rss" \
+    'BEGIN{printf "%6d shards: best wall %.2f s, %.0f records/s, peak RSS %.0f MB\n", s, w, 1000000/w, r/1024}'
+done
