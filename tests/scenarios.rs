@@ -399,7 +399,10 @@ fn a_simulation_interrupted_in_the_middle_resumes_from_its_checkpoints_and_loses
     assert_eq!(resumed.counts.records_pending, 0);
     assert_conserved(&interrupted);
     assert_conserved(&resumed);
-    assert!(resumed.counts.records_before_start > 0, "records done by the first run");
+    assert!(
+        resumed.counts.records_before_start > 0,
+        "records done by the first run"
+    );
     let seen = seen.lock().expect("lock");
     let distinct: std::collections::BTreeSet<(u64, u64)> =
         seen.iter().map(|s| (s.2, s.3)).collect();

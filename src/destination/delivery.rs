@@ -91,3 +91,120 @@ impl FailureDelivery {
         Delivery::DeadLettered { reason }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::destination::DestinationError;
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A destination that fails its first `failures` sends.
+    struct Flaky {
+        failures: u32,
+        sends: AtomicU32,
+    }
+
+    #[async_trait]
+    impl FailureDestination for Flaky {
+        fn describe(&self) -> String {
+            "flaky".into()
+        }
+
+        async fn send(&self, _document: &[u8]) -> Result<(), DestinationError> {
+            let n = self.sends.fetch_add(1, Ordering::SeqCst);
+            if n < self.failures {
+                Err(DestinationError("503 Service Unavailable".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    fn delivery(
+        failures: u32,
+        on_failure: OnDestinationFailure,
+        dir: &tempfile::TempDir,
+    ) -> (FailureDelivery, Arc<Flaky>) {
+        let flaky = Arc::new(Flaky {
+            failures,
+            sends: AtomicU32::new(0),
+        });
+        let delivery = FailureDelivery {
+            destination: Some(flaky.clone()),
+            dead_letter: Arc::new(JsonlFile::new(&dir.path().join("dead-letter.jsonl"))),
+            on_failure,
+            retry_ms: 10_000,
+            backoff_initial_ms: 100,
+            backoff_max_ms: 1_000,
+        };
+        (delivery, flaky)
+    }
+
+    fn dead_letters(dir: &tempfile::TempDir) -> String {
+        std::fs::read_to_string(dir.path().join("dead-letter.jsonl")).unwrap_or_default()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_destination_failure_is_retried_until_the_send_works() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (delivery, flaky) = delivery(3, OnDestinationFailure::DeadLetter, &dir);
+        let outcome = delivery
+            .deliver(b"{}", &mut Rng::new(1), &CancellationToken::new())
+            .await;
+        assert_eq!(outcome, Delivery::Delivered);
+        assert_eq!(flaky.sends.load(Ordering::SeqCst), 4);
+        assert_eq!(dead_letters(&dir), "");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_destination_that_keeps_failing_sends_the_record_to_the_dead_letter_file_after_the_retry_time(
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (delivery, _) = delivery(u32::MAX, OnDestinationFailure::DeadLetter, &dir);
+        let started = tokio::time::Instant::now();
+        let outcome = delivery
+            .deliver(br#"{"a":1}"#, &mut Rng::new(1), &CancellationToken::new())
+            .await;
+        assert!(
+            matches!(outcome, Delivery::DeadLettered { ref reason } if reason.contains("503")),
+            "{outcome:?}"
+        );
+        assert!(
+            started.elapsed().as_millis() >= 10_000,
+            "retried for the whole retry time"
+        );
+        assert_eq!(dead_letters(&dir), "{\"a\":1}\n");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_block_a_failing_destination_holds_until_shutdown_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (delivery, flaky) = delivery(u32::MAX, OnDestinationFailure::Block, &dir);
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(3_600)).await;
+            stop.cancel();
+        });
+        let outcome = delivery.deliver(b"{}", &mut Rng::new(1), &cancel).await;
+        assert_eq!(outcome, Delivery::Abandoned);
+        assert!(
+            flaky.sends.load(Ordering::SeqCst) > 100,
+            "kept trying for the hour"
+        );
+        assert_eq!(dead_letters(&dir), "");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_destination_the_record_goes_to_the_dead_letter_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut delivery, _) = delivery(0, OnDestinationFailure::DeadLetter, &dir);
+        delivery.destination = None;
+        let outcome = delivery
+            .deliver(b"{}", &mut Rng::new(1), &CancellationToken::new())
+            .await;
+        assert!(matches!(outcome, Delivery::DeadLettered { .. }));
+        assert_eq!(dead_letters(&dir), "{}\n");
+    }
+}
