@@ -7,6 +7,7 @@
 //! simulated world in `sim`.
 
 pub mod assemble;
+pub mod aws;
 pub mod checkpoint;
 pub mod cli;
 pub mod clock;

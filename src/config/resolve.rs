@@ -787,31 +787,14 @@ fn resolve_event_source(arn: &str, world: &World<'_>) -> Result<(String, StreamK
             return Ok((full, stream.kind));
         }
     }
-    let simulated_named = |name: &str| world.streams.iter().find(|s| s.name == name);
-    let not_found = |name: &str| {
-        let hint = match simulated_named(name) {
-            Some(s) => format!(
-                "; the simulated stream {:?} is {}",
-                s.name,
-                s.arn(world.aws)
-            ),
-            None => String::new(),
-        };
-        format!(
-            "Stream not found: {arn} (only simulated streams are supported by this build; define it under [[streams]]{hint})"
-        )
-    };
+    // Not a simulated stream: a real one, read through the AWS SDK (its existence is
+    // checked when the mapping starts: "Stream not found: <arn>").
     match parse_stream_arn(arn) {
-        Some(StreamArn::Kinesis { name }) => Err(not_found(name)),
-        Some(StreamArn::DynamodbStream { table }) => Err(not_found(table)),
-        Some(StreamArn::KinesisConsumer { stream_arn, stream_name }) => {
-            match world.streams.iter().find(|s| s.arn(world.aws) == stream_arn) {
-                Some(_) => Err(format!(
-                    "event_source_arn = {arn:?}: enhanced fan-out consumers are not supported by this build yet; use the stream ARN {stream_arn}"
-                )),
-                None => Err(not_found(stream_name)),
-            }
-        }
+        Some(StreamArn::Kinesis { .. }) => Ok((arn.to_string(), StreamKind::Kinesis)),
+        Some(StreamArn::DynamodbStream { .. }) => Ok((arn.to_string(), StreamKind::Dynamodb)),
+        Some(StreamArn::KinesisConsumer { stream_arn, .. }) => Err(format!(
+            "event_source_arn = {arn:?}: enhanced fan-out consumers are not supported by this build yet; use the stream ARN {stream_arn}"
+        )),
         None => Err(format!(
             "event_source_arn = {arn:?}: not a stream ARN (expected arn:aws:kinesis:REGION:ACCOUNT:stream/NAME, \
              a Kinesis consumer ARN, arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE/stream/LABEL, \
@@ -1029,23 +1012,15 @@ fn resolve_destination_config(
             }
         };
     }
-    let what = match parse_arn(destination).map(|a| a.service) {
-        Some("sqs") => Some("an SQS queue"),
-        Some("sns") => Some("an SNS topic"),
-        Some("s3") => Some("an S3 bucket"),
-        _ => None,
-    };
-    match what {
-        Some(what) => p.add(
+    match parse_arn(destination).map(|a| a.service) {
+        Some("sqs" | "sns") => return Some(destination.to_string()),
+        Some("s3") => p.add(
             subject,
-            format!("{key} = {destination:?}: is {what}; real AWS destinations are not supported yet, use file://PATH"),
+            format!("{key} = {destination:?}: is an S3 bucket; S3 destinations are not supported by this build (use an SQS queue, an SNS topic or file://PATH)"),
         ),
-        None => p.add(
+        _ => p.add(
             subject,
-            format!(
-                "{key} = {destination:?}: must be file://PATH (a local JSONL file), or an SQS queue or SNS topic ARN \
-                 (valid in AWS, not supported by this build yet)"
-            ),
+            format!("{key} = {destination:?}: must be an SQS queue ARN, an SNS topic ARN, or file://PATH (a local JSONL file)"),
         ),
     }
     None
@@ -1539,22 +1514,11 @@ name = "user-processor"
             ))
         };
         assert!(with_arn(ORDERS_ARN).is_empty());
-        assert_eq!(
-            with_arn("arn:aws:kinesis:us-east-1:123456789012:stream/payments"),
-            vec!["mapping \"m\": Stream not found: arn:aws:kinesis:us-east-1:123456789012:stream/payments \
-                  (only simulated streams are supported by this build; define it under [[streams]])"]
-        );
-        assert_eq!(
-            with_arn("arn:aws:kinesis:eu-west-1:123456789012:stream/orders"),
-            vec![format!(
-                "mapping \"m\": Stream not found: arn:aws:kinesis:eu-west-1:123456789012:stream/orders \
-                 (only simulated streams are supported by this build; define it under [[streams]]; \
-                 the simulated stream \"orders\" is {ORDERS_ARN})"
-            )]
-        );
+        // Real streams (not simulated) are accepted; their existence is checked at start.
+        assert!(with_arn("arn:aws:kinesis:us-east-1:123456789012:stream/payments").is_empty());
         let dynamo =
             "arn:aws:dynamodb:us-east-1:123456789012:table/other/stream/2024-01-01T00:00:00.000";
-        assert_eq!(with_arn(dynamo)[0], format!("mapping \"m\": Stream not found: {dynamo} (only simulated streams are supported by this build; define it under [[streams]])"));
+        assert!(with_arn(dynamo).is_empty());
         let consumer = format!("{ORDERS_ARN}/consumer/c1:1767225600");
         assert_eq!(
             with_arn(&consumer),
@@ -1564,7 +1528,9 @@ name = "user-processor"
         );
         let foreign_consumer =
             "arn:aws:kinesis:us-east-1:123456789012:stream/pay/consumer/c1:1767225600";
-        assert!(with_arn(foreign_consumer)[0].contains("Stream not found: "));
+        assert!(
+            with_arn(foreign_consumer)[0].contains("enhanced fan-out consumers are not supported")
+        );
         for garbage in [
             "arn:aws:sqs:us-east-1:123456789012:q",
             "payments",
@@ -1590,17 +1556,13 @@ name = "user-processor"
             ))
         };
         assert!(dest("file://f.jsonl").is_empty());
-        assert_eq!(
-            dest("arn:aws:sqs:us-east-1:123456789012:failures"),
-            vec!["mapping \"m\": destination_config.on_failure.destination = \"arn:aws:sqs:us-east-1:123456789012:failures\": \
-                  is an SQS queue; real AWS destinations are not supported yet, use file://PATH"]
-        );
-        assert!(dest("arn:aws:sns:us-east-1:123456789012:t")[0]
-            .contains("is an SNS topic; real AWS destinations"));
+        assert!(dest("arn:aws:sqs:us-east-1:123456789012:failures").is_empty());
+        assert!(dest("arn:aws:sns:us-east-1:123456789012:t").is_empty());
+        assert!(dest("arn:aws:s3:::bucket")[0].contains("S3 destinations are not supported"));
         assert_eq!(
             dest("/tmp/x.jsonl"),
-            vec!["mapping \"m\": destination_config.on_failure.destination = \"/tmp/x.jsonl\": must be file://PATH \
-                  (a local JSONL file), or an SQS queue or SNS topic ARN (valid in AWS, not supported by this build yet)"]
+            vec!["mapping \"m\": destination_config.on_failure.destination = \"/tmp/x.jsonl\": must be an SQS queue ARN, \
+                  an SNS topic ARN, or file://PATH (a local JSONL file)"]
         );
         assert_eq!(dest("file://").len(), 1);
         assert_eq!(
@@ -2095,14 +2057,13 @@ maximum_record_age_in_seconds = 30
     }
 
     #[test]
-    fn aws_create_input_fixture_without_override_names_the_sqs_queue() {
-        let err = fixture_config("name = \"j\"\naws_json = \"fixtures/aws/create-kinesis.json\"")
-            .unwrap_err();
+    fn aws_create_input_fixture_without_override_keeps_its_sqs_queue() {
+        let config =
+            fixture_config("name = \"j\"\naws_json = \"fixtures/aws/create-kinesis.json\"")
+                .unwrap();
         assert_eq!(
-            err.problems,
-            vec!["mapping \"j\": destination_config.on_failure.destination = \
-                  \"arn:aws:sqs:us-east-1:123456789012:order-processor-failures\": is an SQS queue; \
-                  real AWS destinations are not supported yet, use file://PATH"]
+            config.mappings[0].on_failure_destination.as_deref(),
+            Some("arn:aws:sqs:us-east-1:123456789012:order-processor-failures")
         );
     }
 

@@ -40,10 +40,15 @@ pub struct ConfigFile {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsIdentity {
+    /// Region of simulated resources, and of AWS clients for names without an ARN.
     #[serde(default = "default_region")]
     pub region: String,
+    /// Account of simulated resources' ARNs.
     #[serde(default = "default_account")]
     pub account_id: String,
+    /// Endpoint of every AWS call (e.g. `http://localhost:4566` for LocalStack). Default:
+    /// the standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables, else AWS.
+    pub endpoint_url: Option<String>,
 }
 
 impl Default for AwsIdentity {
@@ -51,6 +56,7 @@ impl Default for AwsIdentity {
         AwsIdentity {
             region: default_region(),
             account_id: default_account(),
+            endpoint_url: None,
         }
     }
 }

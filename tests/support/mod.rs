@@ -1,0 +1,50 @@
+//! What the integration tests against real local servers share: where the servers are,
+//! SDK configs for them, and unique resource names.
+//!
+//! The servers (kinesis-local for Kinesis; moto for SQS, SNS, DynamoDB and DynamoDB
+//! Streams) are installed, started on 127.0.0.1 and stopped by `scripts/test.sh`, which
+//! passes their endpoints in `ESM_SIM_TEST_KINESIS_ENDPOINT` and
+//! `ESM_SIM_TEST_MOTO_ENDPOINT`. A test never skips when they are missing: it fails and
+//! says how to run it.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_kinesis::config::Credentials;
+
+fn endpoint(variable: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| {
+        panic!("{variable} is not set: run the tests with scripts/test.sh, which installs and starts the local AWS servers")
+    })
+}
+
+/// kinesis-local's endpoint (Kinesis).
+pub fn kinesis_endpoint() -> String {
+    endpoint("ESM_SIM_TEST_KINESIS_ENDPOINT")
+}
+
+/// moto's endpoint (SQS, SNS, DynamoDB, DynamoDB Streams, and a second Kinesis).
+pub fn moto_endpoint() -> String {
+    endpoint("ESM_SIM_TEST_MOTO_ENDPOINT")
+}
+
+/// An SDK config for a local server: us-east-1, static test credentials.
+pub async fn sdk_config(endpoint_url: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint_url)
+        .credentials_provider(Credentials::new("test", "test", None, None, "esm-sim-tests"))
+        .load()
+        .await
+}
+
+/// A name no other test (or earlier run against the same server) uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{}-{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+}
