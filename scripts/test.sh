@@ -2,20 +2,79 @@
 # Installs what the tests need and runs every test: the one test command of the README,
 # and what CI (.ci/run) calls. Safe to run on a fresh machine and again on a used one.
 #
-# Today's tests need only the Rust toolchain: the engine runs against the in-memory
-# simulated world. (Real-server tests against kinesis-local and moto come with the AWS
-# backends; this script will install and start those servers itself.)
+# 1. cargo fmt --check, then clippy with -D warnings.
+# 2. Installs the local AWS servers the integration tests run against, if missing, into
+#    .test-servers/ (git-ignored): moto in server mode (SQS, SNS, DynamoDB, DynamoDB
+#    Streams) in a Python venv, and kinesis-local (Kinesis) with npm. Needs python3 with
+#    venv, node and npm besides Rust (Debian: python3-venv, nodejs, npm).
+# 3. Builds the tests, starts both servers on 127.0.0.1 (free ports, loopback only, logs
+#    in .test-servers/test-run/; see scripts/test-servers.sh), exports their endpoints in
+#    ESM_SIM_TEST_KINESIS_ENDPOINT and ESM_SIM_TEST_MOTO_ENDPOINT, and runs
+#    `cargo test --all-targets --locked` with test AWS credentials and region us-east-1.
+#    The servers are stopped on every exit: success, failure, Ctrl-C, SIGTERM.
+# Exits with cargo's status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "error: cargo not found. Install Rust with rustup (https://rustup.rs), then run this again." >&2
+missing=()
+command -v cargo >/dev/null 2>&1 ||
+  missing+=("cargo not found: install Rust with rustup (https://rustup.rs)")
+if ! command -v python3 >/dev/null 2>&1; then
+  missing+=("python3 not found: install Python 3 with venv (Debian: apt-get install python3 python3-venv)")
+elif [[ ! -x .test-servers/moto/bin/python ]] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  missing+=("python3 has no venv/ensurepip (Debian: apt-get install python3-venv)")
+fi
+command -v node >/dev/null 2>&1 ||
+  missing+=("node not found: install Node.js 20 or later (Debian: apt-get install nodejs)")
+[[ -f .test-servers/kinesis-local/.esm-sim-pin ]] || command -v npm >/dev/null 2>&1 ||
+  missing+=("npm not found (Debian: apt-get install npm)")
+if ((${#missing[@]})); then
+  printf 'error: %s\n' "${missing[@]}" >&2
+  echo "Install what is missing, then run this again." >&2
   exit 1
 fi
 
+# The engine's own AWS clients in the tests: static test credentials, one region, no
+# instance metadata, and nothing from the caller's AWS setup (the tests pass the
+# servers' endpoints explicitly).
+for variable in $(compgen -e); do
+  case "$variable" in
+    AWS_ENDPOINT_URL* | AWS_PROFILE | AWS_DEFAULT_PROFILE | AWS_SESSION_TOKEN | AWS_SECURITY_TOKEN | AWS_ACCOUNT_ID)
+      unset "$variable"
+      ;;
+  esac
+done
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+export AWS_REGION=us-east-1
+export AWS_DEFAULT_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+export AWS_CONFIG_FILE=/dev/null
+export AWS_SHARED_CREDENTIALS_FILE=/dev/null
+
+# The servers of this run: state (PIDs, logs, endpoints) in .test-servers/test-run/,
+# apart from servers started by hand with scripts/test-servers.sh start.
+export TEST_SERVERS_STATE="$PWD/.test-servers/test-run"
+# shellcheck source=scripts/test-servers.sh
+source scripts/test-servers.sh
+trap 'ts_stop || true' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --quiet -- -D warnings
-echo "== cargo test --all-targets"
-cargo test --all-targets
+echo "== cargo clippy --all-targets --locked -- -D warnings"
+cargo clippy --all-targets --locked --quiet -- -D warnings
+
+echo "== test servers: install (.test-servers/)"
+ts_install
+echo "== cargo test --all-targets --locked --no-run (build the tests)"
+cargo test --all-targets --locked --no-run
+echo "== test servers: start"
+ts_start
+
+echo "== cargo test --all-targets --locked"
+status=0
+cargo test --all-targets --locked || status=$?
+exit "$status"

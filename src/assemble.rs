@@ -9,18 +9,25 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context as _};
 use tokio_util::sync::CancellationToken;
 
+use crate::aws::AwsFactory;
 use crate::checkpoint::CheckpointStore;
 use crate::clock::Clock;
 use crate::config::schema::SimStreamConfig;
 use crate::config::{Config, StartingPosition};
 use crate::destination::delivery::FailureDelivery;
 use crate::destination::file::JsonlFile;
+use crate::destination::sns::SnsDestination;
+use crate::destination::sqs::SqsDestination;
 use crate::destination::FailureDestination;
 use crate::engine::context::MappingContext;
 use crate::engine::invocation_log::InvocationLog;
 use crate::engine::status::MappingStatus;
+use crate::model::StreamKind;
 use crate::sim::SimulatedStream;
+use crate::source::dynamodb_streams::DynamodbStreamsSource;
+use crate::source::kinesis::KinesisSource;
 use crate::source::simulated::SimulatedSource;
+use crate::source::StreamSource;
 use crate::target::simulated::SimulatedFunction;
 use crate::target::tap::{Observer, Tapped};
 use crate::target::Target;
@@ -45,14 +52,17 @@ pub struct Environment<'a> {
     pub clock: Clock,
     pub store: Arc<dyn CheckpointStore>,
     /// When each simulated stream was created (epoch ms).
-    pub stream_created_at_ms: &'a dyn Fn(&SimStreamConfig) -> anyhow::Result<i64>,
+    pub stream_created_at_ms: &'a (dyn Fn(&SimStreamConfig) -> anyhow::Result<i64> + Sync),
     pub seeds: Seeds,
     pub invocation_log: Option<Arc<InvocationLog>>,
     pub tap: Option<Observer>,
+    /// How to reach AWS; `None` (simulate) refuses real streams and destinations, whose
+    /// network waits would break virtual time.
+    pub aws: Option<&'a AwsFactory>,
     pub cancel: CancellationToken,
 }
 
-pub fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<Parts> {
+pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<Parts> {
     let Environment {
         clock,
         store,
@@ -60,6 +70,7 @@ pub fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<Parts> 
         seeds,
         invocation_log,
         tap,
+        aws,
         cancel,
     } = env;
     let mut streams = BTreeMap::new();
@@ -101,18 +112,24 @@ pub fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<Parts> 
                 );
             }
         }
-        let stream = streams
-            .get(&mapping.event_source_arn)
-            .ok_or_else(|| anyhow!("Stream not found: {}", mapping.event_source_arn))?;
-        let source = Arc::new(SimulatedSource::new(
-            stream.clone(),
-            clock,
-            faults
-                .get(&mapping.event_source_arn)
-                .cloned()
-                .unwrap_or_default(),
-            seeds.world,
-        ));
+        let arn = &mapping.event_source_arn;
+        let source: Arc<dyn StreamSource> = match streams.get(arn) {
+            Some(stream) => Arc::new(SimulatedSource::new(
+                stream.clone(),
+                clock,
+                faults.get(arn).cloned().unwrap_or_default(),
+                seeds.world,
+            )),
+            None => {
+                let aws = real(aws, &mapping.name, arn)?;
+                match mapping.stream_kind {
+                    StreamKind::Kinesis => Arc::new(KinesisSource::connect(aws, arn).await?),
+                    StreamKind::Dynamodb => {
+                        Arc::new(DynamodbStreamsSource::connect(aws, arn).await?)
+                    }
+                }
+            }
+        };
         let target = functions
             .get(mapping.function_name.as_str())
             .cloned()
@@ -126,6 +143,12 @@ pub fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<Parts> 
         let destination: Option<Arc<dyn FailureDestination>> = match &mapping.on_failure_destination
         {
             None => None,
+            Some(uri) if uri.starts_with("arn:aws:sqs:") => Some(Arc::new(
+                SqsDestination::connect(real(aws, &mapping.name, uri)?, uri).await?,
+            )),
+            Some(uri) if uri.starts_with("arn:aws:sns:") => Some(Arc::new(
+                SnsDestination::connect(real(aws, &mapping.name, uri)?, uri).await?,
+            )),
             Some(uri) => {
                 let path = uri
                     .strip_prefix("file://")
@@ -176,4 +199,18 @@ pub fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<Parts> 
         }));
     }
     Ok(Parts { contexts, streams })
+}
+
+/// The AWS factory, or why a simulation cannot use a real resource.
+fn real<'a>(
+    aws: Option<&'a AwsFactory>,
+    mapping: &str,
+    arn: &str,
+) -> anyhow::Result<&'a AwsFactory> {
+    aws.ok_or_else(|| {
+        anyhow!(
+            "mapping {mapping:?}: {arn} is a real AWS resource; simulate runs simulated streams and local \
+             destinations only (use esm-sim run)"
+        )
+    })
 }

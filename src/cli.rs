@@ -55,6 +55,13 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Put generated records into a Kinesis stream (--stream), or write items to a
+    /// DynamoDB table (--table), at a steady rate; print a summary.
+    Load(crate::load::LoadArgs),
+    /// Put the records of a traffic file into a Kinesis stream at their recorded pace.
+    Replay(crate::load::ReplayArgs),
+    /// Read a Kinesis stream's records into a traffic file (for `replay`).
+    Record(crate::load::RecordArgs),
 }
 
 fn load(path: Option<&PathBuf>) -> anyhow::Result<config::Config> {
@@ -125,5 +132,8 @@ pub fn main_with(cli: Cli) -> anyhow::Result<()> {
             println!("config is valid");
             Ok(())
         }
+        Command::Load(args) => args.run(),
+        Command::Replay(args) => args.run(),
+        Command::Record(args) => args.run(),
     }
 }

@@ -7,21 +7,45 @@
 //! producers wrote while it was down. Every `stats_interval_seconds` it logs throughput and
 //! per-shard positions.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::assemble::{assemble, Environment, Parts, Seeds};
+use crate::aws::AwsFactory;
 use crate::checkpoint::embedded::EmbeddedStore;
 use crate::checkpoint::CheckpointStore;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::supervisor::run_mapping;
+use crate::target::tap::Observer;
 
+/// The daemon until SIGINT or SIGTERM.
 pub async fn run(config: &Config) -> anyhow::Result<()> {
     // Signal handlers first: a signal during start-up then still means a clean stop.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let signal = async move {
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => {
+                if let Err(error) = result {
+                    tracing::error!(%error, "cannot wait for Ctrl-C; stopping");
+                }
+            }
+            _ = terminate.recv() => {}
+        }
+    };
+    run_until(config, None, signal).await
+}
+
+/// The daemon until `shutdown` completes (tests and embedders), with an optional tap on
+/// every invocation.
+pub async fn run_until(
+    config: &Config,
+    tap: Option<Observer>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let clock = Clock::wall();
     let store_path = config.state_dir.join("checkpoints.redb");
     let store: Arc<dyn CheckpointStore> = Arc::new(EmbeddedStore::open(&store_path)?);
@@ -36,6 +60,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         store.set_meta(&key, &now.to_string())?;
         Ok(now)
     };
+    let aws = AwsFactory::new(config.aws.endpoint_url.clone(), config.aws.region.clone());
     let engine_seed = clock.now_ms() as u64 ^ u64::from(std::process::id());
     let env = Environment {
         clock,
@@ -46,10 +71,11 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
             engine: engine_seed,
         },
         invocation_log: None,
-        tap: None,
+        tap,
+        aws: Some(&aws),
         cancel: cancel.clone(),
     };
-    let parts = Arc::new(assemble(config, env)?);
+    let parts = Arc::new(assemble(config, env).await?);
     let supervisors: Vec<_> = parts
         .contexts
         .iter()
@@ -61,10 +87,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         clock,
         cancel.clone(),
     ));
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = terminate.recv() => {}
-    }
+    shutdown.await;
     tracing::info!("shutting down: finishing in-flight invocations and writing checkpoints");
     cancel.cancel();
     for supervisor in supervisors {

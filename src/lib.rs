@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod destination;
 pub mod engine;
 pub mod event;
+pub mod load;
 pub mod model;
 pub mod policy;
 pub mod rng;

@@ -159,9 +159,10 @@ async fn simulate_on_paused_clock(
         },
         invocation_log: invocation_log.clone(),
         tap: options.tap.clone(),
+        aws: None,
         cancel: cancel.clone(),
     };
-    let parts = assemble(config, env)?;
+    let parts = assemble(config, env).await?;
     let supervisors: Vec<_> = parts
         .contexts
         .iter()

@@ -5,6 +5,8 @@
 
 pub mod delivery;
 pub mod file;
+pub mod sns;
+pub mod sqs;
 
 use async_trait::async_trait;
 

@@ -17,7 +17,7 @@ use super::status::{ShardState, ShardStatus};
 use crate::checkpoint::Checkpoint;
 use crate::config::StartingPosition;
 use crate::event::EventContext;
-use crate::model::{ShardId, ShardInfo};
+use crate::model::{ShardId, ShardInfo, StreamKind};
 use crate::policy::backoff::backoff_ms;
 use crate::rng::Rng;
 use crate::source::{IteratorPosition, RecordsPage, SourceError};
@@ -37,6 +37,7 @@ pub fn start_position(
     checkpoint: Option<&Checkpoint>,
     is_child: bool,
     starting: StartingPosition,
+    kind: StreamKind,
     now_ms: i64,
 ) -> IteratorPosition {
     match checkpoint {
@@ -44,9 +45,13 @@ pub fn start_position(
         Some(Checkpoint::ShardEnd) | None if is_child => IteratorPosition::TrimHorizon,
         _ => match starting {
             StartingPosition::TrimHorizon => IteratorPosition::TrimHorizon,
-            // LATEST is pinned to the time the shard was opened, so re-opening an expired
-            // iterator before anything was read cannot skip records.
-            StartingPosition::Latest => IteratorPosition::AtTimestamp(now_ms),
+            // Kinesis: LATEST is pinned to the time the shard was opened, so re-opening an
+            // expired iterator before anything was read cannot skip records. DynamoDB
+            // Streams has no AT_TIMESTAMP: there it stays LATEST.
+            StartingPosition::Latest if kind == StreamKind::Kinesis => {
+                IteratorPosition::AtTimestamp(now_ms)
+            }
+            StartingPosition::Latest => IteratorPosition::Latest,
             StartingPosition::AtTimestamp(ms) => IteratorPosition::AtTimestamp(ms),
         },
     }
@@ -78,8 +83,10 @@ pub async fn run_shard(
         aws_region: ctx.aws_region.clone(),
         invoke_identity_arn: ctx.invoke_identity_arn.clone(),
     };
-    if let IteratorPosition::AtTimestamp(ms) = position {
-        status.update().started_at_time_ms = Some(ms);
+    match position {
+        IteratorPosition::AtTimestamp(ms) => status.update().started_at_time_ms = Some(ms),
+        IteratorPosition::Latest => status.update().started_at_time_ms = Some(ctx.clock.now_ms()),
+        _ => {}
     }
     let mut reader = Reader {
         iterator: None,
@@ -229,10 +236,11 @@ fn accept_page(
 ) {
     let mut s = status.update();
     if let Some(lost) = &page.lost_to_retention {
-        let count = lost.count.unwrap_or(0);
-        s.records_trimmed += count;
+        s.records_trimmed += lost.count.unwrap_or(0);
+        s.retention_gaps += 1;
+        let count = lost.count.map_or("unknown".to_string(), |c| c.to_string());
         tracing::error!(
-            mapping = %ctx.mapping.name, shard = %shard_id, count, first = ?lost.first.as_ref().map(|q| q.as_str()),
+            mapping = %ctx.mapping.name, shard = %shard_id, %count, first = ?lost.first.as_ref().map(|q| q.as_str()),
             last = ?lost.last.as_ref().map(|q| q.as_str()),
             "records lost to stream retention: they were trimmed before they could be read"
         );

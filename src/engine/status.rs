@@ -53,6 +53,9 @@ pub struct ShardSnapshot {
     pub records_filtered: u64,
     pub records_discarded: u64,
     pub records_trimmed: u64,
+    /// Times the stream said records were trimmed before they were read, whether or not
+    /// it could say how many (DynamoDB Streams cannot).
+    pub retention_gaps: u64,
     /// Invocations that reached the function (AWS's count: retries + 1 per batch).
     pub invocations: u64,
     /// Invocations that never reached the function (throttled, service error).
@@ -87,6 +90,7 @@ impl ShardStatus {
                 records_filtered: 0,
                 records_discarded: 0,
                 records_trimmed: 0,
+                retention_gaps: 0,
                 invocations: 0,
                 invoke_throttles: 0,
                 read_throttles: 0,

@@ -144,6 +144,7 @@ fn start_ready_shards(
             checkpoints.get(&info.shard_id),
             is_child,
             ctx.mapping.starting_position,
+            ctx.mapping.stream_kind,
             ctx.clock.now_ms(),
         );
         if let Some(entry) = shards.get_mut(&info.shard_id) {

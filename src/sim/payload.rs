@@ -161,33 +161,65 @@ impl Materializer<'_> {
     }
 }
 
-/// `{"producer":P,"n":K,"key":"KEY","amount":A[,"poison":true],"pad":"xx.."}`, exactly
-/// `payload_bytes` long when that leaves room for the pad field (else without it).
+/// Record `k` of `spec` as Kinesis data (see `KinesisData`).
 fn kinesis_data(spec: &ProducerSpec, k: u64, n: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(spec.payload_bytes.max(64 + spec.key_prefix_json.len()));
-    out.extend_from_slice(b"{\"producer\":");
-    push_u64(&mut out, u64::from(spec.index));
-    out.extend_from_slice(b",\"n\":");
-    push_u64(&mut out, k);
-    out.extend_from_slice(b",\"key\":\"");
-    out.extend_from_slice(spec.key_prefix_json.as_bytes());
-    push_u64(&mut out, n);
-    out.extend_from_slice(b"\",\"amount\":");
-    push_u64(&mut out, spec.amount(k));
-    if spec.is_poison(k) {
-        out.extend_from_slice(b",\"poison\":true");
+    KinesisData {
+        producer: spec.index,
+        k,
+        key_prefix_json: &spec.key_prefix_json,
+        n,
+        amount: spec.amount(k),
+        poison: spec.is_poison(k),
+        payload_bytes: spec.payload_bytes,
     }
-    const PAD_OPEN: &[u8] = b",\"pad\":\"";
-    const PAD_CLOSE: &[u8] = b"\"}";
-    let fixed = out.len() + PAD_OPEN.len() + PAD_CLOSE.len();
-    if fixed <= spec.payload_bytes {
-        out.extend_from_slice(PAD_OPEN);
-        out.resize(out.len() + (spec.payload_bytes - fixed), b'x');
-        out.extend_from_slice(PAD_CLOSE);
-    } else {
-        out.push(b'}');
+    .write()
+}
+
+/// The fields of one Kinesis record's data, for the simulated producers and for the load
+/// generator (`crate::load`), which must write the same shape so the same function rules
+/// catch its poison records.
+pub(crate) struct KinesisData<'a> {
+    pub producer: u32,
+    pub k: u64,
+    /// The key prefix, JSON-escaped (`push_json_escaped`), without quotes.
+    pub key_prefix_json: &'a str,
+    /// The key index: the key is `key_prefix + n`.
+    pub n: u64,
+    pub amount: u64,
+    pub poison: bool,
+    pub payload_bytes: usize,
+}
+
+impl KinesisData<'_> {
+    /// `{"producer":P,"n":K,"key":"KEY","amount":A[,"poison":true],"pad":"xx.."}`, exactly
+    /// `payload_bytes` long when that leaves room for the pad field (else without it).
+    #[inline]
+    pub(crate) fn write(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.payload_bytes.max(64 + self.key_prefix_json.len()));
+        out.extend_from_slice(b"{\"producer\":");
+        push_u64(&mut out, u64::from(self.producer));
+        out.extend_from_slice(b",\"n\":");
+        push_u64(&mut out, self.k);
+        out.extend_from_slice(b",\"key\":\"");
+        out.extend_from_slice(self.key_prefix_json.as_bytes());
+        push_u64(&mut out, self.n);
+        out.extend_from_slice(b"\",\"amount\":");
+        push_u64(&mut out, self.amount);
+        if self.poison {
+            out.extend_from_slice(b",\"poison\":true");
+        }
+        const PAD_OPEN: &[u8] = b",\"pad\":\"";
+        const PAD_CLOSE: &[u8] = b"\"}";
+        let fixed = out.len() + PAD_OPEN.len() + PAD_CLOSE.len();
+        if fixed <= self.payload_bytes {
+            out.extend_from_slice(PAD_OPEN);
+            out.resize(out.len() + (self.payload_bytes - fixed), b'x');
+            out.extend_from_slice(PAD_CLOSE);
+        } else {
+            out.push(b'}');
+        }
+        out
     }
-    out
 }
 
 fn string_attribute(text: String) -> Value {

@@ -6,6 +6,8 @@
 //! counting, an expired iterator is re-opened from the checkpoint, ...), so the engine never
 //! looks at a service's error codes.
 
+pub mod dynamodb_streams;
+pub mod kinesis;
 pub mod simulated;
 
 use async_trait::async_trait;
