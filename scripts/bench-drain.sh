@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/test-servers.sh
-servers_install
-servers_start
-trap servers_stop EXIT
+ts_install
+ts_start
+trap ts_stop EXIT
 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
   cargo run --release --quiet --example drain_bench

@@ -102,7 +102,7 @@ ts_install_moto() {
   ts_need_python_venv || return 1
   local t0
   t0="$(ts_now)"
-  ts_say "installing $TEST_SERVERS_MOTO_PIN into ${TEST_SERVERS_VENV#"$TEST_SERVERS_ROOT/"} (about 35 s)"
+  ts_say "installing $TEST_SERVERS_MOTO_PIN into ${TEST_SERVERS_VENV#"$TEST_SERVERS_ROOT/"} (about a minute)"
   rm -rf "$TEST_SERVERS_VENV"
   python3 -m venv "$TEST_SERVERS_VENV" || ts_fail "python3 -m venv failed (Debian: apt-get install python3-venv)" || return 1
   "$TEST_SERVERS_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$TEST_SERVERS_MOTO_PIN" ||
@@ -414,7 +414,7 @@ ts_start() {
       KINESIS_MOCK_CERT_PATH="$TEST_SERVERS_NPM/node_modules/kinesis-local/server.json" \
       KINESIS_MOCK_PLAIN_PORT="$kinesis_port" \
       KINESIS_MOCK_TLS_PORT="$kinesis_tls_port" \
-      SHOULD_PERSIST_DATA=false LOAD_DATA_IF_EXISTS=false \
+      SHOULD_PERSIST_DATA=false LOAD_DATA_IF_EXISTS=false SHARD_LIMIT=1000 \
       node -r "$TEST_SERVERS_ROOT/scripts/loopback.js" "$TEST_SERVERS_KINESIS_MAIN" || { ts_stop; return 1; }
     kinesis_pid="$TS_LAUNCHED_PID"
     echo "kinesis-local $kinesis_pid $TS_LAUNCHED_WRAPPER $kinesis_port $kinesis_tls_port" >>"$pids"
@@ -465,7 +465,8 @@ ts_start() {
 
 # ---------------------------------------------------------------------------- stop
 
-# Stops the recorded servers and their children: SIGTERM, then SIGKILL after 10 s.
+# Stops the recorded servers and their children: SIGTERM, then SIGKILL to what is left
+# after about 5 s.
 ts_stop() {
   local pids="$TEST_SERVERS_STATE/pids"
   [[ -f "$pids" ]] || return 0

@@ -9,8 +9,10 @@
 #    venv, node and npm besides Rust (Debian: python3-venv, nodejs, npm).
 # 3. Builds the tests, starts both servers on 127.0.0.1 (free ports, loopback only, logs
 #    in .test-servers/test-run/; see scripts/test-servers.sh), exports their endpoints in
-#    ESM_SIM_TEST_KINESIS_ENDPOINT and ESM_SIM_TEST_MOTO_ENDPOINT, and runs
-#    `cargo test --all-targets --locked` with test AWS credentials and region us-east-1.
+#    ESM_SIM_TEST_KINESIS_ENDPOINT and ESM_SIM_TEST_MOTO_ENDPOINT (the tests' clients)
+#    and in AWS_ENDPOINT_URL_<SERVICE> (the daemon's clients: Kinesis on kinesis-local,
+#    the rest on moto), and runs `cargo test --all-targets --locked` with test AWS
+#    credentials, region us-east-1 and none of the caller's AWS profile or endpoints.
 #    The servers are stopped on every exit: success, failure, Ctrl-C, SIGTERM.
 # Exits with cargo's status.
 set -euo pipefail
@@ -35,11 +37,12 @@ if ((${#missing[@]})); then
 fi
 
 # The engine's own AWS clients in the tests: static test credentials, one region, no
-# instance metadata, and nothing from the caller's AWS setup (the tests pass the
-# servers' endpoints explicitly).
+# instance metadata, and nothing from the caller's AWS setup (no profile, config file,
+# session token or endpoint of theirs). The endpoints are set below, once the servers run.
 for variable in $(compgen -e); do
   case "$variable" in
-    AWS_ENDPOINT_URL* | AWS_PROFILE | AWS_DEFAULT_PROFILE | AWS_SESSION_TOKEN | AWS_SECURITY_TOKEN | AWS_ACCOUNT_ID)
+    AWS_ENDPOINT_URL* | AWS_IGNORE_CONFIGURED_ENDPOINT_URLS* | AWS_PROFILE | AWS_DEFAULT_PROFILE | \
+      AWS_SESSION_TOKEN | AWS_SECURITY_TOKEN | AWS_ACCOUNT_ID)
       unset "$variable"
       ;;
   esac
@@ -72,7 +75,14 @@ ts_install
 echo "== cargo test --all-targets --locked --no-run (build the tests)"
 cargo test --all-targets --locked --no-run
 echo "== test servers: start"
-ts_start
+ts_start # exports ESM_SIM_TEST_KINESIS_ENDPOINT and ESM_SIM_TEST_MOTO_ENDPOINT
+# The tests' own clients take those endpoints explicitly; the daemon's clients find the
+# servers through the standard per-service variables, as a user's would.
+export AWS_ENDPOINT_URL_KINESIS="$ESM_SIM_TEST_KINESIS_ENDPOINT"
+export AWS_ENDPOINT_URL_DYNAMODB_STREAMS="$ESM_SIM_TEST_MOTO_ENDPOINT"
+export AWS_ENDPOINT_URL_DYNAMODB="$ESM_SIM_TEST_MOTO_ENDPOINT"
+export AWS_ENDPOINT_URL_SQS="$ESM_SIM_TEST_MOTO_ENDPOINT"
+export AWS_ENDPOINT_URL_SNS="$ESM_SIM_TEST_MOTO_ENDPOINT"
 
 echo "== cargo test --all-targets --locked"
 status=0

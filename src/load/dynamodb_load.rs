@@ -14,15 +14,22 @@
 //! OldImage). A DeleteItem carries no new image: a poison REMOVE shows only through its
 //! OldImage, when the item was poison before.
 //!
-//! Changes go out one at a time, in order, on the same ticker schedule as the Kinesis
-//! load; a change that fails transiently is retried in place (with backoff) before the
-//! next one, because a later change of the same item must not overtake it. The plan is
-//! pure (`Planner`, `image_pad_len`, `update_expression`); `load_table` does the calls.
+//! Changes go out on the same ticker schedule as the Kinesis load, up to
+//! `MAX_IN_FLIGHT` at once (one call at a time cannot hold a few hundred a second against
+//! DynamoDB's latency) but never two of the same item: a change waits for the item's
+//! previous one, so each item's INSERT, MODIFYs and REMOVE reach its stream in order. A
+//! change that fails transiently is retried in place, with backoff, for the same reason;
+//! after `max_retries` retries it is given up and counted as failed. The plan is pure
+//! (`Planner`, `image_pad_len`, `update_expression`); `load_table` does the calls.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType, ScalarAttributeType};
+use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 use super::generate::{Generated, Generator};
 use super::pacing::{retry_delay, TICK};
@@ -154,13 +161,25 @@ async fn check_table(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::
     Ok(())
 }
 
-struct Writer<'a> {
-    client: &'a aws_sdk_dynamodb::Client,
-    table: &'a str,
+struct Writer {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
     payload_bytes: usize,
+    max_retries: u32,
+    stop: CancellationToken,
 }
 
-impl Writer<'_> {
+/// What became of one change.
+struct Outcome {
+    op: Op,
+    key: String,
+    throttled: u64,
+    retried_errors: u64,
+    /// Err: given up, with why.
+    result: Result<(), String>,
+}
+
+impl Writer {
     /// Sends one change; Ok(Err(..)) is a retryable error (throttled or not).
     async fn send(&self, change: &Change) -> anyhow::Result<Result<(), (bool, String)>> {
         let record = &change.record;
@@ -173,7 +192,7 @@ impl Writer<'_> {
                 match $result {
                     Ok(_) => Ok(Ok(())),
                     Err(error) => match aws::classify(&error) {
-                        ErrorClass::NotFound => Err(table_not_found(self.table)),
+                        ErrorClass::NotFound => Err(table_not_found(&self.table)),
                         ErrorClass::Transient => Ok(Err((
                             aws::error_code(&error).is_some_and(|c| THROTTLE_CODES.contains(&c)),
                             aws::describe(&error),
@@ -194,7 +213,7 @@ impl Writer<'_> {
                 let mut request = self
                     .client
                     .put_item()
-                    .table_name(self.table)
+                    .table_name(&self.table)
                     .item("pk", key)
                     .item("n", n)
                     .item("amount", amount)
@@ -208,7 +227,7 @@ impl Writer<'_> {
                 let mut request = self
                     .client
                     .update_item()
-                    .table_name(self.table)
+                    .table_name(&self.table)
                     .key("pk", key)
                     .update_expression(update_expression(record.poison))
                     .expression_attribute_names("#n", "n")
@@ -228,16 +247,115 @@ impl Writer<'_> {
                 let request = self
                     .client
                     .delete_item()
-                    .table_name(self.table)
+                    .table_name(&self.table)
                     .key("pk", key);
                 outcome!(request.send().await, "DeleteItem")
             }
         }
     }
+
+    /// Sends `change`, retrying a transient failure in place with backoff until it
+    /// succeeds, is given up after `max_retries` retries, or the run is stopped.
+    async fn apply(&self, change: Change) -> anyhow::Result<Outcome> {
+        let mut outcome = Outcome {
+            op: change.op,
+            key: change.record.partition_key.clone(),
+            throttled: 0,
+            retried_errors: 0,
+            result: Ok(()),
+        };
+        let mut attempts = 0u32;
+        loop {
+            let Err((throttled, error)) = self.send(&change).await? else {
+                return Ok(outcome);
+            };
+            if throttled {
+                outcome.throttled += 1;
+            } else {
+                outcome.retried_errors += 1;
+            }
+            attempts += 1;
+            if attempts > self.max_retries {
+                outcome.result = Err(format!("{:?} of {}: {error}", change.op, outcome.key));
+                return Ok(outcome);
+            }
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => {
+                    outcome.result = Err(format!(
+                        "{:?} of {}: interrupted while waiting to retry ({error})",
+                        change.op, outcome.key
+                    ));
+                    return Ok(outcome);
+                }
+                _ = tokio::time::sleep(retry_delay(attempts)) => {}
+            }
+        }
+    }
+}
+
+/// Changes in flight at once: enough to keep a rate of a few hundred changes a second
+/// against DynamoDB's per-call latency; never two of the same item.
+const MAX_IN_FLIGHT: usize = 16;
+
+/// The counts of a run.
+#[derive(Default)]
+struct Tally {
+    puts: u64,
+    updates: u64,
+    deletes: u64,
+    throttled: u64,
+    retried_errors: u64,
+    failed: u64,
+    last_failure: Option<String>,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: Outcome) {
+        self.throttled += outcome.throttled;
+        self.retried_errors += outcome.retried_errors;
+        match outcome.result {
+            Ok(()) => match outcome.op {
+                Op::Put => self.puts += 1,
+                Op::Update => self.updates += 1,
+                Op::Delete => self.deletes += 1,
+            },
+            Err(error) => {
+                self.failed += 1;
+                self.last_failure = Some(error);
+            }
+        }
+    }
+}
+
+type InFlight = JoinSet<anyhow::Result<Outcome>>;
+
+/// Waits for one change in flight to finish and counts it.
+async fn finish_one(
+    in_flight: &mut InFlight,
+    busy: &mut HashSet<String>,
+    tally: &mut Tally,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    if let Some(joined) = in_flight.join_next().await {
+        let outcome = joined.map_err(|e| anyhow::anyhow!("a table write task failed: {e}"))??;
+        busy.remove(&outcome.key);
+        tally.add(outcome);
+        progress.inc(1);
+        if tally.throttled + tally.retried_errors > 0 {
+            progress.set_message(format!(
+                "{} throttled, {} failed",
+                tally.throttled + tally.retried_errors,
+                tally.failed
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Writes `spec.rate × spec.duration_seconds` changes to `table` at `spec.rate` changes
-/// per second.
+/// per second. Up to `MAX_IN_FLIGHT` changes are in flight, never two of the same item,
+/// so each item's changes reach the table (and its stream) in order.
 pub async fn load_table(
     factory: &AwsFactory,
     table: &str,
@@ -253,19 +371,21 @@ pub async fn load_table(
     }
     let client = aws::dynamodb(&factory.config_for(table).await);
     check_table(&client, table).await?;
-    let writer = Writer {
-        client: &client,
-        table,
+    let writer = Arc::new(Writer {
+        client,
+        table: table.to_string(),
         payload_bytes: spec.payload_bytes,
-    };
+        max_retries: spec.max_retries,
+        stop: controls.stop.clone(),
+    });
     let pacing = spec.pacing();
     let total = pacing.total();
     let progress = Progress::new(controls.show_progress, Some(total), "changes");
     let mut generator = Generator::new(spec.generator_spec());
     let mut planner = Planner::new(spec.keys);
-    let (mut puts, mut updates, mut deletes) = (0u64, 0u64, 0u64);
-    let (mut throttled, mut retried_errors, mut failed) = (0u64, 0u64, 0u64);
-    let mut last_failure = None;
+    let mut tally = Tally::default();
+    let mut in_flight = InFlight::new();
+    let mut busy: HashSet<String> = HashSet::new();
     let mut interrupted = false;
     let mut planned = 0u64;
     let start = Instant::now();
@@ -280,79 +400,52 @@ pub async fn load_table(
             }
             _ = ticker.tick() => {}
         }
+        while let Some(joined) = in_flight.try_join_next() {
+            let outcome =
+                joined.map_err(|e| anyhow::anyhow!("a table write task failed: {e}"))??;
+            busy.remove(&outcome.key);
+            tally.add(outcome);
+            progress.inc(1);
+        }
         while planned < pacing.due_by(start.elapsed()).min(total) {
+            if controls.stop.is_cancelled() {
+                interrupted = true;
+                break 'run;
+            }
             let Some(record) = generator.next() else {
                 break 'run;
             };
             let change = planner.plan(record);
             planned += 1;
-            let mut attempts = 0u32;
-            loop {
-                match writer.send(&change).await? {
-                    Ok(()) => {
-                        match change.op {
-                            Op::Put => puts += 1,
-                            Op::Update => updates += 1,
-                            Op::Delete => deletes += 1,
-                        }
-                        break;
-                    }
-                    Err((was_throttled, error)) => {
-                        if was_throttled {
-                            throttled += 1;
-                        } else {
-                            retried_errors += 1;
-                        }
-                        attempts += 1;
-                        if attempts > spec.max_retries {
-                            failed += 1;
-                            last_failure = Some(format!(
-                                "{:?} of {}: {error}",
-                                change.op, change.record.partition_key
-                            ));
-                            break;
-                        }
-                        progress.set_message(format!("{throttled} throttled, {failed} failed"));
-                        let delay = retry_delay(attempts);
-                        tokio::select! {
-                            biased;
-                            _ = controls.stop.cancelled() => {
-                                failed += 1;
-                                last_failure = Some(format!(
-                                    "{:?} of {}: interrupted while waiting to retry ({error})",
-                                    change.op, change.record.partition_key
-                                ));
-                                interrupted = true;
-                                break 'run;
-                            }
-                            _ = tokio::time::sleep(delay) => {}
-                        }
-                    }
-                }
+            // The item's previous change first; and no more than MAX_IN_FLIGHT at once.
+            while busy.contains(&change.record.partition_key) || in_flight.len() >= MAX_IN_FLIGHT {
+                finish_one(&mut in_flight, &mut busy, &mut tally, &progress).await?;
             }
-            progress.inc(1);
-            if controls.stop.is_cancelled() {
-                interrupted = true;
-                break 'run;
-            }
+            busy.insert(change.record.partition_key.clone());
+            let writer = Arc::clone(&writer);
+            in_flight.spawn(async move { writer.apply(change).await });
         }
+    }
+    while !in_flight.is_empty() {
+        finish_one(&mut in_flight, &mut busy, &mut tally, &progress).await?;
     }
     progress.finish();
     Ok(Summary {
         verb: "wrote",
         unit: "changes",
-        count: puts + updates + deletes,
+        count: tally.puts + tally.updates + tally.deletes,
         seconds: start.elapsed().as_secs_f64(),
         target_rate: Some(spec.rate),
-        throttled,
-        retried_errors,
-        failed,
+        throttled: tally.throttled,
+        retried_errors: tally.retried_errors,
+        failed: tally.failed,
         max_retries: spec.max_retries,
-        last_failure,
+        last_failure: tally.last_failure,
         detail: Some(format!(
-            "{puts} PutItem, {updates} UpdateItem, {deletes} DeleteItem"
+            "{} PutItem, {} UpdateItem, {} DeleteItem",
+            tally.puts, tally.updates, tally.deletes
         )),
-        interrupted,
+        interrupted: interrupted || controls.stop.is_cancelled(),
     })
 }
 
