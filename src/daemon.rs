@@ -94,6 +94,7 @@ pub async fn run_until(
         supervisor.await?;
     }
     stats.await?;
+    store.flush()?;
     for ctx in &parts.contexts {
         for shard in ctx.status.snapshots() {
             tracing::info!(mapping = %ctx.mapping.name, shard = %shard.shard_id,

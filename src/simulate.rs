@@ -189,6 +189,7 @@ async fn simulate_on_paused_clock(
         log.flush()?;
     }
     store.set_meta(CLOCK_KEY, &clock.now_ms().to_string())?;
+    store.flush()?;
     let mut report = build_report(&parts, clock.now_ms(), seed, simulated_seconds, drained);
     report.wall_seconds = wall_start.elapsed().as_secs_f64();
     Ok(report)

@@ -58,6 +58,10 @@ pub trait CheckpointStore: Send + Sync {
     ) -> Result<(), StoreError>;
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// Makes every save so far durable (called on shutdown).
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Checkpoints in memory: for `simulate` and tests.

@@ -167,6 +167,7 @@ async fn read_once(
     rng: &mut Rng,
 ) {
     let pace = &ctx.mapping.pace;
+    let started = ctx.clock.now_ms();
     let result = match reader.iterator.clone() {
         Some(iterator) => {
             ctx.source
@@ -188,13 +189,15 @@ async fn read_once(
         Ok(page) => {
             reader.errors_in_a_row = 0;
             accept_page(ctx, shard_id, status, reader, buffer, page);
+            // While records wait, reads are spaced from the start of the previous one (the
+            // per-shard limit is on calls per second), so a slow read is not followed by a
+            // needless pause; a caught-up shard waits the poll interval after the answer.
             let busy = reader.more_waiting || !buffer.is_empty();
-            reader.next_read_ms = now
-                + if busy {
-                    pace.min_read_interval_ms
-                } else {
-                    pace.poll_interval_ms
-                } as i64;
+            reader.next_read_ms = if busy {
+                started + pace.min_read_interval_ms as i64
+            } else {
+                now + pace.poll_interval_ms as i64
+            };
         }
         Err(SourceError::ExpiredIterator) => {
             tracing::info!(shard = %shard_id, resume = ?reader.resume, "iterator expired; re-opening after the last record read");
