@@ -101,10 +101,18 @@ pub async fn run_mapping(ctx: Arc<MappingContext>) {
             biased;
             _ = ctx.cancel.cancelled() => break,
             Some((shard_id, end)) = done_rx.recv() => {
-                if let ShardEnd::Finished { .. } = end {
+                if let ShardEnd::Finished { children } = end {
                     checkpoints.insert(shard_id.clone(), Checkpoint::ShardEnd);
                     if let Some(entry) = shards.get_mut(&shard_id) {
                         entry.1 = Slot::Finished;
+                    }
+                    // The children the stream named (Kinesis ChildShards) are known at
+                    // once, even if a listing would not show them yet; list again anyway.
+                    for child in children {
+                        if !shards.contains_key(&child.shard_id) {
+                            ctx.status.shard(&child);
+                            shards.insert(child.shard_id.clone(), (child, Slot::Waiting));
+                        }
                     }
                     next_discovery = ctx.clock.now_ms();
                 } else if let Some(entry) = shards.get_mut(&shard_id) {
