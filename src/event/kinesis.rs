@@ -314,33 +314,4 @@ mod tests {
             }
         }
     }
-
-    /// `cargo test --release --lib kinesis_encoding_throughput -- --ignored --nocapture`
-    #[test]
-    #[ignore = "throughput measurement, run by hand in release mode"]
-    fn kinesis_encoding_throughput() {
-        let ctx = spec_context();
-        let records: Vec<StreamRecord> = (0..1000u64)
-            .map(|i| {
-                kinesis_record(
-                    &format!("4959033827149025660855969253836157109592157598913{i:07}"),
-                    1_545_084_650_987 + i as i64,
-                    &format!("user-{i}"),
-                    &[b'x'; 200],
-                )
-            })
-            .collect();
-        let mut out = Vec::with_capacity(1 << 20);
-        let start = std::time::Instant::now();
-        let rounds = 2000;
-        for _ in 0..rounds {
-            for r in &records {
-                out.clear();
-                encode_record(&ctx, r, &mut out);
-                std::hint::black_box(&out);
-            }
-        }
-        let per_sec = (rounds * records.len()) as f64 / start.elapsed().as_secs_f64();
-        println!("{per_sec:.0} Kinesis records/s (200-byte data)");
-    }
 }
