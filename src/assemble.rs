@@ -28,6 +28,9 @@ use crate::source::dynamodb_streams::DynamodbStreamsSource;
 use crate::source::kinesis::KinesisSource;
 use crate::source::simulated::SimulatedSource;
 use crate::source::StreamSource;
+use crate::target::command::CommandTarget;
+use crate::target::http::HttpTarget;
+use crate::target::lambda::LambdaTarget;
 use crate::target::simulated::SimulatedFunction;
 use crate::target::tap::{Observer, Tapped};
 use crate::target::Target;
@@ -87,9 +90,24 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
         streams.insert(simulated.arn(), simulated);
     }
     let mut functions: BTreeMap<&str, Arc<dyn Target>> = BTreeMap::new();
-    for function in &config.functions {
-        let mut target: Arc<dyn Target> =
-            Arc::new(SimulatedFunction::new(function, &config.aws, seeds.world));
+    let used = |name: &str| config.mappings.iter().any(|m| m.function_name == name);
+    for function in config.functions.iter().filter(|f| used(&f.name)) {
+        if aws.is_none() && function.function_type != "simulated" {
+            anyhow::bail!(
+                "function {:?}: type = {:?} runs in real time; simulate runs simulated functions only (use esm-sim run)",
+                function.name,
+                function.function_type
+            );
+        }
+        let mut target: Arc<dyn Target> = match function.function_type.as_str() {
+            "http" => Arc::new(HttpTarget::new(function, &config.aws)?),
+            "command" => Arc::new(CommandTarget::new(function, &config.aws)?),
+            "lambda" => {
+                let what = format!("the Lambda function {:?}", function.name);
+                Arc::new(LambdaTarget::connect(real(aws, &function.name, &what)?, function).await?)
+            }
+            _ => Arc::new(SimulatedFunction::new(function, &config.aws, seeds.world)),
+        };
         if let Some(observer) = &tap {
             target = Arc::new(Tapped {
                 inner: target,

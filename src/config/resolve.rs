@@ -148,6 +148,13 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
     if !p.list.is_empty() {
         return Err(ConfigError { problems: p.list });
     }
+    let functions = functions
+        .into_iter()
+        .map(|mut f| {
+            f.working_dir = f.working_dir.map(|dir| join(base_dir, &dir));
+            f
+        })
+        .collect();
     Ok(Config {
         state_dir,
         dead_letter_file,
@@ -511,15 +518,7 @@ fn check_function(index: usize, f: &FunctionConfig, p: &mut Problems) {
             ),
         );
     }
-    if f.function_type != "simulated" {
-        p.add(
-            subject,
-            format!(
-                "type = {:?}: not supported by this build yet (only \"simulated\")",
-                f.function_type
-            ),
-        );
-    }
+    check_function_type(subject, f, p);
     p.range(subject, "timeout_seconds", f.timeout_seconds, 1, 900);
     let p50_ok = p.float_min(subject, "latency.p50_ms", f.latency.p50_ms, 0.0, false);
     if let Some(p99) = f.latency.p99_ms {
@@ -548,6 +547,70 @@ fn check_function(index: usize, f: &FunctionConfig, p: &mut Problems) {
         if rule.body.is_some() && rule.action != super::schema::RuleAction::Malformed {
             p.add(&subject, "body is only valid with action = \"malformed\"");
         }
+    }
+}
+
+/// The keys of each function type: required ones present, others' absent.
+fn check_function_type(subject: &str, f: &FunctionConfig, p: &mut Problems) {
+    let simulated_keys =
+        !f.rules.is_empty() || f.latency.p50_ms != 0.0 || f.latency.p99_ms.is_some();
+    let present = [
+        ("url", f.url.is_some()),
+        ("headers", !f.headers.is_empty()),
+        ("command", f.command.is_some()),
+        ("env", !f.env.is_empty()),
+        ("working_dir", f.working_dir.is_some()),
+        ("lambda_function", f.lambda_function.is_some()),
+        ("rules / latency", simulated_keys),
+    ];
+    let (required, allowed): (&[&str], &[&str]) = match f.function_type.as_str() {
+        "simulated" => (&[], &["rules / latency"]),
+        "http" => (&["url"], &["url", "headers"]),
+        "command" => (&["command"], &["command", "env", "working_dir"]),
+        "lambda" => (&["lambda_function"], &["lambda_function"]),
+        other => {
+            p.add(
+                subject,
+                format!(
+                    "type = {other:?}: must be \"simulated\", \"http\", \"command\" or \"lambda\""
+                ),
+            );
+            return;
+        }
+    };
+    for (key, is_set) in present {
+        if is_set && !allowed.contains(&key) {
+            p.add(
+                subject,
+                format!("{key}: not a setting of type = {:?}", f.function_type),
+            );
+        }
+        if !is_set && required.contains(&key) {
+            p.add(
+                subject,
+                format!("{key}: required for type = {:?}", f.function_type),
+            );
+        }
+    }
+    if let Some(url) = &f.url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            p.add(
+                subject,
+                format!("url = {url:?}: must start with http:// or https://"),
+            );
+        }
+    }
+    if f.command
+        .as_ref()
+        .is_some_and(|c| c.first().is_none_or(|program| program.is_empty()))
+    {
+        p.add(
+            subject,
+            "command: must name a program: [\"python3\", \"handler.py\"]",
+        );
+    }
+    if f.lambda_function.as_ref().is_some_and(|l| l.is_empty()) {
+        p.add(subject, "lambda_function: must be a function name or ARN");
     }
 }
 
@@ -1984,7 +2047,34 @@ maximum_record_age_in_seconds = 30
         );
         assert_eq!(
             function_problems("type = \"http\""),
-            vec!["function \"f\": type = \"http\": not supported by this build yet (only \"simulated\")"]
+            vec!["function \"f\": url: required for type = \"http\""]
+        );
+        assert!(function_problems(
+            "type = \"http\"\nurl = \"http://127.0.0.1:9000/\"\nheaders = { x-api-key = \"k\" }"
+        )
+        .is_empty());
+        assert!(function_problems(
+            "type = \"command\"\ncommand = [\"python3\", \"h.py\"]\nenv = { A = \"1\" }"
+        )
+        .is_empty());
+        assert!(function_problems("type = \"lambda\"\nlambda_function = \"orders\"").is_empty());
+        assert_eq!(
+            function_problems("type = \"ftp\""),
+            vec!["function \"f\": type = \"ftp\": must be \"simulated\", \"http\", \"command\" or \"lambda\""]
+        );
+        assert_eq!(
+            function_problems("type = \"command\"\ncommand = []\nurl = \"ftp://x\""),
+            vec![
+                "function \"f\": url: not a setting of type = \"command\"",
+                "function \"f\": url = \"ftp://x\": must start with http:// or https://",
+                "function \"f\": command: must name a program: [\"python3\", \"handler.py\"]",
+            ]
+        );
+        assert_eq!(
+            function_problems(
+                "type = \"lambda\"\nlambda_function = \"f\"\nlatency = { p50_ms = 5.0 }"
+            ),
+            vec!["function \"f\": rules / latency: not a setting of type = \"lambda\""]
         );
         assert_eq!(
             function_problems("latency = { p50_ms = -1.0 }"),

@@ -5,6 +5,7 @@
 //! document (`aws_json = "esm.json"`); `resolve` merges both, applies the AWS defaults and
 //! checks the AWS ranges, producing the engine's `Mapping` (see `mapping.rs`).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -218,7 +219,7 @@ pub struct FaultConfig {
 }
 
 /// A function a mapping invokes. Only `type = "simulated"` exists so far.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionConfig {
     pub name: String,
@@ -234,6 +235,20 @@ pub struct FunctionConfig {
     /// Failure rules, tried in order; the first that applies decides the response.
     #[serde(default)]
     pub rules: Vec<FailureRule>,
+    /// `type = "http"`: the URL the event is POSTed to.
+    pub url: Option<String>,
+    /// `type = "http"`: extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `type = "command"`: the program and its arguments, run without a shell.
+    pub command: Option<Vec<String>>,
+    /// `type = "command"`: environment variables added for the program.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// `type = "command"`: the program's working directory (relative to the config file).
+    pub working_dir: Option<PathBuf>,
+    /// `type = "lambda"`: the Lambda function's name or ARN (`name:qualifier` allowed).
+    pub lambda_function: Option<String>,
 }
 
 fn default_function_type() -> String {

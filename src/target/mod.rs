@@ -4,6 +4,9 @@
 //! error, or an invocation that never reached the function); deciding what that means for
 //! the batch is the policy's job, not the target's.
 
+pub mod command;
+pub mod http;
+pub mod lambda;
 pub mod simulated;
 pub mod tap;
 

@@ -241,6 +241,7 @@ mod tests {
             latency: LatencyConfig { p50_ms, p99_ms },
             timeout_seconds: 3,
             rules,
+            ..Default::default()
         };
         SimulatedFunction::new(&cfg, &AwsIdentity::default(), 11)
     }
