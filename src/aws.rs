@@ -90,6 +90,28 @@ pub fn dynamodb_streams(config: &SdkConfig) -> aws_sdk_dynamodbstreams::Client {
     aws_sdk_dynamodbstreams::Client::from_conf(conf)
 }
 
+/// The longest a Lambda function can run (900 s), plus 10 s for the round trip.
+pub const LAMBDA_MAX_INVOKE: Duration = Duration::from_secs(910);
+
+/// Lambda client for the `lambda` target; SDK retries off (a throttled or failed Invoke
+/// comes back to the engine, which paces it and does not count it). A synchronous Invoke
+/// lasts as long as the function runs, so the read, attempt and operation timeouts are
+/// long: the longest function timeout plus 10 s here, tightened by `LambdaTarget::connect`
+/// to the function's own timeout plus 10 s.
+pub fn lambda(config: &SdkConfig) -> aws_sdk_lambda::Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(LAMBDA_MAX_INVOKE)
+        .operation_attempt_timeout(LAMBDA_MAX_INVOKE)
+        .operation_timeout(LAMBDA_MAX_INVOKE)
+        .build();
+    let conf = aws_sdk_lambda::config::Builder::from(config)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_lambda::Client::from_conf(conf)
+}
+
 /// SQS client; the SDK's standard retries.
 pub fn sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(config)
