@@ -242,7 +242,13 @@ impl Lane {
         };
         let first = &records[0].sequence_number;
         let last = &records[records.len() - 1].sequence_number;
-        tracing::debug!(shard = %self.shard_id, %first, %last, records = records.len(), "{detail}");
+        // A malformed answer is worth seeing at the default level; ordinary failures and
+        // throttles are visible in the discard warnings and the progress lines.
+        if matches!(outcome, Outcome::InvalidResponse { .. }) {
+            tracing::warn!(shard = %self.shard_id, %first, %last, records = records.len(), "{detail}");
+        } else {
+            tracing::debug!(shard = %self.shard_id, %first, %last, records = records.len(), "{detail}");
+        }
         self.status.update().last_error = Some(format!("{detail} (records {first}..={last})"));
     }
 
