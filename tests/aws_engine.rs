@@ -151,32 +151,7 @@ async fn kinesis() -> aws_sdk_kinesis::Client {
 }
 
 async fn create_stream(client: &aws_sdk_kinesis::Client, shards: i32) -> String {
-    let name = support::unique("e2e");
-    client
-        .create_stream()
-        .stream_name(&name)
-        .shard_count(shards)
-        .send()
-        .await
-        .expect("CreateStream");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let summary = client
-            .describe_stream_summary()
-            .stream_name(&name)
-            .send()
-            .await
-            .expect("DescribeStreamSummary");
-        let description = summary.stream_description_summary().expect("summary");
-        if description.stream_status().as_str() == "ACTIVE" {
-            return description.stream_arn().to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stream {name} never became ACTIVE"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    support::create_stream(client, &support::unique("e2e"), shards).await
 }
 
 /// kinesis-local holds at most 50 open shards and has no reset: every test deletes its
@@ -421,30 +396,6 @@ async fn open_shards(
         .collect()
 }
 
-async fn wait_active(client: &aws_sdk_kinesis::Client, stream_arn: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let summary = client
-            .describe_stream_summary()
-            .stream_arn(stream_arn)
-            .send()
-            .await
-            .expect("DescribeStreamSummary");
-        if summary
-            .stream_description_summary()
-            .map(|d| d.stream_status().as_str())
-            == Some("ACTIVE")
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stream never became ACTIVE again"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn across_a_split_and_a_merge_on_kinesis_local_parents_finish_first_and_every_keys_order_holds(
 ) {
@@ -477,7 +428,7 @@ async fn across_a_split_and_a_merge_on_kinesis_local_parents_finish_first_and_ev
         .send()
         .await
         .expect("SplitShard");
-    wait_active(&kinesis, &stream_arn).await;
+    support::wait_active(&kinesis, &stream_arn).await;
     put_round(1).await;
     let children: Vec<_> = open_shards(&kinesis, &stream_arn)
         .await
@@ -493,7 +444,7 @@ async fn across_a_split_and_a_merge_on_kinesis_local_parents_finish_first_and_ev
         .send()
         .await
         .expect("MergeShards");
-    wait_active(&kinesis, &stream_arn).await;
+    support::wait_active(&kinesis, &stream_arn).await;
     put_round(2).await;
     let n = 36;
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));

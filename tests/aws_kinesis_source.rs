@@ -14,7 +14,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, StreamStatus};
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_smithy_types::Blob;
 use esm_sim::aws::AwsFactory;
 use esm_sim::model::{RecordBody, SequenceNumber, ShardId, ShardInfo, StreamRecord};
@@ -40,29 +40,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-/// Polls DescribeStreamSummary until the stream is ACTIVE; returns its ARN.
-async fn wait_active(client: &aws_sdk_kinesis::Client, name: &str) -> String {
-    let deadline = Instant::now() + ACTIVE_WITHIN;
-    loop {
-        let out = client
-            .describe_stream_summary()
-            .stream_name(name)
-            .send()
-            .await
-            .expect("DescribeStreamSummary");
-        let summary = out.stream_description_summary().expect("a summary");
-        if summary.stream_status() == &StreamStatus::Active {
-            return summary.stream_arn().to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stream {name} not ACTIVE after {ACTIVE_WITHIN:?} (status {:?})",
-            summary.stream_status()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A test's stream: deleted when the test ends, passed or failed.
@@ -118,7 +95,7 @@ async fn create_stream(client: &aws_sdk_kinesis::Client, shards: i32) -> Stream 
         arn: String::new(),
         name,
     };
-    stream.arn = wait_active(client, &stream.name).await;
+    stream.arn = support::wait_active(client, &stream.name).await;
     stream
 }
 
@@ -397,7 +374,7 @@ async fn a_split_parent_ends_with_no_next_iterator_and_names_both_children_which
         .send()
         .await
         .expect("SplitShard");
-    wait_active(&client, &name).await;
+    support::wait_active(&client, &name).await;
 
     // list_shards: the closed parent and its two children.
     let shards = source.list_shards().await.expect("list_shards");
@@ -454,7 +431,7 @@ async fn merging_two_shards_gives_a_child_with_both_as_parents() {
         .send()
         .await
         .expect("MergeShards");
-    wait_active(&client, &name).await;
+    support::wait_active(&client, &name).await;
 
     let shards = source.list_shards().await.expect("list_shards");
     assert_eq!(shard_ids(&shards[..2]), [left.as_str(), right.as_str()]);

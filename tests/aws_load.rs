@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     StreamSpecification, StreamViewType,
 };
-use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
+use aws_sdk_kinesis::types::ShardIteratorType;
 use esm_sim::aws::AwsFactory;
 use esm_sim::load::dynamodb_load::{Op, Planner};
 use esm_sim::load::generate::Generator;
@@ -40,32 +40,6 @@ fn quiet() -> Controls {
 
 async fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {
     aws_sdk_kinesis::Client::new(&support::sdk_config(endpoint).await)
-}
-
-/// Creates a stream of `shards` shards and waits until it is ACTIVE; returns its ARN.
-async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32) -> String {
-    client
-        .create_stream()
-        .stream_name(name)
-        .shard_count(shards)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateStream {name}: {e:?}"));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let summary = client
-            .describe_stream_summary()
-            .stream_name(name)
-            .send()
-            .await
-            .expect("DescribeStreamSummary");
-        let summary = summary.stream_description_summary().expect("a summary");
-        if *summary.stream_status() == StreamStatus::Active {
-            return summary.stream_arn().to_string();
-        }
-        assert!(Instant::now() < deadline, "{name} never became ACTIVE");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A record read back from a stream.
@@ -145,7 +119,7 @@ async fn load_puts_exactly_the_asked_records_of_producer_json_with_every_tenth_p
     let endpoint = support::moto_endpoint();
     let client = kinesis(&endpoint).await;
     let name = support::unique("load-200");
-    let arn = create_stream(&client, &name, 2).await;
+    let arn = support::create_stream(&client, &name, 2).await;
 
     let spec = LoadSpec {
         poison_every: Some(10),
@@ -197,7 +171,8 @@ fn the_load_binary_prints_a_summary_line_with_the_count_the_rate_and_no_failures
     let endpoint = support::moto_endpoint();
     let name = support::unique("load-cli");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let arn = runtime.block_on(async { create_stream(&kinesis(&endpoint).await, &name, 1).await });
+    let arn = runtime
+        .block_on(async { support::create_stream(&kinesis(&endpoint).await, &name, 1).await });
 
     let output = Command::cargo_bin("esm-sim")
         .expect("the esm-sim binary")
@@ -251,7 +226,7 @@ async fn replay_at_speed_0_puts_every_lines_partition_key_and_data_in_file_order
     let endpoint = support::moto_endpoint();
     let client = kinesis(&endpoint).await;
     let name = support::unique("replay-sample");
-    let arn = create_stream(&client, &name, 1).await;
+    let arn = support::create_stream(&client, &name, 1).await;
     let file = fixture("orders-sample.jsonl");
     let lines = traffic_file::read(&file).expect("the fixture parses");
     assert_eq!(lines.len(), 50);
@@ -280,7 +255,7 @@ async fn replay_at_speed_1_spreads_arrivals_as_the_recorded_offsets_do() {
     let endpoint = support::kinesis_endpoint();
     let client = kinesis(&endpoint).await;
     let name = support::unique("replay-paced");
-    let arn = create_stream(&client, &name, 1).await;
+    let arn = support::create_stream(&client, &name, 1).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("three.jsonl");
     let records: Vec<TrafficRecord> = [0, 500, 1000]
@@ -319,8 +294,8 @@ async fn record_then_replay_into_a_second_stream_round_trips_partition_keys_and_
     let client = kinesis(&endpoint).await;
     let source = support::unique("record-source");
     let copy = support::unique("record-copy");
-    let source_arn = create_stream(&client, &source, 2).await;
-    let copy_arn = create_stream(&client, &copy, 1).await;
+    let source_arn = support::create_stream(&client, &source, 2).await;
+    let copy_arn = support::create_stream(&client, &copy, 1).await;
     let aws = factory(&endpoint);
 
     let spec = LoadSpec {
@@ -372,7 +347,7 @@ async fn record_from_latest_holds_only_what_arrives_while_it_runs() {
     let endpoint = support::moto_endpoint();
     let client = kinesis(&endpoint).await;
     let name = support::unique("record-latest");
-    create_stream(&client, &name, 2).await;
+    support::create_stream(&client, &name, 2).await;
     let aws = factory(&endpoint);
     let before = LoadSpec {
         seed: 1,
@@ -623,7 +598,7 @@ async fn a_malformed_traffic_file_stops_replay_before_anything_is_put() {
     let endpoint = support::moto_endpoint();
     let client = kinesis(&endpoint).await;
     let name = support::unique("replay-bad");
-    let arn = create_stream(&client, &name, 1).await;
+    let arn = support::create_stream(&client, &name, 1).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.jsonl");
     std::fs::write(

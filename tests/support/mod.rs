@@ -58,3 +58,39 @@ pub fn unique(prefix: &str) -> String {
         COUNTER.fetch_add(1, Ordering::SeqCst)
     )
 }
+
+/// Polls DescribeStreamSummary until the stream (name or ARN) is ACTIVE; returns its ARN.
+pub async fn wait_active(client: &aws_sdk_kinesis::Client, name_or_arn: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let request = client.describe_stream_summary();
+        let request = if name_or_arn.starts_with("arn:") {
+            request.stream_arn(name_or_arn)
+        } else {
+            request.stream_name(name_or_arn)
+        };
+        let out = request.send().await.expect("DescribeStreamSummary");
+        let summary = out.stream_description_summary().expect("a summary");
+        if summary.stream_status() == &aws_sdk_kinesis::types::StreamStatus::Active {
+            return summary.stream_arn().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stream {name_or_arn} not ACTIVE after 30 s (status {:?})",
+            summary.stream_status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Creates a Kinesis stream of `shards` shards and waits until it is ACTIVE; returns its ARN.
+pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32) -> String {
+    client
+        .create_stream()
+        .stream_name(name)
+        .shard_count(shards)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateStream {name}: {e:?}"));
+    wait_active(client, name).await
+}
