@@ -6,7 +6,9 @@
 # 2. Installs the local AWS servers the integration tests run against, if missing, into
 #    .test-servers/ (git-ignored): moto in server mode (SQS, SNS, DynamoDB, DynamoDB
 #    Streams) in a Python venv, and kinesis-local (Kinesis) with npm. Needs python3 with
-#    venv, node and npm besides Rust (Debian: python3-venv, nodejs, npm).
+#    venv, node and npm besides Rust (Debian: python3-venv, nodejs, npm). Installs
+#    Debian's chromium with apt-get (as root, else with sudo) when missing, for the
+#    dashboard's headless-browser test; no chromium, no run.
 # 3. Builds the tests, starts both servers on 127.0.0.1 (free ports, loopback only, logs
 #    in .test-servers/test-run/; see scripts/test-servers.sh), exports their endpoints in
 #    ESM_SIM_TEST_KINESIS_ENDPOINT and ESM_SIM_TEST_MOTO_ENDPOINT (the tests' clients)
@@ -72,6 +74,17 @@ cargo clippy --all-targets --locked --quiet -- -D warnings
 
 echo "== test servers: install (.test-servers/)"
 ts_install
+echo "== chromium (headless browser of tests/dashboard.rs): install if missing"
+if ! command -v chromium >/dev/null 2>&1; then
+  as_root=(env DEBIAN_FRONTEND=noninteractive)
+  [[ $(id -u) -eq 0 ]] || as_root=(sudo -n env DEBIAN_FRONTEND=noninteractive)
+  if ! { "${as_root[@]}" apt-get install -y chromium ||
+    { "${as_root[@]}" apt-get update && "${as_root[@]}" apt-get install -y chromium; }; }; then
+    echo "error: chromium is missing and apt-get could not install it (as root or with sudo):" \
+      "tests/dashboard.rs needs it; install Debian's chromium package, then run this again." >&2
+    exit 1
+  fi
+fi
 echo "== cargo test --all-targets --locked --no-run (build the tests)"
 cargo test --all-targets --locked --no-run
 echo "== test servers: start"

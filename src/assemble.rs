@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use tokio_util::sync::CancellationToken;
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::AwsFactory;
 use crate::checkpoint::CheckpointStore;
 use crate::clock::Clock;
-use crate::config::schema::SimStreamConfig;
+use crate::config::schema::{AwsIdentity, FunctionConfig, SimStreamConfig};
 use crate::config::{Config, StartingPosition};
 use crate::destination::delivery::FailureDelivery;
 use crate::destination::file::JsonlFile;
@@ -26,6 +27,7 @@ use crate::model::StreamKind;
 use crate::sim::SimulatedStream;
 use crate::source::dynamodb_streams::DynamodbStreamsSource;
 use crate::source::kinesis::KinesisSource;
+use crate::source::kinesis_efo::KinesisEfoSource;
 use crate::source::simulated::SimulatedSource;
 use crate::source::StreamSource;
 use crate::target::command::CommandTarget;
@@ -99,15 +101,7 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
                 function.function_type
             );
         }
-        let mut target: Arc<dyn Target> = match function.function_type.as_str() {
-            "http" => Arc::new(HttpTarget::new(function, &config.aws)?),
-            "command" => Arc::new(CommandTarget::new(function, &config.aws)?),
-            "lambda" => {
-                let what = format!("the Lambda function {:?}", function.name);
-                Arc::new(LambdaTarget::connect(real(aws, &function.name, &what)?, function).await?)
-            }
-            _ => Arc::new(SimulatedFunction::new(function, &config.aws, seeds.world)),
-        };
+        let mut target = build_target(function, &config.aws, aws, seeds.world).await?;
         if let Some(observer) = &tap {
             target = Arc::new(Tapped {
                 inner: target,
@@ -140,9 +134,15 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
             )),
             None => {
                 let aws = real(aws, &mapping.name, arn)?;
-                match mapping.stream_kind {
-                    StreamKind::Kinesis => Arc::new(KinesisSource::connect(aws, arn).await?),
-                    StreamKind::Dynamodb => {
+                match (mapping.stream_kind, &mapping.consumer) {
+                    (StreamKind::Kinesis, Some(consumer)) => {
+                        let wait = Duration::from_millis(mapping.pace.poll_interval_ms);
+                        Arc::new(KinesisEfoSource::connect(aws, arn, consumer, wait).await?)
+                    }
+                    (StreamKind::Kinesis, None) => {
+                        Arc::new(KinesisSource::connect(aws, arn).await?)
+                    }
+                    (StreamKind::Dynamodb, _) => {
                         Arc::new(DynamodbStreamsSource::connect(aws, arn).await?)
                     }
                 }
@@ -207,9 +207,9 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
                 .nth(3)
                 .unwrap_or(&config.aws.region)
                 .to_string(),
-            invoke_identity_arn: format!(
-                "arn:aws:iam::{}:role/{}-role",
-                config.aws.account_id, mapping.function_name
+            invoke_identity_arn: invoke_identity_arn(
+                &config.aws.account_id,
+                &mapping.function_name,
             ),
             invocation_log: invocation_log.clone(),
             status: Arc::new(MappingStatus::default()),
@@ -217,6 +217,29 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
         }));
     }
     Ok(Parts { contexts, streams })
+}
+
+/// The target of one `[[functions]]` entry, by its `type`. Shared with `esm-sim redrive`.
+pub async fn build_target(
+    function: &FunctionConfig,
+    identity: &AwsIdentity,
+    aws: Option<&AwsFactory>,
+    world_seed: u64,
+) -> anyhow::Result<Arc<dyn Target>> {
+    Ok(match function.function_type.as_str() {
+        "http" => Arc::new(HttpTarget::new(function, identity)?),
+        "command" => Arc::new(CommandTarget::new(function, identity)?),
+        "lambda" => {
+            let what = format!("the Lambda function {:?}", function.name);
+            Arc::new(LambdaTarget::connect(real(aws, &function.name, &what)?, function).await?)
+        }
+        _ => Arc::new(SimulatedFunction::new(function, identity, world_seed)),
+    })
+}
+
+/// `invokeIdentityArn` of Kinesis events: the function's execution role.
+pub fn invoke_identity_arn(account_id: &str, function_name: &str) -> String {
+    format!("arn:aws:iam::{account_id}:role/{function_name}-role")
 }
 
 /// The AWS factory, or why a simulation cannot use a real resource.

@@ -62,6 +62,24 @@ pub enum Command {
     Replay(crate::load::ReplayArgs),
     /// Read a Kinesis stream's records into a traffic file (for `replay`).
     Record(crate::load::RecordArgs),
+    /// Print a shard's records from a sequence number (Kinesis or DynamoDB stream).
+    Inspect(crate::ops::InspectArgs),
+    /// Fetch the batches of on-failure records (SQS queue or JSONL file) back from the
+    /// stream; print them or invoke a target with them again.
+    Redrive(crate::ops::RedriveArgs),
+    /// A running daemon's shards as a table (state, iterator age, last advance, attempt,
+    /// blocking records, last error), from its admin API.
+    Shards(crate::admin::commands::ShardsArgs),
+    /// One shard of a running daemon, in full.
+    Shard(crate::admin::commands::ShardArgs),
+    /// Pause a shard: the invocation in flight finishes, then it waits.
+    Pause(crate::admin::commands::ShardArgs),
+    /// Resume a paused shard.
+    Resume(crate::admin::commands::ShardArgs),
+    /// Discard the batch blocking a shard (failure record with condition SkippedByOperator) and move on.
+    Skip(crate::admin::commands::ShardArgs),
+    /// Move a paused shard's position to a sequence number or a time.
+    Rewind(crate::admin::commands::RewindArgs),
 }
 
 fn load(path: Option<&PathBuf>) -> anyhow::Result<config::Config> {
@@ -135,5 +153,13 @@ pub fn main_with(cli: Cli) -> anyhow::Result<()> {
         Command::Load(args) => args.run(),
         Command::Replay(args) => args.run(),
         Command::Record(args) => args.run(),
+        Command::Inspect(args) => args.run(),
+        Command::Redrive(args) => args.run(),
+        Command::Shards(args) => args.run(),
+        Command::Shard(args) => args.run(),
+        Command::Pause(args) => args.act(crate::admin::commands::Action::Pause),
+        Command::Resume(args) => args.act(crate::admin::commands::Action::Resume),
+        Command::Skip(args) => args.act(crate::admin::commands::Action::Skip),
+        Command::Rewind(args) => args.run(),
     }
 }

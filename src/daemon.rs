@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::server::AdminServer;
 use crate::assemble::{assemble, Environment, Parts, Seeds};
 use crate::aws::AwsFactory;
 use crate::checkpoint::embedded::EmbeddedStore;
@@ -76,6 +77,13 @@ pub async fn run_until(
         cancel: cancel.clone(),
     };
     let parts = Arc::new(assemble(config, env).await?);
+    let admin = AdminServer::start(
+        &config.admin,
+        &config.state_dir,
+        parts.contexts.clone(),
+        clock,
+    )
+    .await?;
     let supervisors: Vec<_> = parts
         .contexts
         .iter()
@@ -94,6 +102,9 @@ pub async fn run_until(
         supervisor.await?;
     }
     stats.await?;
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
     store.flush()?;
     for ctx in &parts.contexts {
         for shard in ctx.status.snapshots() {
@@ -141,16 +152,17 @@ async fn log_stats(parts: Arc<Parts>, interval_ms: u64, clock: Clock, cancel: Ca
                     checkpoint,
                     s.records_succeeded,
                     s.records_discarded,
-                    s.last_error.as_deref().map(|e| format!(" last error: {e}")).unwrap_or_default()
+                    s.last_error.as_ref().map(|e| format!(" last error: {}", e.message)).unwrap_or_default()
                 );
             }
         }
     }
 }
 
-/// Long sequence numbers shortened for a log line: `4959…000123`.
-fn short_sequence(seq: &str) -> String {
-    if seq.len() <= 16 {
+/// Long sequence numbers shortened for a log line or a table: `4959…000123` (anything
+/// not ASCII is left whole).
+pub(crate) fn short_sequence(seq: &str) -> String {
+    if seq.len() <= 16 || !seq.is_ascii() {
         seq.to_string()
     } else {
         format!("{}…{}", &seq[..4], &seq[seq.len() - 8..])

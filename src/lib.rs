@@ -6,6 +6,7 @@
 //! tasks), and the seams `source`, `target`, `destination`, `checkpoint`, with the
 //! simulated world in `sim`.
 
+pub mod admin;
 pub mod assemble;
 pub mod aws;
 pub mod checkpoint;
@@ -16,8 +17,10 @@ pub mod daemon;
 pub mod destination;
 pub mod engine;
 pub mod event;
+pub mod filter;
 pub mod load;
 pub mod model;
+pub mod ops;
 pub mod policy;
 pub mod rng;
 pub mod sim;

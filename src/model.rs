@@ -95,6 +95,18 @@ impl StreamRecord {
         }
     }
 
+    /// A hash of `ordering_key` (without building it for Kinesis): records with equal keys
+    /// have equal hashes; unequal keys that collide are merely kept in order together.
+    pub fn ordering_hash(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        match &self.body {
+            RecordBody::Kinesis { partition_key, .. } => partition_key.hash(&mut hasher),
+            RecordBody::Dynamodb(_) => self.ordering_key().hash(&mut hasher),
+        }
+        hasher.finish()
+    }
+
     /// The bytes a "data contains" rule of the simulated function looks at: the Kinesis
     /// data, or the DynamoDB images as JSON text.
     pub fn data_for_matching(&self) -> std::borrow::Cow<'_, [u8]> {

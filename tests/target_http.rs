@@ -1,10 +1,10 @@
-//! The HTTP target against a real HTTP/1.1 server on loopback (written here on tokio's
-//! TcpListener, so every byte on the wire is under the test's control): what each answer
+//! The HTTP target against a real HTTP/1.1 server on loopback (`support::http_server`,
+//! every byte on the wire under the test's control): what each answer
 //! means once classified, the request as the function receives it, the response bound,
 //! and whole engine runs with `run_until` and a `file://` destination.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,169 +17,9 @@ use esm_sim::policy::{classify, Outcome};
 use esm_sim::target::http::HttpTarget;
 use esm_sim::target::{FunctionResponse, Invocation, InvokeResult, Target};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use support::http_server::{Reply, Server};
 
-// ---------------------------------------------------------------------------------------
-// A small HTTP/1.1 server: keep-alive, Content-Length request bodies, Content-Length or
-// chunked answers, an optional delay before answering.
-
-#[derive(Clone, Debug)]
-struct Received {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    delay: Duration,
-    chunked: bool,
-}
-
-impl Reply {
-    fn new(status: u16, body: impl Into<Vec<u8>>) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: body.into(),
-            delay: Duration::ZERO,
-            chunked: false,
-        }
-    }
-
-    fn header(mut self, name: &str, value: &str) -> Reply {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-}
-
-type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
-
-struct Server {
-    url: String,
-    received: Arc<Mutex<Vec<Received>>>,
-    connections: Arc<AtomicUsize>,
-}
-
-impl Server {
-    async fn start(
-        path: &str,
-        handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
-    ) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let handler: Handler = Arc::new(handler);
-        let (sink, count) = (received.clone(), connections.clone());
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve_connection(stream, handler.clone(), sink.clone()));
-            }
-        });
-        Server {
-            url: format!("http://{addr}{path}"),
-            received,
-            connections,
-        }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("lock").clone()
-    }
-}
-
-async fn serve_connection(stream: TcpStream, handler: Handler, sink: Arc<Mutex<Vec<Received>>>) {
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_string();
-        let path = parts.next().unwrap_or_default().to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-                return;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                headers.push((name.trim().to_string(), value.trim().to_string()));
-            }
-        }
-        let length: usize = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).await.is_err() {
-            return;
-        }
-        let request = Received {
-            method,
-            path,
-            headers,
-            body,
-        };
-        let reply = handler(&request);
-        sink.lock().expect("lock").push(request);
-        if !reply.delay.is_zero() {
-            tokio::time::sleep(reply.delay).await;
-        }
-        let mut head = format!("HTTP/1.1 {} X\r\n", reply.status);
-        for (name, value) in &reply.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if reply.chunked {
-            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
-        } else {
-            head.push_str(&format!("Content-Length: {}\r\n\r\n", reply.body.len()));
-        }
-        if write.write_all(head.as_bytes()).await.is_err() {
-            return;
-        }
-        let written = if reply.chunked {
-            let mut ok = true;
-            for chunk in reply.body.chunks(64 * 1024) {
-                let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
-                frame.extend_from_slice(chunk);
-                frame.extend_from_slice(b"\r\n");
-                if write.write_all(&frame).await.is_err() {
-                    ok = false;
-                    break;
-                }
-            }
-            ok && write.write_all(b"0\r\n\r\n").await.is_ok()
-        } else {
-            write.write_all(&reply.body).await.is_ok()
-        };
-        if !written {
-            return;
-        }
-    }
-}
+mod support;
 
 // ---------------------------------------------------------------------------------------
 // Driving the target directly.

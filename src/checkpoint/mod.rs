@@ -21,27 +21,45 @@ pub enum Checkpoint {
     After(SequenceNumber),
     /// The shard is closed and all its records are done.
     ShardEnd,
+    /// Set by an operator's rewind: resume at this record (it is delivered again).
+    At(SequenceNumber),
+    /// Set by an operator's rewind: resume at the first record that arrived at or after
+    /// this time (epoch ms).
+    AtTimestamp(i64),
 }
 
 impl Checkpoint {
-    /// The stored form: the sequence number, or `SHARD_END`.
+    /// The stored form: the sequence number, `SHARD_END`, or a rewind target
+    /// (`AT_SEQUENCE_NUMBER:<seq>`, `AT_TIMESTAMP:<epoch ms>`).
     pub fn encode(&self) -> String {
         match self {
             Checkpoint::After(seq) => seq.0.clone(),
             Checkpoint::ShardEnd => SHARD_END.to_string(),
+            Checkpoint::At(seq) => format!("{AT_SEQUENCE}{}", seq.0),
+            Checkpoint::AtTimestamp(ms) => format!("{AT_TIMESTAMP}{ms}"),
         }
     }
 
     pub fn decode(text: &str) -> Checkpoint {
         if text == SHARD_END {
-            Checkpoint::ShardEnd
-        } else {
-            Checkpoint::After(SequenceNumber(text.to_string()))
+            return Checkpoint::ShardEnd;
         }
+        if let Some(seq) = text.strip_prefix(AT_SEQUENCE) {
+            return Checkpoint::At(SequenceNumber(seq.to_string()));
+        }
+        if let Some(ms) = text
+            .strip_prefix(AT_TIMESTAMP)
+            .and_then(|ms| ms.parse().ok())
+        {
+            return Checkpoint::AtTimestamp(ms);
+        }
+        Checkpoint::After(SequenceNumber(text.to_string()))
     }
 }
 
 pub const SHARD_END: &str = "SHARD_END";
+const AT_SEQUENCE: &str = "AT_SEQUENCE_NUMBER:";
+const AT_TIMESTAMP: &str = "AT_TIMESTAMP:";
 
 #[derive(Debug, thiserror::Error)]
 #[error("checkpoint store: {0}")]
@@ -113,5 +131,24 @@ impl CheckpointStore for MemoryStore {
             .map_err(|e| StoreError(e.to_string()))?
             .insert(key.to_string(), value.to_string());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_checkpoint_survives_its_stored_form() {
+        for checkpoint in [
+            Checkpoint::After(SequenceNumber(
+                "49590338271490256608559692538361571095921575989136588898".into(),
+            )),
+            Checkpoint::ShardEnd,
+            Checkpoint::At(SequenceNumber("7".into())),
+            Checkpoint::AtTimestamp(1_700_000_000_000),
+        ] {
+            assert_eq!(Checkpoint::decode(&checkpoint.encode()), checkpoint);
+        }
     }
 }

@@ -60,11 +60,24 @@ impl Pace {
     }
 }
 
+/// The enhanced fan-out consumer a Kinesis mapping reads through (SubscribeToShard).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FanOutConsumer {
+    /// `event_source_arn` was this consumer's ARN: it must exist, as AWS requires.
+    Arn(String),
+    /// `consumer_name`: registered on the stream at start unless it already has it.
+    Name(String),
+}
+
 /// One event source mapping, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mapping {
     pub name: String,
+    /// The stream's ARN (also when the mapping names a consumer ARN): what the events'
+    /// `eventSourceARN` and the failure records' `streamArn` hold.
     pub event_source_arn: String,
+    /// `Some`: read through this enhanced fan-out consumer instead of GetRecords.
+    pub consumer: Option<FanOutConsumer>,
     pub stream_kind: StreamKind,
     pub function_name: String,
     pub enabled: bool,
@@ -82,7 +95,9 @@ pub struct Mapping {
     pub on_failure_destination: Option<String>,
     pub report_batch_item_failures: bool,
     pub tumbling_window_in_seconds: u32,
+    /// The patterns as given (for `describe`); `filter` is them compiled.
     pub filter_patterns: Vec<String>,
+    pub filter: crate::filter::FilterCriteria,
     pub on_destination_failure: OnDestinationFailure,
     pub pace: Pace,
 }
@@ -95,9 +110,23 @@ pub struct Config {
     pub aws: super::schema::AwsIdentity,
     pub simulation: Simulation,
     pub stats_interval_ms: u64,
+    pub admin: Admin,
     pub streams: Vec<super::schema::SimStreamConfig>,
     pub functions: Vec<super::schema::FunctionConfig>,
     pub mappings: Vec<Mapping>,
+}
+
+/// `[admin]`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admin {
+    /// `None`: disabled.
+    pub listen: Option<std::net::SocketAddr>,
+    /// `listen` is the default address, not one the config asked for: when it is taken,
+    /// the server takes a free port instead (the CLI finds it in `admin.addr`).
+    pub listen_is_default: bool,
+    /// The bearer token (read from `token_env` when given that way).
+    pub token: Option<String>,
+    pub stuck_after_ms: i64,
 }
 
 #[derive(Clone, Debug)]

@@ -17,7 +17,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use describe::describe;
-pub use mapping::{Config, Mapping, OnDestinationFailure, Pace, Simulation, StartingPosition};
+pub use mapping::{
+    Config, FanOutConsumer, Mapping, OnDestinationFailure, Pace, Simulation, StartingPosition,
+};
 
 /// The embedded default config (the repository's config.toml).
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config.toml");

@@ -16,12 +16,16 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
 use super::aws_json;
-use super::mapping::{Config, Mapping, OnDestinationFailure, Pace, Simulation, StartingPosition};
+use super::mapping::{
+    Admin, Config, FanOutConsumer, Mapping, OnDestinationFailure, Pace, Simulation,
+    StartingPosition,
+};
 use super::schema::{
-    AwsIdentity, ConfigFile, FunctionConfig, LogSettings, MappingEntry, PaceConfig, ProducerConfig,
-    ReshardConfig, SimStreamConfig, SimulationSettings,
+    AdminSettings, AwsIdentity, ConfigFile, FunctionConfig, LogSettings, MappingEntry, PaceConfig,
+    ProducerConfig, ReshardConfig, SimStreamConfig, SimulationSettings,
 };
 use super::ConfigError;
+use crate::filter::{FilterCriteria, FilterError};
 use crate::model::{StreamKind, StreamViewType};
 
 /// Longest duration (seconds) accepted where no AWS limit applies: one year.
@@ -32,10 +36,6 @@ pub const MAX_PACE_MS: u64 = 86_400_000;
 pub const MAX_PACE_SECONDS: u64 = 86_400;
 /// Latest accepted starting_position_timestamp: 9999-12-31T23:59:59Z.
 pub const MAX_EPOCH_SECONDS: f64 = 253_402_300_799.0;
-/// Most filters per mapping (AWS's default quota).
-pub const MAX_FILTERS: usize = 5;
-/// Longest filter pattern (AWS: 4096 characters).
-pub const MAX_FILTER_PATTERN_CHARS: usize = 4096;
 /// Default `state_dir`, relative to the config's directory.
 pub const DEFAULT_STATE_DIR: &str = ".esm-sim";
 /// Default dead-letter file name inside `state_dir`.
@@ -61,6 +61,7 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
         aws,
         simulation,
         log,
+        admin,
         mut streams,
         functions,
         mappings,
@@ -69,6 +70,7 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
     check_aws(&aws, &mut p);
     let simulation = resolve_simulation(&simulation, &mut p);
     let stats_interval_ms = resolve_log(&log, &mut p);
+    let admin = resolve_admin(&admin, &mut p);
 
     let state_dir = state_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     if state_dir.as_os_str().is_empty() {
@@ -161,6 +163,7 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
         aws,
         simulation,
         stats_interval_ms,
+        admin,
         streams,
         functions,
         mappings: resolved,
@@ -306,6 +309,80 @@ fn resolve_log(log: &LogSettings, p: &mut Problems) -> u64 {
         log.stats_interval_seconds * 1000
     } else {
         0
+    }
+}
+
+/// `[admin] listen` unless given.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9400";
+/// Most `stuck_after_seconds`: a day.
+pub const MAX_STUCK_AFTER_SECONDS: u64 = 86_400;
+
+/// `[admin]`: the listen address, the token (from `token_env` if so given) and the stuck
+/// threshold. A non-loopback address without a token is refused: the API moves shards.
+fn resolve_admin(a: &AdminSettings, p: &mut Problems) -> Admin {
+    let stuck_after_ms = if p.range(
+        "admin",
+        "stuck_after_seconds",
+        a.stuck_after_seconds,
+        1,
+        MAX_STUCK_AFTER_SECONDS,
+    ) {
+        (a.stuck_after_seconds * 1000) as i64
+    } else {
+        0
+    };
+    let token = match (&a.token, &a.token_env) {
+        (Some(_), Some(_)) => {
+            p.add("admin", "token and token_env are exclusive: give one");
+            None
+        }
+        (Some(token), None) if token.is_empty() => {
+            p.add("admin", "token = \"\": must not be empty");
+            None
+        }
+        (Some(token), None) => Some(token.clone()),
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(token) if !token.is_empty() => Some(token),
+            _ => {
+                p.add(
+                    "admin",
+                    format!("token_env = {var:?}: environment variable {var} is not set or empty"),
+                );
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let listen_text = a.listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN);
+    let listen = if a.enabled {
+        match listen_text.parse::<std::net::SocketAddr>() {
+            Ok(addr) => {
+                if !addr.ip().is_loopback() && token.is_none() && a.token_env.is_none() {
+                    p.add(
+                        "admin",
+                        format!(
+                            "listen = {listen_text:?}: a non-loopback address needs a token (set token or token_env)"
+                        ),
+                    );
+                }
+                Some(addr)
+            }
+            Err(_) => {
+                p.add(
+                    "admin",
+                    format!("listen = {listen_text:?}: must be IP:PORT (e.g. \"127.0.0.1:9400\")"),
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Admin {
+        listen,
+        listen_is_default: a.listen.is_none(),
+        token,
+        stuck_after_ms,
     }
 }
 
@@ -684,6 +761,13 @@ fn resolve_mapping(
             }
         },
     };
+    let consumer = stream.as_ref().and_then(|source| {
+        resolve_consumer(entry.consumer_name.as_deref(), source)
+            .map_err(|message| p.add(subject, message))
+            .ok()
+            .flatten()
+    });
+    let stream = stream.map(|source| (source.stream_arn, source.kind));
     let kind = stream.as_ref().map(|(_, kind)| *kind);
 
     // Function.
@@ -779,7 +863,7 @@ fn resolve_mapping(
         );
     }
 
-    let filter_patterns = resolve_filters(&entry, subject, p);
+    let (filter_patterns, filter) = resolve_filters(&entry, subject, p);
 
     let on_failure_destination = resolve_destination_config(&entry, world.base_dir, subject, p);
 
@@ -818,6 +902,7 @@ fn resolve_mapping(
     let mapping = Mapping {
         name: name_value,
         event_source_arn,
+        consumer,
         stream_kind,
         function_name,
         enabled: entry.enabled.unwrap_or(true),
@@ -836,34 +921,102 @@ fn resolve_mapping(
         report_batch_item_failures,
         tumbling_window_in_seconds: tumbling as u32,
         filter_patterns,
+        filter,
         on_destination_failure,
         pace,
     };
     (name, Some(mapping))
 }
 
-/// A mapping's event source: a simulated stream's ARN or bare name → (full ARN, kind).
-fn resolve_event_source(arn: &str, world: &World<'_>) -> Result<(String, StreamKind), String> {
+/// A mapping's event source, resolved.
+struct EventSource {
+    /// The stream's full ARN (of the consumer's stream for a consumer ARN).
+    stream_arn: String,
+    kind: StreamKind,
+    /// The enhanced fan-out consumer ARN the mapping named instead of the stream.
+    consumer_arn: Option<String>,
+    /// A `[[streams]]` entry, not a real stream.
+    simulated: bool,
+}
+
+/// A mapping's event source: a simulated stream's ARN or bare name, or a real stream's
+/// or enhanced fan-out consumer's ARN.
+fn resolve_event_source(arn: &str, world: &World<'_>) -> Result<EventSource, String> {
     for stream in world.streams {
         let full = stream.arn(world.aws);
         if arn == full || arn == stream.name {
-            return Ok((full, stream.kind));
+            return Ok(EventSource {
+                stream_arn: full,
+                kind: stream.kind,
+                consumer_arn: None,
+                simulated: true,
+            });
         }
     }
+    let real = |kind| EventSource {
+        stream_arn: arn.to_string(),
+        kind,
+        consumer_arn: None,
+        simulated: false,
+    };
     // Not a simulated stream: a real one, read through the AWS SDK (its existence is
     // checked when the mapping starts: "Stream not found: <arn>").
     match parse_stream_arn(arn) {
-        Some(StreamArn::Kinesis { .. }) => Ok((arn.to_string(), StreamKind::Kinesis)),
-        Some(StreamArn::DynamodbStream { .. }) => Ok((arn.to_string(), StreamKind::Dynamodb)),
-        Some(StreamArn::KinesisConsumer { stream_arn, .. }) => Err(format!(
-            "event_source_arn = {arn:?}: enhanced fan-out consumers are not supported by this build yet; use the stream ARN {stream_arn}"
-        )),
+        Some(StreamArn::Kinesis { .. }) => Ok(real(StreamKind::Kinesis)),
+        Some(StreamArn::DynamodbStream { .. }) => Ok(real(StreamKind::Dynamodb)),
+        Some(StreamArn::KinesisConsumer { stream_arn, .. }) => {
+            if world.streams.iter().any(|s| s.arn(world.aws) == stream_arn) {
+                return Err(format!(
+                    "event_source_arn = {arn:?}: enhanced fan-out reads real Kinesis streams; {stream_arn} is simulated"
+                ));
+            }
+            Ok(EventSource {
+                stream_arn: stream_arn.to_string(),
+                kind: StreamKind::Kinesis,
+                consumer_arn: Some(arn.to_string()),
+                simulated: false,
+            })
+        }
         None => Err(format!(
             "event_source_arn = {arn:?}: not a stream ARN (expected arn:aws:kinesis:REGION:ACCOUNT:stream/NAME, \
              a Kinesis consumer ARN, arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE/stream/LABEL, \
              or the name of a [[streams]] entry)"
         )),
     }
+}
+
+/// The enhanced fan-out consumer of a mapping: the consumer ARN it names, or
+/// `consumer_name` on a real Kinesis stream.
+fn resolve_consumer(
+    name: Option<&str>,
+    source: &EventSource,
+) -> Result<Option<FanOutConsumer>, String> {
+    let Some(name) = name else {
+        return Ok(source.consumer_arn.clone().map(FanOutConsumer::Arn));
+    };
+    if let Some(arn) = &source.consumer_arn {
+        return Err(format!(
+            "consumer_name = {name:?}: not with a consumer ARN as event_source_arn ({arn} names its consumer)"
+        ));
+    }
+    if source.kind != StreamKind::Kinesis {
+        return Err(format!(
+            "consumer_name = {name:?}: only Kinesis streams have enhanced fan-out consumers"
+        ));
+    }
+    if source.simulated {
+        return Err(format!(
+            "consumer_name = {name:?}: enhanced fan-out reads real Kinesis streams; {} is simulated",
+            source.stream_arn
+        ));
+    }
+    let len = name.chars().count();
+    if !(1..=128).contains(&len) || !name.chars().all(is_name_char) {
+        return Err(format!(
+            "consumer_name = {name:?}: must be 1..=128 characters of letters, digits, '-', '_' and '.'"
+        ));
+    }
+    Ok(Some(FanOutConsumer::Name(name.to_string())))
 }
 
 /// The stream ARN shapes AWS accepts as event sources.
@@ -992,51 +1145,31 @@ fn resolve_starting_position(
     }
 }
 
-fn resolve_filters(entry: &MappingEntry, subject: &str, p: &mut Problems) -> Vec<String> {
+/// The filter patterns as given, and compiled; every invalid one is a problem naming
+/// its position, with AWS's "Invalid filter pattern definition.".
+fn resolve_filters(
+    entry: &MappingEntry,
+    subject: &str,
+    p: &mut Problems,
+) -> (Vec<String>, FilterCriteria) {
     let Some(criteria) = &entry.filter_criteria else {
-        return Vec::new();
+        return (Vec::new(), FilterCriteria::default());
     };
-    let filters = &criteria.filters;
-    let before = p.list.len();
-    if filters.len() > MAX_FILTERS {
-        p.add(
-            subject,
-            format!(
-                "filter_criteria: {} filters: at most {MAX_FILTERS} allowed",
-                filters.len()
-            ),
-        );
-    }
-    for (i, filter) in filters.iter().enumerate() {
-        let position = format!("filter_criteria filter {}", i + 1);
-        if filter.pattern.chars().count() > MAX_FILTER_PATTERN_CHARS {
-            p.add(
-                subject,
-                format!("{position}: pattern is longer than {MAX_FILTER_PATTERN_CHARS} characters"),
-            );
-            continue;
-        }
-        match serde_json::from_str::<serde_json::Value>(&filter.pattern) {
-            Ok(serde_json::Value::Object(_)) => {}
-            Ok(_) => p.add(
-                subject,
-                format!("{position}: Invalid filter pattern definition. (not a JSON object)"),
-            ),
-            Err(e) => p.add(
-                subject,
-                format!("{position}: Invalid filter pattern definition. ({e})"),
-            ),
+    let patterns: Vec<String> = criteria.filters.iter().map(|f| f.pattern.clone()).collect();
+    match FilterCriteria::parse_all(&patterns) {
+        Ok(filter) => (patterns, filter),
+        Err(errors) => {
+            for e in errors {
+                let sep = if matches!(e, FilterError::TooMany { .. }) {
+                    ":"
+                } else {
+                    ""
+                };
+                p.add(subject, format!("filter_criteria{sep} {e}"));
+            }
+            (patterns, FilterCriteria::default())
         }
     }
-    if p.list.len() == before && !filters.is_empty() {
-        let count = filters.len();
-        let plural = if count == 1 { "" } else { "s" };
-        p.add(
-            subject,
-            format!("filter_criteria: {count} filter{plural}: valid but not supported by this build yet; remove filter_criteria"),
-        );
-    }
-    filters.iter().map(|f| f.pattern.clone()).collect()
 }
 
 /// The on-failure destination, `file://PATH` with PATH resolved against `base_dir`.
@@ -1296,6 +1429,7 @@ name = "user-processor"
         let expected = Mapping {
             name: "orders-to-processor".into(),
             event_source_arn: ORDERS_ARN.into(),
+            consumer: None,
             stream_kind: StreamKind::Kinesis,
             function_name: "order-processor".into(),
             enabled: true,
@@ -1310,6 +1444,7 @@ name = "user-processor"
             report_batch_item_failures: false,
             tumbling_window_in_seconds: 0,
             filter_patterns: vec![],
+            filter: Default::default(),
             on_destination_failure: OnDestinationFailure::DeadLetter,
             pace: Pace::aws_default(StreamKind::Kinesis),
         };
@@ -1582,18 +1717,23 @@ name = "user-processor"
         let dynamo =
             "arn:aws:dynamodb:us-east-1:123456789012:table/other/stream/2024-01-01T00:00:00.000";
         assert!(with_arn(dynamo).is_empty());
+        // A consumer of a simulated stream: enhanced fan-out needs a real one.
         let consumer = format!("{ORDERS_ARN}/consumer/c1:1767225600");
         assert_eq!(
             with_arn(&consumer),
             vec![format!(
-                "mapping \"m\": event_source_arn = \"{consumer}\": enhanced fan-out consumers are not supported by this build yet; use the stream ARN {ORDERS_ARN}"
+                "mapping \"m\": event_source_arn = \"{consumer}\": enhanced fan-out reads real Kinesis streams; {ORDERS_ARN} is simulated"
             )]
         );
-        let foreign_consumer =
-            "arn:aws:kinesis:us-east-1:123456789012:stream/pay/consumer/c1:1767225600";
-        assert!(
-            with_arn(foreign_consumer)[0].contains("enhanced fan-out consumers are not supported")
-        );
+        for garbage in [
+            "arn:aws:kinesis:us-east-1:1:stream/a/consumer/",
+            "arn:aws:kinesis:us-east-1:1:stream//consumer/c",
+        ] {
+            assert!(
+                with_arn(garbage)[0].contains("not a stream ARN"),
+                "{garbage}"
+            );
+        }
         for garbage in [
             "arn:aws:sqs:us-east-1:123456789012:q",
             "payments",
@@ -1607,6 +1747,52 @@ name = "user-processor"
                     "mapping \"m\": event_source_arn = {garbage:?}: not a stream ARN"
                 )),
                 "{got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_consumer_arn_or_a_consumer_name_reads_through_enhanced_fan_out() {
+        let pay = "arn:aws:kinesis:us-east-1:123456789012:stream/pay";
+        let parse_mapping = |arn: &str, extra: &str| {
+            let text = format!(
+                "{WORLD}\n[[mappings]]\nname = \"m\"\nevent_source_arn = \"{arn}\"\nfunction_name = \"order-processor\"\nstarting_position = \"LATEST\"\n{extra}"
+            );
+            parse(&text, Path::new("")).map(|c| c.mappings.into_iter().next().unwrap())
+        };
+        // A consumer ARN: the mapping reads the consumer's stream through it, and the
+        // stream ARN is what events and failure records carry.
+        let consumer_arn = format!("{pay}/consumer/c1:1767225600");
+        let m = parse_mapping(&consumer_arn, "").unwrap();
+        assert_eq!(m.event_source_arn, pay);
+        assert_eq!(m.consumer, Some(FanOutConsumer::Arn(consumer_arn.clone())));
+        assert_eq!(m.stream_kind, StreamKind::Kinesis);
+        // consumer_name with a stream ARN: register or reuse.
+        let m = parse_mapping(pay, "consumer_name = \"esm.sim-1_x\"").unwrap();
+        assert_eq!(m.event_source_arn, pay);
+        assert_eq!(m.consumer, Some(FanOutConsumer::Name("esm.sim-1_x".into())));
+        // Without either: GetRecords.
+        assert_eq!(parse_mapping(pay, "").unwrap().consumer, None);
+        let problems = |arn: &str, extra: &str| parse_mapping(arn, extra).unwrap_err().problems;
+        assert_eq!(
+            problems(&consumer_arn, "consumer_name = \"c2\""),
+            vec![format!("mapping \"m\": consumer_name = \"c2\": not with a consumer ARN as event_source_arn ({consumer_arn} names its consumer)")]
+        );
+        assert_eq!(
+            problems(ORDERS_ARN, "consumer_name = \"c\""),
+            vec![format!("mapping \"m\": consumer_name = \"c\": enhanced fan-out reads real Kinesis streams; {ORDERS_ARN} is simulated")]
+        );
+        let dynamo =
+            "arn:aws:dynamodb:us-east-1:123456789012:table/other/stream/2024-01-01T00:00:00.000";
+        assert_eq!(
+            problems(dynamo, "consumer_name = \"c\""),
+            vec!["mapping \"m\": consumer_name = \"c\": only Kinesis streams have enhanced fan-out consumers"]
+        );
+        let long = "c".repeat(129);
+        for bad in ["", "a/b", "a:b", long.as_str()] {
+            assert_eq!(
+                problems(pay, &format!("consumer_name = \"{bad}\"")),
+                vec![format!("mapping \"m\": consumer_name = {bad:?}: must be 1..=128 characters of letters, digits, '-', '_' and '.'")]
             );
         }
     }
@@ -1656,20 +1842,32 @@ name = "user-processor"
 
     #[test]
     fn filters() {
+        let m =
+            mapping("filter_criteria = { filters = [{ pattern = '{\"data\": {\"x\": [1]}}' }] }");
+        assert_eq!(m.filter_patterns, vec![r#"{"data": {"x": [1]}}"#]);
         assert_eq!(
-            mapping_problems("filter_criteria = { filters = [{ pattern = '{\"data\": {\"x\": [1]}}' }] }"),
-            vec!["mapping \"m\": filter_criteria: 1 filter: valid but not supported by this build yet; remove filter_criteria"]
+            m.filter,
+            crate::filter::FilterCriteria::parse(&m.filter_patterns).expect("valid")
         );
+        assert!(!m.filter.is_empty());
+        assert!(mapping("batch_size = 10").filter.is_empty());
         assert_eq!(
             mapping_problems("filter_criteria = { filters = [{ pattern = '{}' }, { pattern = '[1]' }] }"),
-            vec!["mapping \"m\": filter_criteria filter 2: Invalid filter pattern definition. (not a JSON object)"]
+            vec![
+                "mapping \"m\": filter_criteria filter 1: Invalid filter pattern definition. (the pattern is empty ({}))",
+                "mapping \"m\": filter_criteria filter 2: Invalid filter pattern definition. (not a JSON object)"
+            ]
+        );
+        assert_eq!(
+            mapping_problems("filter_criteria = { filters = [{ pattern = '{\"a\": [{\"suffix\": \"x\"}]}' }] }"),
+            vec!["mapping \"m\": filter_criteria filter 1: Invalid filter pattern definition. (\"a\": operator \"suffix\" is not supported (prefix, anything-but, numeric, exists))"]
         );
         let bad = mapping_problems("filter_criteria = { filters = [{ pattern = '{' }] }");
         assert_eq!(bad.len(), 1);
         assert!(bad[0].starts_with(
             "mapping \"m\": filter_criteria filter 1: Invalid filter pattern definition. ("
         ));
-        let six = ["{ pattern = '{}' }"; 6].join(", ");
+        let six = [r#"{ pattern = '{"a": [1]}' }"#; 6].join(", ");
         assert_eq!(
             mapping_problems(&format!("filter_criteria = {{ filters = [{six}] }}")),
             vec!["mapping \"m\": filter_criteria: 6 filters: at most 5 allowed"]
@@ -2123,6 +2321,7 @@ maximum_record_age_in_seconds = 30
         let expected = Mapping {
             name: "orders-from-json".into(),
             event_source_arn: ORDERS_ARN.into(),
+            consumer: None,
             stream_kind: StreamKind::Kinesis,
             function_name: "order-processor".into(),
             enabled: true,
@@ -2140,6 +2339,7 @@ maximum_record_age_in_seconds = 30
             report_batch_item_failures: true,
             tumbling_window_in_seconds: 0,
             filter_patterns: vec![],
+            filter: Default::default(),
             on_destination_failure: OnDestinationFailure::DeadLetter,
             pace: Pace::aws_default(StreamKind::Kinesis),
         };
@@ -2163,6 +2363,7 @@ maximum_record_age_in_seconds = 30
         let expected = Mapping {
             name: "6d9bce8e-836b-442c-8070-74e77903c815".into(),
             event_source_arn: ORDERS_ARN.into(),
+            consumer: None,
             stream_kind: StreamKind::Kinesis,
             function_name: "order-processor".into(),
             enabled: true,
@@ -2177,6 +2378,7 @@ maximum_record_age_in_seconds = 30
             report_batch_item_failures: false,
             tumbling_window_in_seconds: 0,
             filter_patterns: vec![],
+            filter: Default::default(),
             on_destination_failure: OnDestinationFailure::DeadLetter,
             pace: Pace::aws_default(StreamKind::Kinesis),
         };
@@ -2251,5 +2453,57 @@ maximum_record_age_in_seconds = 30
             let _ = parse(&format!("{WORLD}{text}"), Path::new(""));
             let _ = parse(text, Path::new(""));
         }
+    }
+
+    #[test]
+    fn admin_defaults_ranges_and_the_token_rule_for_non_loopback_addresses() {
+        let config = parse(&format!("{WORLD}\n{}", mapping_toml("")), Path::new("")).unwrap();
+        assert_eq!(
+            config.admin,
+            Admin {
+                listen: Some("127.0.0.1:9400".parse().unwrap()),
+                listen_is_default: true,
+                token: None,
+                stuck_after_ms: 60_000,
+            }
+        );
+        let with = |admin: &str| problems(&format!("[admin]\n{admin}\n{}", mapping_toml("")));
+        assert_eq!(with("stuck_after_seconds = 1"), Vec::<String>::new());
+        assert_eq!(
+            with("stuck_after_seconds = 0"),
+            vec!["admin: stuck_after_seconds = 0: must be 1..=86400"]
+        );
+        assert_eq!(
+            with("listen = \"0.0.0.0:9400\""),
+            vec!["admin: listen = \"0.0.0.0:9400\": a non-loopback address needs a token (set token or token_env)"]
+        );
+        assert_eq!(
+            with("listen = \"0.0.0.0:9400\"\ntoken = \"s3cret\""),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            with("listen = \"localhost\""),
+            vec!["admin: listen = \"localhost\": must be IP:PORT (e.g. \"127.0.0.1:9400\")"]
+        );
+        assert_eq!(
+            with("token_env = \"ESM_SIM_TEST_SURELY_UNSET_VARIABLE\""),
+            vec!["admin: token_env = \"ESM_SIM_TEST_SURELY_UNSET_VARIABLE\": environment variable ESM_SIM_TEST_SURELY_UNSET_VARIABLE is not set or empty"]
+        );
+        assert_eq!(
+            with("token = \"a\"\ntoken_env = \"B\""),
+            vec!["admin: token and token_env are exclusive: give one"]
+        );
+        let off = parse(
+            &format!(
+                "{WORLD}\n[admin]\nenabled = false\nlisten = \"0.0.0.0:1\"\n{}",
+                mapping_toml("")
+            ),
+            Path::new(""),
+        )
+        .unwrap();
+        assert_eq!(
+            off.admin.listen, None,
+            "disabled: no address, no token needed"
+        );
     }
 }

@@ -28,6 +28,9 @@ pub struct ConfigFile {
     pub simulation: SimulationSettings,
     #[serde(default)]
     pub log: LogSettings,
+    /// The admin HTTP API and metrics of `run`.
+    #[serde(default)]
+    pub admin: AdminSettings,
     /// Simulated streams (the in-memory world).
     #[serde(default)]
     pub streams: Vec<SimStreamConfig>,
@@ -124,6 +127,45 @@ impl Default for LogSettings {
 
 fn default_stats_interval() -> u64 {
     5
+}
+
+/// `[admin]`: the admin HTTP API, metrics and dashboard served by `run`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// `false`: no admin server. Default true.
+    #[serde(default = "default_admin_enabled")]
+    pub enabled: bool,
+    /// Address to listen on; port 0 picks a free port. A non-loopback address needs a
+    /// token. Default `127.0.0.1:9400`, or a free port when that one is taken.
+    pub listen: Option<String>,
+    /// Bearer token every request must carry (except `GET /healthz`).
+    pub token: Option<String>,
+    /// ... or the environment variable holding it.
+    pub token_env: Option<String>,
+    /// A shard is stuck when it has not advanced for this long while records wait. 1..=86400, default 60.
+    #[serde(default = "default_stuck_after")]
+    pub stuck_after_seconds: u64,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings {
+            enabled: default_admin_enabled(),
+            listen: None,
+            token: None,
+            token_env: None,
+            stuck_after_seconds: default_stuck_after(),
+        }
+    }
+}
+
+fn default_admin_enabled() -> bool {
+    true
+}
+
+fn default_stuck_after() -> u64 {
+    60
 }
 
 /// One simulated stream.
@@ -308,6 +350,9 @@ pub struct MappingEntry {
     /// `get-event-source-mapping` output), relative to the config file.
     pub aws_json: Option<PathBuf>,
     pub event_source_arn: Option<String>,
+    /// esm-sim's own: with a Kinesis stream ARN, read through this enhanced fan-out
+    /// consumer, registered at start unless the stream already has it.
+    pub consumer_name: Option<String>,
     pub function_name: Option<String>,
     pub enabled: Option<bool>,
     pub batch_size: Option<i64>,

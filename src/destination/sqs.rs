@@ -93,6 +93,16 @@ impl SqsDestination {
             client,
         })
     }
+
+    /// The queue's URL, as GetQueueUrl gave it (`esm-sim redrive` reads the queue back).
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// The SDK client for the queue's region.
+    pub fn client(&self) -> &aws_sdk_sqs::Client {
+        &self.client
+    }
 }
 
 #[async_trait]

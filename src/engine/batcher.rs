@@ -13,7 +13,7 @@
 //! and sequence number. It never overstates, so a batch is never cut early; at worst a
 //! batch that would pass the cap waits for its batching window.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
 
 use crate::event::{assemble_event, encode_record, EventContext, EVENT_PREFIX, EVENT_SUFFIX};
@@ -26,6 +26,8 @@ pub const PAYLOAD_CAP_BYTES: usize = 6 * 1024 * 1024;
 #[derive(Debug, Default)]
 pub struct Batch {
     pub records: Vec<StreamRecord>,
+    /// Each record's ordinal in the shard's `Progress`.
+    pub ordinals: Vec<u64>,
     /// The event of the whole batch.
     event: Vec<u8>,
     /// Where each record's fragment lies in `event`.
@@ -56,16 +58,24 @@ impl Batch {
         scratch
     }
 
+    /// The ordering-key hashes of the batch's records (the keys it holds while in flight).
+    pub fn key_hashes(&self) -> HashSet<u64> {
+        self.records
+            .iter()
+            .map(StreamRecord::ordering_hash)
+            .collect()
+    }
+
     /// Gives back the event's buffer, to build the next batch in without allocating.
     pub fn into_buffer(self) -> Vec<u8> {
         self.event
     }
 }
 
-/// Records read but not yet batched.
+/// Records read but not yet batched, with their `Progress` ordinals.
 #[derive(Debug, Default)]
 pub struct ReadBuffer {
-    records: VecDeque<StreamRecord>,
+    records: VecDeque<(u64, StreamRecord)>,
     /// Lower bound of the encoded size of `records`.
     min_bytes: usize,
 }
@@ -83,9 +93,9 @@ fn min_encoded_bytes(record: &StreamRecord) -> usize {
 }
 
 impl ReadBuffer {
-    pub fn push(&mut self, record: StreamRecord) {
+    pub fn push(&mut self, ordinal: u64, record: StreamRecord) {
         self.min_bytes += min_encoded_bytes(&record);
-        self.records.push_back(record);
+        self.records.push_back((ordinal, record));
     }
 
     pub fn len(&self) -> usize {
@@ -98,7 +108,13 @@ impl ReadBuffer {
 
     /// The last record read, if any is buffered.
     pub fn last(&self) -> Option<&StreamRecord> {
-        self.records.back()
+        self.records.back().map(|(_, record)| record)
+    }
+
+    /// Forgets every buffered record (a rewind: they will be read again).
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.min_bytes = 0;
     }
 
     /// A batch can be cut now without waiting: BatchSize is reached, or the buffered
@@ -109,25 +125,41 @@ impl ReadBuffer {
     }
 
     /// Cuts the next batch (at most `batch_size` records, at most `cap_bytes` of event,
-    /// at least one record), encoding it into `buffer`.
+    /// at least one record unless every buffered record is held), encoding it into
+    /// `buffer`. Records whose ordering key is in `held` (in flight in another lane) are
+    /// passed over, and so is every later record of the same key, so per-key order holds;
+    /// passed-over records stay buffered in order. With nothing held, the batch is simply
+    /// the front of the buffer.
     pub fn take_batch(
         &mut self,
         batch_size: usize,
         cap_bytes: usize,
         ctx: &EventContext,
         mut buffer: Vec<u8>,
+        held: &HashSet<u64>,
     ) -> Batch {
         buffer.clear();
         buffer.extend_from_slice(EVENT_PREFIX);
         let mut batch = Batch {
             records: Vec::with_capacity(batch_size.min(self.len())),
+            ordinals: Vec::with_capacity(batch_size.min(self.len())),
             event: buffer,
             spans: Vec::new(),
         };
+        let mut passed_over: Vec<(u64, StreamRecord)> = Vec::new();
+        let mut passed_keys: HashSet<u64> = HashSet::new();
         while batch.records.len() < batch_size {
-            let Some(record) = self.records.pop_front() else {
+            let Some((ordinal, record)) = self.records.pop_front() else {
                 break;
             };
+            if !held.is_empty() {
+                let key = record.ordering_hash();
+                if held.contains(&key) || passed_keys.contains(&key) {
+                    passed_keys.insert(key);
+                    passed_over.push((ordinal, record));
+                    continue;
+                }
+            }
             let before = batch.event.len();
             if !batch.records.is_empty() {
                 batch.event.push(b',');
@@ -136,12 +168,16 @@ impl ReadBuffer {
             encode_record(ctx, &record, &mut batch.event);
             if !batch.records.is_empty() && batch.event.len() + EVENT_SUFFIX.len() > cap_bytes {
                 batch.event.truncate(before);
-                self.records.push_front(record);
+                self.records.push_front((ordinal, record));
                 break;
             }
             self.min_bytes -= min_encoded_bytes(&record);
             batch.spans.push(start..batch.event.len());
             batch.records.push(record);
+            batch.ordinals.push(ordinal);
+        }
+        for pending in passed_over.into_iter().rev() {
+            self.records.push_front(pending);
         }
         batch.event.extend_from_slice(EVENT_SUFFIX);
         batch
@@ -165,14 +201,17 @@ mod tests {
     fn buffer_of(n: usize, data_bytes: usize) -> ReadBuffer {
         let mut buffer = ReadBuffer::default();
         for i in 0..n {
-            buffer.push(StreamRecord {
-                sequence_number: SequenceNumber(format!("{}", 1000 + i)),
-                approximate_arrival_ms: 1_700_000_000_000 + i as i64,
-                body: RecordBody::Kinesis {
-                    partition_key: format!("k{i}"),
-                    data: vec![b'x'; data_bytes],
+            buffer.push(
+                i as u64,
+                StreamRecord {
+                    sequence_number: SequenceNumber(format!("{}", 1000 + i)),
+                    approximate_arrival_ms: 1_700_000_000_000 + i as i64,
+                    body: RecordBody::Kinesis {
+                        partition_key: format!("k{i}"),
+                        data: vec![b'x'; data_bytes],
+                    },
                 },
-            });
+            );
         }
         buffer
     }
@@ -186,7 +225,7 @@ mod tests {
     fn a_batch_stops_at_batch_size_and_its_event_holds_exactly_its_records() {
         let mut buffer = buffer_of(50, 10);
         assert!(buffer.holds_full_batch(20));
-        let batch = buffer.take_batch(20, PAYLOAD_CAP_BYTES, &ctx(), Vec::new());
+        let batch = buffer.take_batch(20, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &HashSet::new());
         assert_eq!(batch.len(), 20);
         assert_eq!(buffer.len(), 30);
         let mut scratch = Vec::new();
@@ -199,7 +238,8 @@ mod tests {
 
     #[test]
     fn part_of_a_batch_gets_an_event_of_just_those_records() {
-        let batch = buffer_of(5, 10).take_batch(5, PAYLOAD_CAP_BYTES, &ctx(), Vec::new());
+        let batch =
+            buffer_of(5, 10).take_batch(5, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &HashSet::new());
         let mut scratch = Vec::new();
         let records = records_of(batch.event(2..4, &mut scratch));
         let seqs: Vec<_> = records
@@ -214,17 +254,20 @@ mod tests {
     #[test]
     fn a_batch_stops_before_its_event_would_pass_the_cap_and_the_rest_stays_buffered() {
         let one = buffer_of(1, 1000)
-            .take_batch(1, PAYLOAD_CAP_BYTES, &ctx(), Vec::new())
+            .take_batch(1, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &HashSet::new())
             .into_buffer()
             .len();
         let cap = one * 2; // room for two records in one envelope, not three
         let mut buffer = buffer_of(10, 1000);
-        let batch = buffer.take_batch(10, cap, &ctx(), Vec::new());
+        let batch = buffer.take_batch(10, cap, &ctx(), Vec::new(), &HashSet::new());
         assert_eq!(batch.len(), 2);
         assert!(batch.event(0..2, &mut Vec::new()).len() <= cap);
         assert_eq!(buffer.len(), 8);
         assert_eq!(
-            buffer.records.front().map(|r| r.sequence_number.0.as_str()),
+            buffer
+                .records
+                .front()
+                .map(|(_, r)| r.sequence_number.0.as_str()),
             Some("1002")
         );
     }
@@ -237,15 +280,70 @@ mod tests {
             "8 MB of base64 cannot wait for more records"
         );
         let min = buffer.min_bytes;
-        let batch = buffer.take_batch(100, usize::MAX, &ctx(), Vec::new());
+        let batch = buffer.take_batch(100, usize::MAX, &ctx(), Vec::new(), &HashSet::new());
         assert!(batch.event(0..8, &mut Vec::new()).len() >= min);
         assert_eq!(buffer.min_bytes, 0);
+    }
+
+    fn keyed(keys: &[&str]) -> ReadBuffer {
+        let mut buffer = ReadBuffer::default();
+        for (i, key) in keys.iter().enumerate() {
+            buffer.push(
+                i as u64,
+                StreamRecord {
+                    sequence_number: SequenceNumber(format!("{}", 1000 + i)),
+                    approximate_arrival_ms: 0,
+                    body: RecordBody::Kinesis {
+                        partition_key: key.to_string(),
+                        data: vec![b'x'],
+                    },
+                },
+            );
+        }
+        buffer
+    }
+
+    fn keys_of(batch: &Batch) -> Vec<String> {
+        batch
+            .records
+            .iter()
+            .map(StreamRecord::ordering_key)
+            .collect()
+    }
+
+    #[test]
+    fn held_keys_and_every_later_record_of_them_are_passed_over_and_stay_in_order() {
+        let mut buffer = keyed(&["a", "b", "a", "c", "b", "d"]);
+        let held = HashSet::from([keyed(&["a"]).records[0].1.ordering_hash()]);
+        let batch = buffer.take_batch(10, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &held);
+        assert_eq!(keys_of(&batch), vec!["b", "c", "b", "d"]);
+        assert_eq!(batch.ordinals, vec![1, 3, 4, 5]);
+        let rest: Vec<u64> = buffer.records.iter().map(|(o, _)| *o).collect();
+        assert_eq!(
+            rest,
+            vec![0, 2],
+            "both records of the held key wait, in order"
+        );
+        let later = buffer.take_batch(10, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &HashSet::new());
+        assert_eq!(keys_of(&later), vec!["a", "a"]);
+        assert_eq!(buffer.min_bytes, 0);
+    }
+
+    #[test]
+    fn a_batch_size_limit_leaves_the_passed_over_records_before_the_rest() {
+        let mut buffer = keyed(&["a", "b", "c", "a", "d"]);
+        let held = HashSet::from([keyed(&["a"]).records[0].1.ordering_hash()]);
+        let batch = buffer.take_batch(2, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &held);
+        assert_eq!(keys_of(&batch), vec!["b", "c"]);
+        let rest: Vec<u64> = buffer.records.iter().map(|(o, _)| *o).collect();
+        assert_eq!(rest, vec![0, 3, 4]);
+        assert_eq!(batch.key_hashes().len(), 2);
     }
 
     #[test]
     fn a_single_record_larger_than_the_cap_still_makes_a_batch_of_one() {
         let mut buffer = buffer_of(2, 100);
-        let batch = buffer.take_batch(10, 10, &ctx(), Vec::new());
+        let batch = buffer.take_batch(10, 10, &ctx(), Vec::new(), &HashSet::new());
         assert_eq!(batch.len(), 1);
         assert_eq!(buffer.len(), 1);
     }

@@ -2,20 +2,23 @@
 //! applying the policy's decisions (spec 2.1 steps 2-5).
 //!
 //! The lane owns the I/O around the pure `BatchRetry`: it assembles payloads, invokes the
-//! target, sleeps the backoffs, sends failure records, and checkpoints after every resolved
-//! run of records, so a restart mid-batch resumes right after what is done. A shard has one
-//! lane today; ParallelizationFactor will run several, each on the batches of its keys,
-//! with the shard checkpoint following the lowest record not yet done.
+//! target, sleeps the backoffs, sends failure records, and marks resolved records done in
+//! the shard's `Progress`, saving the checkpoint whenever the lowest record not yet done
+//! moves; so a restart mid-batch resumes right after what is done. A shard runs up to
+//! ParallelizationFactor lanes at once, each on batches of keys no other lane holds.
+//! Between attempts a lane obeys the operator: it waits while the shard is paused, and a
+//! skip discards the records it is failing on (`SkippedByOperator`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use tokio::sync::{oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::batcher::Batch;
+use super::checkpointer::Checkpointer;
 use super::context::MappingContext;
 use super::invocation_log::InvocationLine;
 use super::status::{InFlight, ShardState, ShardStatus};
-use crate::checkpoint::Checkpoint;
 use crate::destination::delivery::Delivery;
 use crate::event::{BatchInfo, FailureRecord};
 use crate::model::{SequenceNumber, ShardId, StreamRecord};
@@ -29,14 +32,39 @@ use crate::target::{Invocation, InvokeResult};
 pub enum BatchEnd {
     /// Every record is resolved and checkpointed.
     Finished,
-    /// Shutdown: the checkpoint stands after the records resolved so far.
+    /// Shutdown: the checkpoint stands before the records not resolved.
     Interrupted,
+}
+
+/// What the shard task tells a busy lane between its attempts.
+#[derive(Default)]
+pub struct LaneSignal {
+    /// A pending operator skip, and where its answer goes.
+    skip: Mutex<Option<oneshot::Sender<Result<(), String>>>>,
+    wake: Notify,
+}
+
+impl LaneSignal {
+    /// Asks the lane to skip the records it is failing on; it answers on `reply`.
+    pub fn request_skip(&self, reply: oneshot::Sender<Result<(), String>>) {
+        *self.skip.lock().unwrap_or_else(|p| p.into_inner()) = Some(reply);
+        self.wake.notify_one();
+    }
+
+    fn take_skip(&self) -> Option<oneshot::Sender<Result<(), String>>> {
+        self.skip.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 pub struct Lane {
     ctx: Arc<MappingContext>,
     shard_id: ShardId,
+    /// Which of the shard's lanes (0-based).
+    index: usize,
     status: Arc<ShardStatus>,
+    checkpointer: Arc<Checkpointer>,
+    signal: Arc<LaneSignal>,
+    paused: watch::Receiver<bool>,
     rng: Rng,
     /// Where the event of part of a batch is assembled (retries after a partial failure
     /// or a bisect); kept to reuse its allocation.
@@ -44,18 +72,49 @@ pub struct Lane {
 }
 
 impl Lane {
-    pub fn new(ctx: Arc<MappingContext>, shard_id: ShardId, status: Arc<ShardStatus>) -> Self {
-        let rng = Rng::derived(ctx.seed, &format!("{}/{}/lane", ctx.mapping.name, shard_id));
+    pub fn new(
+        ctx: Arc<MappingContext>,
+        shard_id: ShardId,
+        index: usize,
+        status: Arc<ShardStatus>,
+        checkpointer: Arc<Checkpointer>,
+    ) -> Self {
+        let name = if index == 0 {
+            format!("{}/{}/lane", ctx.mapping.name, shard_id)
+        } else {
+            format!("{}/{}/lane{index}", ctx.mapping.name, shard_id)
+        };
+        let rng = Rng::derived(ctx.seed, &name);
+        let paused = status.control().watch_paused();
         Lane {
             ctx,
             shard_id,
+            index,
             status,
+            checkpointer,
+            signal: Arc::new(LaneSignal::default()),
+            paused,
             rng,
             scratch: Vec::new(),
         }
     }
 
+    pub fn signal(&self) -> Arc<LaneSignal> {
+        self.signal.clone()
+    }
+
     pub async fn process(&mut self, batch: &Batch) -> BatchEnd {
+        let end = self.run(batch).await;
+        self.status.update().set_lane(self.index, None);
+        if let Some(reply) = self.signal.take_skip() {
+            let _ = reply.send(Err(
+                "nothing to skip: the batch was resolved before the skip took effect".into(),
+            ));
+        }
+        end
+    }
+
+    async fn run(&mut self, batch: &Batch) -> BatchEnd {
         let ctx = self.ctx.clone();
         let mapping = &ctx.mapping;
         let limits = RetryLimits {
@@ -70,15 +129,13 @@ impl Lane {
             .collect();
         let mut retry = BatchRetry::new(batch.len(), limits);
         let mut not_reached_in_a_row = 0u32;
+        let since_ms = ctx.clock.now_ms();
         loop {
-            if ctx.cancel.is_cancelled() {
+            if ctx.cancel.is_cancelled() || !self.obey_operator(batch, &mut retry).await {
                 return BatchEnd::Interrupted;
             }
             let (range, attempt) = match retry.next_step(&arrivals, ctx.clock.now_ms()) {
-                Step::Done => {
-                    self.status.update().in_flight = None;
-                    return BatchEnd::Finished;
-                }
+                Step::Done => return BatchEnd::Finished,
                 Step::Discard(discard) => {
                     if !self.discard(batch, &discard).await {
                         return BatchEnd::Interrupted;
@@ -92,80 +149,128 @@ impl Lane {
             let payload = batch.event(range.clone(), &mut scratch);
             let payload_bytes = payload.len();
             let bisect_depth = retry.current().map_or(0, |s| s.bisect_depth);
-            {
-                let mut status = self.status.update();
-                status.state = ShardState::Invoking;
-                status.in_flight = Some(InFlight {
+            let started_ms = ctx.clock.now_ms();
+            self.status.update().set_lane(
+                self.index,
+                Some(InFlight {
+                    lane: self.index,
+                    state: ShardState::Invoking,
                     first_sequence_number: records[0].sequence_number.0.clone(),
                     last_sequence_number: records[records.len() - 1].sequence_number.0.clone(),
                     records: records.len(),
                     payload_bytes,
                     attempt,
                     bisect_depth,
-                });
-            }
-            let started_ms = ctx.clock.now_ms();
+                    since_ms,
+                }),
+            );
             let result = self.invoke(records, payload).await;
             self.scratch = scratch;
             let Some(result) = result else {
                 return BatchEnd::Interrupted;
             };
+            let finished_ms = ctx.clock.now_ms();
             let invoked: Vec<SequenceNumber> = if mapping.report_batch_item_failures {
                 records.iter().map(|r| r.sequence_number.clone()).collect()
             } else {
                 Vec::new()
             };
             let outcome = classify(&result, mapping.report_batch_item_failures, &invoked);
-            if !matches!(outcome, Outcome::NotReached { .. }) {
-                self.status.update().invocations += 1;
-            }
+            self.count_invocation(records, &outcome, started_ms, finished_ms);
             self.log_invocation(records, started_ms, payload_bytes, attempt, &outcome);
             let resolution = retry.on_outcome(&outcome);
             if let Some(succeeded) = resolution.succeeded {
-                let mut status = self.status.update();
-                status.records_succeeded += succeeded.len() as u64;
-                drop(status);
-                self.checkpoint(&batch.records[succeeded.end - 1]);
+                self.status.update().records_succeeded += succeeded.len() as u64;
+                self.checkpointer.done(&batch.ordinals[succeeded]);
             }
             if let Some(discard) = &resolution.discarded {
                 if !self.discard(batch, discard).await {
                     return BatchEnd::Interrupted;
                 }
             }
-            let wait_ms = match resolution.next {
-                Next::Continue => 0,
+            let (wait_ms, state) = match resolution.next {
+                Next::Continue => (0, ShardState::Invoking),
                 Next::RetryAfterFailure { failed_attempts } => {
                     not_reached_in_a_row = 0;
-                    self.note_failure(&outcome, records);
-                    self.status.update().state = ShardState::Retrying;
-                    backoff_ms(
+                    self.note_failure(&outcome, &result, records);
+                    let wait = backoff_ms(
                         failed_attempts,
                         mapping.pace.retry_backoff_initial_ms,
                         mapping.pace.retry_backoff_max_ms,
                         self.rng.next_f64(),
-                    )
+                    );
+                    (wait, ShardState::Retrying)
                 }
                 Next::RetryNotCounted => {
                     not_reached_in_a_row += 1;
-                    self.note_failure(&outcome, records);
-                    let mut status = self.status.update();
-                    status.state = ShardState::BackingOff;
-                    status.invoke_throttles += 1;
-                    drop(status);
-                    backoff_ms(
+                    self.note_failure(&outcome, &result, records);
+                    self.status.update().invoke_throttles += 1;
+                    let wait = backoff_ms(
                         not_reached_in_a_row,
                         mapping.pace.throttle_backoff_initial_ms,
                         mapping.pace.throttle_backoff_max_ms,
                         self.rng.next_f64(),
-                    )
+                    );
+                    (wait, ShardState::BackingOff)
                 }
             };
             if !matches!(resolution.next, Next::RetryNotCounted) {
                 not_reached_in_a_row = 0;
             }
-            if !ctx.sleep(wait_ms).await {
-                return BatchEnd::Interrupted;
+            if wait_ms > 0 {
+                self.status.update().set_lane_state(self.index, state);
+                if !self.sleep_unless_signalled(wait_ms).await {
+                    return BatchEnd::Interrupted;
+                }
             }
+        }
+    }
+
+    /// Between attempts: carries out a pending skip, and waits while the shard is paused.
+    /// False on shutdown.
+    async fn obey_operator(&mut self, batch: &Batch, retry: &mut BatchRetry) -> bool {
+        loop {
+            if let Some(reply) = self.signal.take_skip() {
+                let Some(discard) = retry.skip_current() else {
+                    let _ = reply.send(Err("nothing to skip: the batch is resolved".into()));
+                    continue;
+                };
+                tracing::info!(
+                    mapping = %self.ctx.mapping.name, shard = %self.shard_id,
+                    first = %batch.records[discard.range.start].sequence_number,
+                    last = %batch.records[discard.range.end - 1].sequence_number,
+                    records = discard.range.len(), "operator skip: discarding the blocking records"
+                );
+                let delivered = self.discard(batch, &discard).await;
+                let _ = reply.send(Ok(()));
+                if !delivered {
+                    return false;
+                }
+                continue;
+            }
+            if !*self.paused.borrow_and_update() {
+                return true;
+            }
+            self.status
+                .update()
+                .set_lane_state(self.index, ShardState::Paused);
+            tokio::select! {
+                biased;
+                _ = self.ctx.cancel.cancelled() => return false,
+                _ = self.paused.changed() => {}
+                _ = self.signal.wake.notified() => {}
+            }
+        }
+    }
+
+    /// Sleeps `ms`, or less if the operator pauses or skips; false on shutdown.
+    async fn sleep_unless_signalled(&mut self, ms: u64) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.ctx.cancel.cancelled() => false,
+            _ = self.signal.wake.notified() => true,
+            _ = self.paused.changed() => true,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(ms)) => true,
         }
     }
 
@@ -193,6 +298,30 @@ impl Lane {
         }
     }
 
+    /// The metrics of one invocation (spec section 5).
+    fn count_invocation(
+        &self,
+        records: &[StreamRecord],
+        outcome: &Outcome,
+        started_ms: i64,
+        finished_ms: i64,
+    ) {
+        if matches!(outcome, Outcome::NotReached { .. }) {
+            return;
+        }
+        let mut status = self.status.update();
+        status.invocations += 1;
+        status.records_invoked += records.len() as u64;
+        if !matches!(outcome, Outcome::Success) {
+            status.records_failed_invoke += records.len() as u64;
+        }
+        let last_arrival = records[records.len() - 1].approximate_arrival_ms;
+        status.iterator_age_ms = Some(started_ms.saturating_sub(last_arrival).max(0));
+        status
+            .invoke_latency
+            .record(finished_ms.saturating_sub(started_ms) as f64);
+    }
+
     fn log_invocation(
         &self,
         records: &[StreamRecord],
@@ -217,27 +346,36 @@ impl Lane {
         });
     }
 
-    fn note_failure(&self, outcome: &Outcome, records: &[StreamRecord]) {
-        let detail = match outcome {
+    fn note_failure(&self, outcome: &Outcome, result: &InvokeResult, records: &[StreamRecord]) {
+        let (kind, detail) = match outcome {
             Outcome::FunctionError {
                 timed_out: true, ..
-            } => "function timed out".to_string(),
+            } => ("function_timeout", "function timed out".to_string()),
             Outcome::FunctionError { response, .. } => {
+                let error = response.function_error.as_deref().unwrap_or("Unhandled");
+                let detail = match function_error_message(result) {
+                    Some(message) => format!("function error {error}: {message}"),
+                    None => format!("function error {error}"),
+                };
+                ("function_error", detail)
+            }
+            Outcome::PartialFailure { first_failed, .. } => (
+                "partial_failure",
                 format!(
-                    "function error {}",
-                    response.function_error.as_deref().unwrap_or("Unhandled")
-                )
-            }
-            Outcome::PartialFailure { first_failed, .. } => format!(
-                "partial batch response: first failed record {}",
-                records
-                    .get(*first_failed)
-                    .map_or("?", |r| r.sequence_number.as_str())
+                    "partial batch response: first failed record {}",
+                    records
+                        .get(*first_failed)
+                        .map_or("?", |r| r.sequence_number.as_str())
+                ),
             ),
-            Outcome::InvalidResponse { reason, .. } => format!("invalid batch response: {reason}"),
-            Outcome::NotReached { reason } => {
-                format!("invocation did not reach the function: {reason}")
-            }
+            Outcome::InvalidResponse { reason, .. } => (
+                "invalid_response",
+                format!("invalid batch response: {reason}"),
+            ),
+            Outcome::NotReached { reason } => (
+                "not_reached",
+                format!("invocation did not reach the function: {reason}"),
+            ),
             Outcome::Success => return,
         };
         let first = &records[0].sequence_number;
@@ -249,11 +387,14 @@ impl Lane {
         } else {
             tracing::debug!(shard = %self.shard_id, %first, %last, records = records.len(), "{detail}");
         }
-        self.status.update().last_error = Some(format!("{detail} (records {first}..={last})"));
+        let now = self.ctx.clock.now_ms();
+        self.status
+            .update()
+            .set_error(kind, format!("{detail} (records {first}..={last})"), now);
     }
 
-    /// Sends the failure record of a discard, then checkpoints past it; false on shutdown
-    /// while a blocked destination was still failing.
+    /// Sends the failure record of a discard, then marks its records done; false on
+    /// shutdown while a blocked destination was still failing.
     async fn discard(&mut self, batch: &Batch, discard: &Discard) -> bool {
         let ctx = self.ctx.clone();
         let records = &batch.records[discard.range.clone()];
@@ -292,26 +433,38 @@ impl Lane {
         {
             let mut status = self.status.update();
             status.records_discarded += records.len() as u64;
-            match delivery {
-                Delivery::Delivered => status.destination_records += 1,
-                _ => status.dead_lettered_records += 1,
+            match &delivery {
+                Delivery::Delivered => {
+                    status.destination_records += 1;
+                    status.records_delivered_to_destination += records.len() as u64;
+                }
+                _ => {
+                    status.dead_lettered_records += 1;
+                    status.records_dropped += records.len() as u64;
+                    if ctx.mapping.on_failure_destination.is_some() {
+                        status.destination_delivery_failures += 1;
+                    }
+                }
             }
         }
-        self.checkpoint(&records[records.len() - 1]);
+        self.checkpointer
+            .done(&batch.ordinals[discard.range.clone()]);
         true
     }
+}
 
-    fn checkpoint(&self, last_done: &StreamRecord) {
-        let checkpoint = Checkpoint::After(last_done.sequence_number.clone());
-        if let Err(error) = self
-            .ctx
-            .store
-            .save(&self.ctx.mapping.name, &self.shard_id, &checkpoint)
-        {
-            tracing::error!(shard = %self.shard_id, %error, "checkpoint not saved: a restart will deliver these records again");
-        }
-        let mut status = self.status.update();
-        status.checkpoint = Some(checkpoint.encode());
-        status.last_advance_ms = Some(self.ctx.clock.now_ms());
-    }
+/// The `errorMessage` of a function error's body, shortened for a status line.
+fn function_error_message(result: &InvokeResult) -> Option<String> {
+    let InvokeResult::Response(response) = result else {
+        return None;
+    };
+    let body: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+    let message = body.get("errorMessage")?.as_str()?;
+    const MAX_CHARS: usize = 300;
+    Some(if message.chars().count() > MAX_CHARS {
+        let short: String = message.chars().take(MAX_CHARS).collect();
+        format!("{short}…")
+    } else {
+        message.to_string()
+    })
 }

@@ -1,12 +1,18 @@
 //! The engine: per-mapping supervisors (`supervisor`) running one task per shard
-//! (`shard`), each feeding batches (`batcher`) to a lane (`lane`) that applies the pure
-//! policy. Everything a mapping's tasks share is in `context`; what they do is published
-//! in `status`.
+//! (`shard`), which reads, cuts batches (`batcher`) and hands them to up to
+//! ParallelizationFactor lanes (`lane`) that apply the pure policy; the shard checkpoint
+//! follows the lowest record not yet done (`progress`). Everything a mapping's tasks
+//! share is in `context`; what they do is published in `status`, and operators act on a
+//! shard through `control`.
 
 pub mod batcher;
+pub mod checkpointer;
 pub mod context;
+pub mod control;
 pub mod invocation_log;
 pub mod lane;
+pub mod latency;
+pub mod progress;
 pub mod shard;
 pub mod status;
 pub mod supervisor;

@@ -1,18 +1,40 @@
-//! The shard task: read → batch → lane → checkpoint, until the shard ends or shutdown.
+//! The shard task: read → filter → batch → lanes → checkpoint, until the shard ends or
+//! shutdown.
 //!
 //! Shaped after KCL's shard consumer: explicit states published in `ShardStatus`
-//! (polling, invoking, retrying, backing off, ended), and an end reason returned to the
-//! supervisor (shard end with children, or shutdown). Reading keeps the AWS pace: about once
-//! per `poll_interval_ms` when caught up, every `min_read_interval_ms` while records wait.
-//! Throttles and service errors back off with jitter and are never counted as attempts; an
-//! expired iterator is re-opened after the last record read (never from StartingPosition);
-//! records the stream trimmed before they were read are counted and logged as lost.
+//! (polling, invoking, retrying, backing off, paused, ended), and an end reason returned
+//! to the supervisor (shard end with children, or shutdown). One task per shard runs the
+//! reader and up to ParallelizationFactor lanes as concurrent futures, so a read never
+//! waits for an invocation nor an invocation for a read. A batch is cut for an idle lane
+//! from the buffered records whose ordering keys no busy lane holds (and no earlier
+//! passed-over record has), so each key's records are invoked in order; the checkpoint
+//! follows the lowest record not yet done (`Checkpointer`). With factor 1 this is the
+//! plain in-order loop, with the next batch read while the current one is invoked.
+//!
+//! Reading keeps the AWS pace: about once per `poll_interval_ms` when caught up, every
+//! `min_read_interval_ms` while records wait, and never more than the lanes can take
+//! (about `batch_size × factor` records buffered). Throttles and service errors back off
+//! with jitter and are never counted as attempts; an expired iterator is re-opened after
+//! the last record read (never from StartingPosition); records the stream trimmed before
+//! they were read are counted and logged as lost. Filtered-out records are counted and
+//! marked done as read, so the checkpoint passes them without an invocation.
+//!
+//! Operator requests arrive here: a skip goes to the lane holding the lowest in-flight
+//! batch; a rewind (paused only) abandons the lanes' work and the buffer and re-opens the
+//! shard at the new position.
 
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use super::batcher::{ReadBuffer, PAYLOAD_CAP_BYTES};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use super::batcher::{Batch, ReadBuffer, PAYLOAD_CAP_BYTES};
+use super::checkpointer::Checkpointer;
 use super::context::MappingContext;
-use super::lane::{BatchEnd, Lane};
+use super::control::{Request, RewindTo, ShardRequest};
+use super::lane::{BatchEnd, Lane, LaneSignal};
 use super::status::{ShardState, ShardStatus};
 use crate::checkpoint::Checkpoint;
 use crate::config::StartingPosition;
@@ -42,6 +64,8 @@ pub fn start_position(
 ) -> IteratorPosition {
     match checkpoint {
         Some(Checkpoint::After(seq)) => IteratorPosition::AfterSequence(seq.clone()),
+        Some(Checkpoint::At(seq)) => IteratorPosition::AtSequence(seq.clone()),
+        Some(Checkpoint::AtTimestamp(ms)) => IteratorPosition::AtTimestamp(*ms),
         Some(Checkpoint::ShardEnd) | None if is_child => IteratorPosition::TrimHorizon,
         _ => match starting {
             StartingPosition::TrimHorizon => IteratorPosition::TrimHorizon,
@@ -69,6 +93,50 @@ struct Reader {
     errors_in_a_row: u32,
 }
 
+impl Reader {
+    fn at(position: IteratorPosition, now_ms: i64) -> Self {
+        Reader {
+            iterator: None,
+            resume: position,
+            ended: false,
+            children: Vec::new(),
+            more_waiting: false,
+            next_read_ms: now_ms,
+            errors_in_a_row: 0,
+        }
+    }
+}
+
+/// A lane's batch, done: the lane (idle again), the batch (for its buffer) and the keys
+/// it held.
+type LaneDone = (Lane, Batch, Vec<u64>, BatchEnd);
+type LaneFuture = Pin<Box<dyn Future<Output = LaneDone> + Send>>;
+type ReadFuture = Pin<Box<dyn Future<Output = ReadAnswer> + Send>>;
+
+/// The shard's lanes, idle ones first to be taken, and how to signal each.
+fn new_lanes(
+    ctx: &Arc<MappingContext>,
+    shard_id: &ShardId,
+    status: &Arc<ShardStatus>,
+    checkpointer: &Arc<Checkpointer>,
+) -> (Vec<Lane>, Vec<Arc<LaneSignal>>) {
+    let factor = ctx.mapping.parallelization_factor.max(1) as usize;
+    let lanes: Vec<Lane> = (0..factor)
+        .map(|index| {
+            Lane::new(
+                ctx.clone(),
+                shard_id.clone(),
+                index,
+                status.clone(),
+                checkpointer.clone(),
+            )
+        })
+        .collect();
+    let signals = lanes.iter().map(Lane::signal).collect();
+    // `pop` takes from the back: lane 0 first.
+    (lanes.into_iter().rev().collect(), signals)
+}
+
 pub async fn run_shard(
     ctx: Arc<MappingContext>,
     info: ShardInfo,
@@ -83,59 +151,87 @@ pub async fn run_shard(
         aws_region: ctx.aws_region.clone(),
         invoke_identity_arn: ctx.invoke_identity_arn.clone(),
     };
-    match position {
-        IteratorPosition::AtTimestamp(ms) => status.update().started_at_time_ms = Some(ms),
-        IteratorPosition::Latest => status.update().started_at_time_ms = Some(ctx.clock.now_ms()),
-        _ => {}
+    {
+        let now = ctx.clock.now_ms();
+        let mut s = status.update();
+        s.running_since_ms = Some(now);
+        match position {
+            IteratorPosition::AtTimestamp(ms) => s.started_at_time_ms = Some(ms),
+            IteratorPosition::Latest => s.started_at_time_ms = Some(now),
+            _ => {}
+        }
     }
-    let mut reader = Reader {
-        iterator: None,
-        resume: position,
-        ended: false,
-        children: Vec::new(),
-        more_waiting: false,
-        next_read_ms: ctx.clock.now_ms(),
-        errors_in_a_row: 0,
-    };
+    let mut requests = status.control().attach();
+    let mut paused = status.control().watch_paused();
+    let checkpointer = Arc::new(Checkpointer::new(
+        mapping.name.clone(),
+        shard_id.clone(),
+        ctx.store.clone(),
+        ctx.clock,
+        status.clone(),
+    ));
+    let factor = mapping.parallelization_factor.max(1) as usize;
+    let (mut idle, mut signals) = new_lanes(&ctx, &shard_id, &status, &checkpointer);
+    let mut running: FuturesUnordered<LaneFuture> = FuturesUnordered::new();
+    // Ordering keys of the batches in flight (only with factor > 1).
+    let mut held: HashSet<u64> = HashSet::new();
+    let mut reader = Reader::at(position, ctx.clock.now_ms());
+    let mut read: Option<ReadFuture> = None;
     let mut rng = Rng::derived(ctx.seed, &format!("{}/{}/reader", mapping.name, shard_id));
-    let mut lane = Lane::new(ctx.clone(), shard_id.clone(), status.clone());
     let mut buffer = ReadBuffer::default();
-    // The last batch's event buffer, reused for the next one.
-    let mut spare: Option<Vec<u8>> = None;
+    // Event buffers of finished batches, reused for the next ones.
+    let mut spares: Vec<Vec<u8>> = Vec::new();
     let mut window_start_ms = ctx.clock.now_ms();
-    tracing::info!(mapping = %mapping.name, shard = %shard_id, position = ?reader.resume, "shard started");
+    let window_ms = mapping.maximum_batching_window_ms as i64;
+    tracing::info!(mapping = %mapping.name, shard = %shard_id, position = ?reader.resume, lanes = factor, "shard started");
     loop {
         if ctx.cancel.is_cancelled() {
+            // Lanes watch the token: each finishes or abandons its invocation, then stops.
+            drop(read.take());
+            while running.next().await.is_some() {}
             status.update().state = ShardState::Stopped;
             return ShardEnd::Stopped;
         }
-        let now = ctx.clock.now_ms();
-        if !buffer.is_empty() {
+        let is_paused = *paused.borrow_and_update();
+        while !is_paused && !buffer.is_empty() {
             let full = buffer.holds_full_batch(mapping.batch_size);
-            let window_over = now >= window_start_ms + mapping.maximum_batching_window_ms as i64;
-            if full || reader.ended || (window_over && !reader.more_waiting) {
-                let empty = spare.take().unwrap_or_default();
-                let batch =
-                    buffer.take_batch(mapping.batch_size, PAYLOAD_CAP_BYTES, &event_ctx, empty);
-                status.update().caught_up = false;
-                if lane.process(&batch).await == BatchEnd::Interrupted {
-                    status.update().state = ShardState::Stopped;
-                    return ShardEnd::Stopped;
-                }
-                spare = Some(batch.into_buffer());
-                window_start_ms = ctx.clock.now_ms();
-                continue;
+            let window_over = ctx.clock.now_ms() >= window_start_ms + window_ms;
+            if !(full || reader.ended || (window_over && !reader.more_waiting)) {
+                break;
             }
-        } else if reader.ended {
-            if let Err(error) = ctx
-                .store
-                .save(&mapping.name, &shard_id, &Checkpoint::ShardEnd)
-            {
-                tracing::error!(shard = %shard_id, %error, "SHARD_END checkpoint not saved");
+            let Some(mut lane) = idle.pop() else {
+                break;
+            };
+            let spare = spares.pop().unwrap_or_default();
+            let batch = buffer.take_batch(
+                mapping.batch_size,
+                PAYLOAD_CAP_BYTES,
+                &event_ctx,
+                spare,
+                &held,
+            );
+            if batch.is_empty() {
+                // Every buffered record's key is held by a busy lane.
+                spares.push(batch.into_buffer());
+                idle.push(lane);
+                break;
             }
+            let keys: Vec<u64> = if factor > 1 {
+                batch.key_hashes().into_iter().collect()
+            } else {
+                Vec::new()
+            };
+            held.extend(keys.iter().copied());
+            status.update().caught_up = false;
+            running.push(Box::pin(async move {
+                let end = lane.process(&batch).await;
+                (lane, batch, keys, end)
+            }));
+        }
+        if reader.ended && buffer.is_empty() && running.is_empty() && read.is_none() {
+            checkpointer.save(Checkpoint::ShardEnd);
             let mut s = status.update();
             s.state = ShardState::Ended;
-            s.checkpoint = Some(Checkpoint::ShardEnd.encode());
             s.caught_up = true;
             drop(s);
             tracing::info!(mapping = %mapping.name, shard = %shard_id, "shard ended: every record is done");
@@ -143,58 +239,170 @@ pub async fn run_shard(
                 children: reader.children,
             };
         }
-        status.update().state = ShardState::Polling;
-        let mut wake = reader.next_read_ms;
-        if !buffer.is_empty() && !reader.more_waiting {
-            wake = wake.min(window_start_ms + mapping.maximum_batching_window_ms as i64);
+        if running.is_empty() {
+            let mut s = status.update();
+            s.state = if is_paused {
+                ShardState::Paused
+            } else if reader.errors_in_a_row > 0 {
+                ShardState::BackingOff
+            } else {
+                ShardState::Polling
+            };
         }
-        if !ctx.sleep(wake.saturating_sub(now).max(0) as u64).await {
-            continue;
+        let now = ctx.clock.now_ms();
+        let wants_read = !is_paused
+            && !reader.ended
+            && read.is_none()
+            && !buffer.holds_full_batch(mapping.batch_size * factor);
+        if wants_read && now >= reader.next_read_ms {
+            read = Some(Box::pin(fetch(
+                ctx.clone(),
+                shard_id.clone(),
+                reader.iterator.clone(),
+                reader.resume.clone(),
+            )));
         }
-        if ctx.clock.now_ms() < reader.next_read_ms {
-            continue;
+        let mut wake: Option<i64> = None;
+        if wants_read && read.is_none() {
+            wake = Some(reader.next_read_ms);
         }
-        read_once(&ctx, &shard_id, &status, &mut reader, &mut buffer, &mut rng).await;
+        if !is_paused && !idle.is_empty() && !buffer.is_empty() && !reader.more_waiting {
+            let window_end = window_start_ms + window_ms;
+            wake = Some(wake.map_or(window_end, |w| w.min(window_end)));
+        }
+        let sleep_ms = wake.map(|w| w.saturating_sub(now).max(0) as u64);
+        tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => {}
+            Some((lane, batch, keys, _)) = running.next(), if !running.is_empty() => {
+                for key in keys {
+                    held.remove(&key);
+                }
+                idle.push(lane);
+                spares.push(batch.into_buffer());
+                window_start_ms = ctx.clock.now_ms();
+            }
+            answer = next_read(&mut read), if read.is_some() => {
+                read = None;
+                apply_read(&ctx, &shard_id, &status, &checkpointer, &mut reader, &mut buffer, &mut rng, answer);
+            }
+            Some(request) = requests.recv() => {
+                let Request { what, reply } = request;
+                match what {
+                    ShardRequest::Skip => {
+                        let blocking = status.update().blocking().map(|b| b.lane);
+                        match blocking.and_then(|lane| signals.get(lane)) {
+                            Some(signal) => signal.request_skip(reply),
+                            None => {
+                                let _ = reply.send(Err("nothing to skip: no batch is in flight".into()));
+                            }
+                        }
+                    }
+                    ShardRequest::Rewind(to) => {
+                        if !*paused.borrow() {
+                            let _ = reply.send(Err("rewind needs a paused shard: pause it first".into()));
+                            continue;
+                        }
+                        // Abandon the lanes' work and everything read: it is read again.
+                        running.clear();
+                        held.clear();
+                        (idle, signals) = new_lanes(&ctx, &shard_id, &status, &checkpointer);
+                        read = None;
+                        buffer.clear();
+                        let (checkpoint, position) = match to {
+                            RewindTo::Sequence(seq) => {
+                                (Checkpoint::At(seq.clone()), IteratorPosition::AtSequence(seq))
+                            }
+                            RewindTo::TimestampMs(ms) => {
+                                (Checkpoint::AtTimestamp(ms), IteratorPosition::AtTimestamp(ms))
+                            }
+                        };
+                        tracing::info!(mapping = %mapping.name, shard = %shard_id, checkpoint = %checkpoint.encode(), "operator rewind: in-flight batches abandoned; the shard resumes there");
+                        checkpointer.reset(checkpoint);
+                        reader = Reader::at(position, ctx.clock.now_ms());
+                        {
+                            let mut s = status.update();
+                            s.in_flight.clear();
+                            s.state = ShardState::Paused;
+                            s.caught_up = false;
+                        }
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+            }
+            Ok(()) = paused.changed() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(sleep_ms.unwrap_or(0))), if sleep_ms.is_some() => {}
+        }
     }
 }
 
-async fn read_once(
+/// One GetRecords call (opening an iterator first if there is none), as a future that
+/// owns what it needs, so lanes go on while it runs.
+struct ReadAnswer {
+    started_ms: i64,
+    /// An iterator opened for this read.
+    opened: Option<String>,
+    result: Result<RecordsPage, SourceError>,
+}
+
+async fn fetch(
+    ctx: Arc<MappingContext>,
+    shard_id: ShardId,
+    iterator: Option<String>,
+    resume: IteratorPosition,
+) -> ReadAnswer {
+    let started_ms = ctx.clock.now_ms();
+    let limit = ctx.mapping.pace.get_records_limit;
+    let (opened, result) = match iterator {
+        Some(iterator) => (None, ctx.source.get_records(&iterator, limit).await),
+        None => match ctx.source.shard_iterator(&shard_id, &resume).await {
+            Ok(iterator) => {
+                let result = ctx.source.get_records(&iterator, limit).await;
+                (Some(iterator), result)
+            }
+            Err(error) => (None, Err(error)),
+        },
+    };
+    ReadAnswer {
+        started_ms,
+        opened,
+        result,
+    }
+}
+
+async fn next_read(read: &mut Option<ReadFuture>) -> ReadAnswer {
+    match read {
+        Some(future) => future.await,
+        None => std::future::pending().await,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_read(
     ctx: &MappingContext,
     shard_id: &ShardId,
     status: &ShardStatus,
+    checkpointer: &Checkpointer,
     reader: &mut Reader,
     buffer: &mut ReadBuffer,
     rng: &mut Rng,
+    answer: ReadAnswer,
 ) {
     let pace = &ctx.mapping.pace;
-    let started = ctx.clock.now_ms();
-    let result = match reader.iterator.clone() {
-        Some(iterator) => {
-            ctx.source
-                .get_records(&iterator, pace.get_records_limit)
-                .await
-        }
-        None => match ctx.source.shard_iterator(shard_id, &reader.resume).await {
-            Ok(iterator) => {
-                reader.iterator = Some(iterator.clone());
-                ctx.source
-                    .get_records(&iterator, pace.get_records_limit)
-                    .await
-            }
-            Err(error) => Err(error),
-        },
-    };
+    if let Some(opened) = answer.opened {
+        reader.iterator = Some(opened);
+    }
     let now = ctx.clock.now_ms();
-    match result {
+    match answer.result {
         Ok(page) => {
             reader.errors_in_a_row = 0;
-            accept_page(ctx, shard_id, status, reader, buffer, page);
+            accept_page(ctx, shard_id, status, checkpointer, reader, buffer, page);
             // While records wait, reads are spaced from the start of the previous one (the
             // per-shard limit is on calls per second), so a slow read is not followed by a
             // needless pause; a caught-up shard waits the poll interval after the answer.
             let busy = reader.more_waiting || !buffer.is_empty();
             reader.next_read_ms = if busy {
-                started + pace.min_read_interval_ms as i64
+                answer.started_ms + pace.min_read_interval_ms as i64
             } else {
                 now + pace.poll_interval_ms as i64
             };
@@ -213,8 +421,7 @@ async fn read_once(
             );
             let wait = backoff_ms(reader.errors_in_a_row, initial, max, rng.next_f64());
             let mut s = status.update();
-            s.state = ShardState::BackingOff;
-            s.last_error = Some(format!("GetRecords: {error}"));
+            s.set_error("read", format!("GetRecords: {error}"), now);
             if throttled {
                 s.read_throttles += 1;
                 tracing::debug!(shard = %shard_id, %error, wait_ms = wait, "read throttled; backing off");
@@ -233,31 +440,54 @@ fn accept_page(
     ctx: &MappingContext,
     shard_id: &ShardId,
     status: &ShardStatus,
+    checkpointer: &Checkpointer,
     reader: &mut Reader,
     buffer: &mut ReadBuffer,
     page: RecordsPage,
 ) {
-    let mut s = status.update();
-    if let Some(lost) = &page.lost_to_retention {
-        s.records_trimmed += lost.count.unwrap_or(0);
-        s.retention_gaps += 1;
-        let count = lost.count.map_or("unknown".to_string(), |c| c.to_string());
-        tracing::error!(
-            mapping = %ctx.mapping.name, shard = %shard_id, %count, first = ?lost.first.as_ref().map(|q| q.as_str()),
-            last = ?lost.last.as_ref().map(|q| q.as_str()),
-            "records lost to stream retention: they were trimmed before they could be read"
-        );
+    let now = ctx.clock.now_ms();
+    {
+        let mut s = status.update();
+        if let Some(lost) = &page.lost_to_retention {
+            s.records_trimmed += lost.count.unwrap_or(0);
+            s.retention_gaps += 1;
+            let count = lost.count.map_or("unknown".to_string(), |c| c.to_string());
+            tracing::error!(
+                mapping = %ctx.mapping.name, shard = %shard_id, %count, first = ?lost.first.as_ref().map(|q| q.as_str()),
+                last = ?lost.last.as_ref().map(|q| q.as_str()),
+                "records lost to stream retention: they were trimmed before they could be read"
+            );
+        }
+        s.records_polled += page.records.len() as u64;
+        s.millis_behind_latest = page.millis_behind_latest;
+        if !page.records.is_empty() {
+            s.last_data_ms = Some(now);
+        }
+        s.caught_up = page.records.is_empty()
+            && page.millis_behind_latest.unwrap_or(0) == 0
+            && buffer.is_empty();
     }
-    s.records_polled += page.records.len() as u64;
-    s.caught_up =
-        page.records.is_empty() && page.millis_behind_latest.unwrap_or(0) == 0 && buffer.is_empty();
-    drop(s);
     reader.more_waiting = page.records.len() >= ctx.mapping.pace.get_records_limit;
-    for record in page.records {
-        buffer.push(record);
-    }
-    if let Some(last) = buffer.last() {
+    if let Some(last) = page.records.last() {
         reader.resume = IteratorPosition::AfterSequence(last.sequence_number.clone());
+    }
+    let filter = &ctx.mapping.filter;
+    let mut filtered = 0u64;
+    for record in page.records {
+        let keep = filter.is_empty() || filter.keeps(&record);
+        let ordinal = checkpointer.admit(record.sequence_number.clone(), !keep);
+        if keep {
+            buffer.push(ordinal, record);
+        } else {
+            filtered += 1;
+        }
+    }
+    if filtered > 0 {
+        status.update().records_filtered += filtered;
+        // Filtered records at the front move the checkpoint without an invocation.
+        checkpointer.done(&[]);
+    } else {
+        checkpointer.publish_waiting();
     }
     match page.next_iterator {
         Some(next) => reader.iterator = Some(next),

@@ -9,7 +9,7 @@
 //! have second precision while Kinesis ones have milliseconds.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{SequenceNumber, ShardId, StreamKind, StreamRecord};
 use crate::target::FunctionResponse;
@@ -19,6 +19,8 @@ use crate::target::FunctionResponse;
 pub enum Condition {
     RetryAttemptsExhausted,
     RecordAgeExceeded,
+    /// An operator discarded the batch with `skip` (esm-sim only: AWS has no such action).
+    SkippedByOperator,
 }
 
 impl Condition {
@@ -26,6 +28,7 @@ impl Condition {
         match self {
             Condition::RetryAttemptsExhausted => "RetryAttemptsExhausted",
             Condition::RecordAgeExceeded => "RecordAgeExceeded",
+            Condition::SkippedByOperator => "SkippedByOperator",
         }
     }
 }
@@ -152,9 +155,91 @@ impl FailureRecord {
     }
 }
 
+/// Reads the batch info (`KinesisBatchInfo` or `DDBStreamBatchInfo`) back from a failure
+/// record document, which is all `esm-sim redrive` needs of it: the rest (request and
+/// response context) says why the batch failed, not which records it held. Errors name
+/// the missing or malformed field.
+pub fn parse_batch_info(document: &[u8]) -> Result<BatchInfo, String> {
+    let parsed: ParsedDocument = serde_json::from_slice(document)
+        .map_err(|e| format!("not a failure record (spec 3.3): {e}"))?;
+    let (kind, key, info) = match (parsed.kinesis_batch_info, parsed.ddb_stream_batch_info) {
+        (Some(info), None) => (StreamKind::Kinesis, "KinesisBatchInfo", info),
+        (None, Some(info)) => (StreamKind::Dynamodb, "DDBStreamBatchInfo", info),
+        (Some(_), Some(_)) => {
+            return Err("both KinesisBatchInfo and DDBStreamBatchInfo are present".to_string())
+        }
+        (None, None) => {
+            return Err(
+                "not a failure record (spec 3.3): no KinesisBatchInfo or DDBStreamBatchInfo"
+                    .to_string(),
+            )
+        }
+    };
+    let arrival = |field: &str, value: &str| {
+        DateTime::parse_from_rfc3339(value)
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| format!("{key}.{field} = {value:?}: not an ISO-8601 time: {e}"))
+    };
+    let sequence = |field: &str, value: String| {
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(SequenceNumber(value))
+        } else {
+            Err(format!("{key}.{field} = {value:?}: not a sequence number"))
+        }
+    };
+    let not_empty = |field: &str, value: String| {
+        if value.is_empty() {
+            Err(format!("{key}.{field} is empty"))
+        } else {
+            Ok(value)
+        }
+    };
+    Ok(BatchInfo {
+        kind,
+        shard_id: ShardId(not_empty("shardId", info.shard_id)?),
+        first_arrival_ms: arrival(
+            "approximateArrivalOfFirstRecord",
+            &info.approximate_arrival_of_first_record,
+        )?,
+        last_arrival_ms: arrival(
+            "approximateArrivalOfLastRecord",
+            &info.approximate_arrival_of_last_record,
+        )?,
+        start_sequence_number: sequence("startSequenceNumber", info.start_sequence_number)?,
+        end_sequence_number: sequence("endSequenceNumber", info.end_sequence_number)?,
+        batch_size: info
+            .batch_size
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| format!("{key}.batchSize = {}: not a count", info.batch_size))?,
+        stream_arn: not_empty("streamArn", info.stream_arn)?,
+    })
+}
+
+#[derive(Deserialize)]
+struct ParsedDocument {
+    #[serde(rename = "KinesisBatchInfo")]
+    kinesis_batch_info: Option<ParsedBatchInfo>,
+    #[serde(rename = "DDBStreamBatchInfo")]
+    ddb_stream_batch_info: Option<ParsedBatchInfo>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ParsedBatchInfo {
+    shard_id: String,
+    start_sequence_number: String,
+    end_sequence_number: String,
+    approximate_arrival_of_first_record: String,
+    approximate_arrival_of_last_record: String,
+    /// Read as any JSON value so that a bad one is reported by name.
+    batch_size: serde_json::Value,
+    stream_arn: String,
+}
+
 /// ISO-8601 UTC with a `Z`, at the given precision (sub-second digits are truncated, not
 /// rounded). Instants outside chrono's range (hundreds of millennia away) are clamped.
-fn iso8601(ms: i64, precision: SecondsFormat) -> String {
+pub(crate) fn iso8601(ms: i64, precision: SecondsFormat) -> String {
     let instant = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(if ms < 0 {
         DateTime::<Utc>::MIN_UTC
     } else {
@@ -433,6 +518,74 @@ mod tests {
             ..response
         };
         assert_eq!(ResponseContext::from(&ok).function_error, None);
+    }
+
+    #[test]
+    fn the_batch_info_reads_back_from_what_to_json_writes() {
+        let mut batch = kinesis_batch(500);
+        batch.first_arrival_ms = 1_573_691_884_835;
+        let r = record(Condition::RecordAgeExceeded, 1, None, batch.clone());
+        assert_eq!(parse_batch_info(&r.to_json()), Ok(batch));
+        let ddb = BatchInfo {
+            kind: StreamKind::Dynamodb,
+            shard_id: ShardId("shardId-00000001573689847184-864758bb".into()),
+            start_sequence_number: seq("800000000003126276362"),
+            end_sequence_number: seq("800000000003126276370"),
+            // Second precision in the document: only whole seconds come back.
+            first_arrival_ms: 1_573_690_399_000,
+            last_arrival_ms: 1_573_690_400_000,
+            batch_size: 3,
+            stream_arn:
+                "arn:aws:dynamodb:us-east-2:123456789012:table/t/stream/2019-11-14T00:04:06.388"
+                    .into(),
+        };
+        let r = record(Condition::RetryAttemptsExhausted, 2, None, ddb.clone());
+        assert_eq!(parse_batch_info(&r.to_json()), Ok(ddb));
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_failure_record_is_refused_naming_the_field() {
+        let good = record(Condition::RecordAgeExceeded, 1, None, kinesis_batch(2)).to_json();
+        let mut v: Value = serde_json::from_slice(&good).expect("json");
+        let cases: [(&str, Value, &str); 4] = [
+            (
+                "startSequenceNumber",
+                Value::from("12a"),
+                "KinesisBatchInfo.startSequenceNumber",
+            ),
+            (
+                "approximateArrivalOfLastRecord",
+                Value::from("yesterday"),
+                "approximateArrivalOfLastRecord",
+            ),
+            (
+                "streamArn",
+                Value::from(""),
+                "KinesisBatchInfo.streamArn is empty",
+            ),
+            (
+                "batchSize",
+                Value::from(-1),
+                "KinesisBatchInfo.batchSize = -1",
+            ),
+        ];
+        for (field, value, expected) in cases {
+            let mut broken = v.clone();
+            broken["KinesisBatchInfo"][field] = value;
+            let error =
+                parse_batch_info(&serde_json::to_vec(&broken).expect("json")).expect_err(field);
+            assert!(error.contains(expected), "{field}: {error}");
+        }
+        v.as_object_mut()
+            .expect("object")
+            .remove("KinesisBatchInfo");
+        let error = parse_batch_info(&serde_json::to_vec(&v).expect("json")).expect_err("none");
+        assert!(
+            error.contains("no KinesisBatchInfo or DDBStreamBatchInfo"),
+            "{error}"
+        );
+        assert!(parse_batch_info(b"not json").is_err());
+        assert!(parse_batch_info(b"").is_err());
     }
 
     #[test]

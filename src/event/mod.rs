@@ -13,6 +13,7 @@ pub mod batch_response;
 pub mod dynamodb;
 pub mod failure_record;
 pub mod kinesis;
+pub mod window;
 
 pub use batch_response::{parse_batch_response, BatchResponse};
 pub use failure_record::{BatchInfo, Condition, FailureRecord, ResponseContext};

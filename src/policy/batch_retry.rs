@@ -229,6 +229,19 @@ impl BatchRetry {
         self.retry_or_discard(resolution)
     }
 
+    /// An operator's skip: the segment being worked on (the records that block the
+    /// shard) is discarded now, with what its failures so far say. Later segments of a
+    /// bisected batch are still processed.
+    pub fn skip_current(&mut self) -> Option<Discard> {
+        let front = self.segments.pop_front()?;
+        Some(Discard {
+            range: front.start..front.end,
+            condition: Condition::SkippedByOperator,
+            approximate_invoke_count: front.invocations,
+            response: front.last_response,
+        })
+    }
+
     fn retry_or_discard(&mut self, mut resolution: Resolution) -> Resolution {
         let Some(front) = self.segments.front() else {
             return resolution;
@@ -319,6 +332,32 @@ mod tests {
             }
         }
         panic!("the batch never finished");
+    }
+
+    #[test]
+    fn a_skip_discards_only_the_failing_half_of_a_bisected_batch() {
+        let mut retry = BatchRetry::new(4, limits(None, None, true));
+        // 0..4 fails and splits; 0..2 fails and splits; 0..1 fails and is retried.
+        for _ in 0..3 {
+            let Step::Invoke { .. } = retry.next_step(&fresh(4), NOW) else {
+                panic!("expected an invoke");
+            };
+            retry.on_outcome(&function_error());
+        }
+        assert_eq!(retry.current().map(|s| s.start..s.end), Some(0..1));
+        let skipped = retry.skip_current().expect("a segment to skip");
+        assert_eq!(skipped.range, 0..1);
+        assert_eq!(skipped.condition, Condition::SkippedByOperator);
+        assert_eq!(skipped.approximate_invoke_count, 3);
+        assert_eq!(skipped.response, Some(unhandled()));
+        assert_eq!(
+            retry.next_step(&fresh(4), NOW),
+            Step::Invoke {
+                range: 1..2,
+                attempt: 1
+            },
+            "the rest of the batch goes on"
+        );
     }
 
     #[test]

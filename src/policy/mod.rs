@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod batch_retry;
 pub mod outcome;
+pub mod window;
 
 pub use batch_retry::{BatchRetry, Discard, Next, Resolution, RetryLimits, Segment, Step};
 pub use outcome::{classify, Outcome};

@@ -114,7 +114,7 @@ fn name_from_arn(arn: &str) -> &str {
 }
 
 /// An SDK error as the engine sees it.
-fn source_error<E>(error: &SdkError<E, HttpResponse>) -> SourceError
+pub(crate) fn source_error<E>(error: &SdkError<E, HttpResponse>) -> SourceError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -136,7 +136,7 @@ where
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -155,7 +155,16 @@ fn shard_info(shard: &aws_sdk_kinesis::types::Shard) -> ShardInfo {
     }
 }
 
-fn record(record: aws_sdk_kinesis::types::Record, now_ms: i64) -> StreamRecord {
+/// A closed shard's child (GetRecords and SubscribeToShard ChildShards).
+pub(crate) fn child_shard(child: aws_sdk_kinesis::types::ChildShard) -> ShardInfo {
+    ShardInfo {
+        shard_id: ShardId(child.shard_id),
+        parent_shard_ids: child.parent_shards.into_iter().map(ShardId).collect(),
+    }
+}
+
+/// A Kinesis record as the engine sees it (`now_ms` stands in for a missing arrival time).
+pub(crate) fn record(record: aws_sdk_kinesis::types::Record, now_ms: i64) -> StreamRecord {
     let approximate_arrival_ms = record
         .approximate_arrival_timestamp
         .and_then(|t| t.to_millis().ok())
@@ -256,10 +265,7 @@ impl StreamSource for KinesisSource {
             .child_shards
             .unwrap_or_default()
             .into_iter()
-            .map(|child| ShardInfo {
-                shard_id: ShardId(child.shard_id),
-                parent_shard_ids: child.parent_shards.into_iter().map(ShardId).collect(),
-            })
+            .map(child_shard)
             .collect();
         Ok(RecordsPage {
             records: output.records.into_iter().map(|r| record(r, now)).collect(),

@@ -8,6 +8,7 @@
 
 pub mod dynamodb_streams;
 pub mod kinesis;
+pub mod kinesis_efo;
 pub mod simulated;
 
 use async_trait::async_trait;

@@ -8,6 +8,8 @@
 //! says how to run it.
 #![allow(dead_code)]
 
+pub mod http_server;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -93,4 +95,51 @@ pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards:
         .await
         .unwrap_or_else(|e| panic!("CreateStream {name}: {e:?}"));
     wait_active(client, name).await
+}
+
+/// Creates a table keyed `pk` (S) on moto with a stream of `view`; returns the DynamoDB
+/// client, the table name and the stream ARN.
+pub async fn create_table(
+    view: aws_sdk_dynamodb::types::StreamViewType,
+) -> (aws_sdk_dynamodb::Client, String, String) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        StreamSpecification,
+    };
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config(&moto_endpoint()).await);
+    let name = unique("esm-table");
+    let output = client
+        .create_table()
+        .table_name(&name)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key schema"),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute definition"),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(view)
+                .build()
+                .expect("stream specification"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateTable {name}: {e:?}"));
+    let stream_arn = output
+        .table_description()
+        .and_then(|t| t.latest_stream_arn())
+        .expect("the table has a stream")
+        .to_string();
+    (client, name, stream_arn)
 }

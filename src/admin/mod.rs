@@ -1,0 +1,15 @@
+//! The admin side of a running daemon: the HTTP API people and `esm-sim shards` use to see
+//! and move stuck shards, the Prometheus metrics, and the dashboard page.
+//!
+//! Everything here reads the engine's published shard status and calls the engine's
+//! shard controls; nothing here decides ESM behaviour.
+
+pub mod auth;
+pub mod client;
+pub mod commands;
+pub mod dashboard;
+pub mod history;
+pub mod metrics;
+pub mod routes;
+pub mod server;
+pub mod table;

@@ -1,0 +1,427 @@
+//! The admin API's routes: JSON views of the mappings and shards, the operator actions,
+//! the metrics, the dashboard page and its history.
+//!
+//! Handlers only read the engine's published status and call its shard controls; the
+//! stuck rule is the engine's (`ShardSnapshot::stuck`). Every error is `{"error": "..."}`
+//! with its status (400 bad request, 401 no token, 404 unknown, 409 conflict), so a
+//! script or `esm-sim shards` can always show the reason.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+use super::auth::authorized;
+use super::history::IteratorAgeHistory;
+use super::metrics::{render, MappingShards};
+use crate::clock::Clock;
+use crate::config::StartingPosition;
+use crate::engine::context::MappingContext;
+use crate::engine::control::{ControlError, RewindTo};
+use crate::engine::status::{ShardSnapshot, ShardStatus};
+use crate::model::SequenceNumber;
+
+/// What every handler reads.
+pub struct AdminState {
+    pub contexts: Vec<Arc<MappingContext>>,
+    pub clock: Clock,
+    pub stuck_after_ms: i64,
+    pub token: Option<String>,
+    pub history: Arc<Mutex<IteratorAgeHistory>>,
+}
+
+/// An error answer: `{"error": message}` with its status.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type Answer = Result<Json<Value>, ApiError>;
+
+pub fn router(state: Arc<AdminState>) -> Router {
+    let guarded = Router::new()
+        .route("/", get(page))
+        .route("/history", get(history))
+        .route("/metrics", get(metrics))
+        .route("/mappings", get(mappings))
+        .route("/shards", get(shards))
+        .route("/shards/{mapping}/{shard}", get(shard))
+        .route("/shards/{mapping}/{shard}/{action}", post(action))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(guarded)
+        .with_state(state)
+}
+
+async fn require_token(
+    State(state): State<Arc<AdminState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &state.token {
+        let header = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        if !authorized(header, token) {
+            let mut response = ApiError(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token: send Authorization: Bearer <token> ([admin] token)"
+                    .into(),
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+async fn not_found() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "no such route".into())
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn page() -> Html<&'static str> {
+    Html(super::dashboard::PAGE)
+}
+
+async fn history(State(state): State<Arc<AdminState>>) -> Json<Value> {
+    let history = state.history.lock().unwrap_or_else(|p| p.into_inner());
+    Json(history.to_json())
+}
+
+async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
+    let snapshots: Vec<Vec<ShardSnapshot>> = state
+        .contexts
+        .iter()
+        .map(|c| c.status.snapshots())
+        .collect();
+    let mappings: Vec<MappingShards<'_>> = state
+        .contexts
+        .iter()
+        .zip(&snapshots)
+        .map(|(ctx, shards)| MappingShards {
+            name: &ctx.mapping.name,
+            enabled: ctx.mapping.enabled,
+            shards,
+        })
+        .collect();
+    let text = render(&mappings, state.clock.now_ms(), state.stuck_after_ms);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+async fn mappings(State(state): State<Arc<AdminState>>) -> Json<Value> {
+    let now_ms = state.clock.now_ms();
+    let mappings: Vec<Value> = state
+        .contexts
+        .iter()
+        .map(|ctx| {
+            let m = &ctx.mapping;
+            let shards = ctx.status.snapshots();
+            let mut by_state: BTreeMap<String, usize> = BTreeMap::new();
+            for s in &shards {
+                *by_state.entry(json_str(&s.state)).or_default() += 1;
+            }
+            let stuck = shards
+                .iter()
+                .filter(|s| s.stuck(now_ms, state.stuck_after_ms).is_some())
+                .count();
+            let starting_position = match m.starting_position {
+                StartingPosition::TrimHorizon => json!("TRIM_HORIZON"),
+                StartingPosition::Latest => json!("LATEST"),
+                StartingPosition::AtTimestamp(ms) => json!({ "AT_TIMESTAMP": ms }),
+            };
+            json!({
+                "name": m.name,
+                "event_source_arn": m.event_source_arn,
+                "function_name": m.function_name,
+                "enabled": m.enabled,
+                "batch_size": m.batch_size,
+                "maximum_batching_window_ms": m.maximum_batching_window_ms,
+                "starting_position": starting_position,
+                "parallelization_factor": m.parallelization_factor,
+                "bisect_batch_on_function_error": m.bisect_batch_on_function_error,
+                "maximum_retry_attempts": m.maximum_retry_attempts.map_or(-1, i64::from),
+                "maximum_record_age_ms": m.maximum_record_age_ms.unwrap_or(-1),
+                "report_batch_item_failures": m.report_batch_item_failures,
+                "on_failure_destination": m.on_failure_destination,
+                "shards": { "total": shards.len(), "by_state": by_state },
+                "stuck": stuck,
+            })
+        })
+        .collect();
+    Json(json!({ "mappings": mappings }))
+}
+
+/// `?stuck=true` and `?mapping=NAME`.
+async fn shards(
+    State(state): State<Arc<AdminState>>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Answer {
+    let stuck_only = match query.get("stuck").map(String::as_str) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") | Some("") => true,
+        Some(other) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("stuck={other:?}: must be true or false"),
+            ))
+        }
+    };
+    if let Some(key) = query
+        .keys()
+        .find(|k| !["stuck", "mapping"].contains(&k.as_str()))
+    {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("unknown query parameter {key:?}: expected stuck or mapping"),
+        ));
+    }
+    let wanted = query.get("mapping");
+    if let Some(name) = wanted {
+        context(&state, name)?;
+    }
+    let now_ms = state.clock.now_ms();
+    let mut list = Vec::new();
+    for ctx in &state.contexts {
+        if wanted.is_some_and(|w| *w != ctx.mapping.name) {
+            continue;
+        }
+        for snapshot in ctx.status.snapshots() {
+            let shard = shard_json(&ctx.mapping.name, &snapshot, now_ms, state.stuck_after_ms);
+            if !stuck_only || !shard["stuck"].is_null() {
+                list.push(shard);
+            }
+        }
+    }
+    Ok(Json(json!({
+        "now_ms": now_ms,
+        "stuck_after_ms": state.stuck_after_ms,
+        "shards": list,
+    })))
+}
+
+async fn shard(
+    State(state): State<Arc<AdminState>>,
+    Path((mapping, shard)): Path<(String, String)>,
+) -> Answer {
+    let status = shard_status(&state, &mapping, &shard)?;
+    Ok(Json(shard_answer(&state, &mapping, &status.snapshot())))
+}
+
+async fn action(
+    State(state): State<Arc<AdminState>>,
+    Path((mapping, shard, action)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Answer {
+    let status = shard_status(&state, &mapping, &shard)?;
+    let result = match action.as_str() {
+        "pause" => Ok(status.pause()),
+        "resume" => Ok(status.resume()),
+        "skip" => status.skip().await,
+        "rewind" => {
+            let to = parse_rewind(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+            status.rewind(to).await
+        }
+        other => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("unknown action {other:?}: expected pause, resume, skip or rewind"),
+            ))
+        }
+    };
+    match result {
+        Ok(snapshot) => {
+            tracing::info!(%mapping, %shard, %action, result = "done",
+                state = %json_str(&snapshot.state), checkpoint = snapshot.checkpoint.as_deref().unwrap_or("none"),
+                "admin action");
+            Ok(Json(shard_answer(&state, &mapping, &snapshot)))
+        }
+        Err(ControlError::Conflict(message)) => {
+            tracing::info!(%mapping, %shard, %action, result = "refused", reason = %message, "admin action");
+            Err(ApiError(StatusCode::CONFLICT, message))
+        }
+    }
+}
+
+/// A shard as every route shows it: the mapping, every snapshot field, and `stuck`
+/// (`null` or why and on what).
+pub fn shard_json(
+    mapping: &str,
+    snapshot: &ShardSnapshot,
+    now_ms: i64,
+    stuck_after_ms: i64,
+) -> Value {
+    let mut object = Map::new();
+    object.insert("mapping".into(), json!(mapping));
+    if let Ok(Value::Object(fields)) = serde_json::to_value(snapshot) {
+        object.extend(fields);
+    }
+    let stuck = snapshot.stuck(now_ms, stuck_after_ms);
+    object.insert(
+        "stuck".into(),
+        serde_json::to_value(stuck).unwrap_or(Value::Null),
+    );
+    Value::Object(object)
+}
+
+fn shard_answer(state: &AdminState, mapping: &str, snapshot: &ShardSnapshot) -> Value {
+    shard_json(
+        mapping,
+        snapshot,
+        state.clock.now_ms(),
+        state.stuck_after_ms,
+    )
+}
+
+/// The body of `POST .../rewind`: `{"sequence_number": "..."}` or `{"timestamp":
+/// "RFC 3339" | epoch ms}`, exactly one of them.
+pub fn parse_rewind(body: &[u8]) -> Result<RewindTo, String> {
+    const EXPECTED: &str =
+        "expected {\"sequence_number\": \"...\"} or {\"timestamp\": \"RFC 3339\" | epoch ms}";
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not JSON ({e}): {EXPECTED}"))?;
+    let Value::Object(fields) = value else {
+        return Err(format!("body is not a JSON object: {EXPECTED}"));
+    };
+    if let Some(key) = fields
+        .keys()
+        .find(|k| !["sequence_number", "timestamp"].contains(&k.as_str()))
+    {
+        return Err(format!("unknown field {key:?}: {EXPECTED}"));
+    }
+    match (fields.get("sequence_number"), fields.get("timestamp")) {
+        (Some(Value::String(seq)), None)
+            if !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Ok(RewindTo::Sequence(SequenceNumber(seq.clone())))
+        }
+        (Some(other), None) => Err(format!(
+            "sequence_number = {other}: must be a string of digits"
+        )),
+        (None, Some(Value::String(text))) => chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| RewindTo::TimestampMs(t.timestamp_millis()))
+            .map_err(|e| format!("timestamp = {text:?}: not RFC 3339 ({e})")),
+        (None, Some(Value::Number(n))) => n
+            .as_i64()
+            .filter(|ms| *ms >= 0)
+            .map(RewindTo::TimestampMs)
+            .ok_or_else(|| {
+                format!("timestamp = {n}: must be epoch milliseconds (a whole number >= 0)")
+            }),
+        (None, Some(other)) => Err(format!(
+            "timestamp = {other}: must be an RFC 3339 string or epoch milliseconds"
+        )),
+        (Some(_), Some(_)) => Err("sequence_number and timestamp are exclusive: give one".into()),
+        (None, None) => Err(format!("nothing to rewind to: {EXPECTED}")),
+    }
+}
+
+fn context<'a>(state: &'a AdminState, mapping: &str) -> Result<&'a Arc<MappingContext>, ApiError> {
+    state
+        .contexts
+        .iter()
+        .find(|c| c.mapping.name == mapping)
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no mapping named {mapping:?}"),
+            )
+        })
+}
+
+fn shard_status(
+    state: &AdminState,
+    mapping: &str,
+    shard: &str,
+) -> Result<Arc<ShardStatus>, ApiError> {
+    context(state, mapping)?.status.get(shard).ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("mapping {mapping:?} has no shard {shard:?} (yet)"),
+        )
+    })
+}
+
+/// A unit enum's serde name (`"retrying"`).
+fn json_str(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewind_bodies_are_a_sequence_number_or_a_timestamp() {
+        assert_eq!(
+            parse_rewind(br#"{"sequence_number":"4960"}"#),
+            Ok(RewindTo::Sequence(SequenceNumber("4960".into())))
+        );
+        assert_eq!(
+            parse_rewind(br#"{"timestamp":"2026-01-01T00:00:01Z"}"#),
+            Ok(RewindTo::TimestampMs(1_767_225_601_000))
+        );
+        assert_eq!(
+            parse_rewind(br#"{"timestamp":1767225601000}"#),
+            Ok(RewindTo::TimestampMs(1_767_225_601_000))
+        );
+        for (body, wanted) in [
+            (&b""[..], "body is not JSON"),
+            (b"[]", "not a JSON object"),
+            (b"{}", "nothing to rewind to"),
+            (br#"{"seq":"1"}"#, "unknown field \"seq\""),
+            (
+                br#"{"sequence_number":1}"#,
+                "sequence_number = 1: must be a string of digits",
+            ),
+            (
+                br#"{"sequence_number":"abc"}"#,
+                "must be a string of digits",
+            ),
+            (
+                br#"{"timestamp":"yesterday"}"#,
+                "timestamp = \"yesterday\": not RFC 3339",
+            ),
+            (br#"{"timestamp":-1}"#, "must be epoch milliseconds"),
+            (br#"{"timestamp":1.5}"#, "must be epoch milliseconds"),
+            (
+                br#"{"timestamp":true}"#,
+                "must be an RFC 3339 string or epoch milliseconds",
+            ),
+            (br#"{"sequence_number":"1","timestamp":1}"#, "exclusive"),
+        ] {
+            let error = parse_rewind(body).expect_err("refused");
+            assert!(error.contains(wanted), "{error} lacks {wanted}");
+        }
+    }
+}

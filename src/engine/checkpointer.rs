@@ -1,0 +1,88 @@
+//! The checkpoint of one shard, shared by its reader and its lanes: records are admitted
+//! as read, marked done as lanes resolve them (or at once when filtered out), and the
+//! checkpoint is saved whenever the lowest record not yet done moves (`Progress`).
+//!
+//! Saving goes to the store (durable once a second, see `checkpoint::embedded`) and to the
+//! shard's published status, so what operators see is what a restart would resume from.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::progress::Progress;
+use super::status::ShardStatus;
+use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::clock::Clock;
+use crate::model::{SequenceNumber, ShardId};
+
+pub struct Checkpointer {
+    mapping: String,
+    shard_id: ShardId,
+    store: Arc<dyn CheckpointStore>,
+    clock: Clock,
+    status: Arc<ShardStatus>,
+    progress: Mutex<Progress>,
+}
+
+impl Checkpointer {
+    pub fn new(
+        mapping: String,
+        shard_id: ShardId,
+        store: Arc<dyn CheckpointStore>,
+        clock: Clock,
+        status: Arc<ShardStatus>,
+    ) -> Self {
+        Checkpointer {
+            mapping,
+            shard_id,
+            store,
+            clock,
+            status,
+            progress: Mutex::new(Progress::default()),
+        }
+    }
+
+    fn progress(&self) -> MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Admits a record just read; a filtered-out record is admitted done.
+    pub fn admit(&self, sequence_number: SequenceNumber, done: bool) -> u64 {
+        self.progress().admit(sequence_number, done)
+    }
+
+    /// Marks records done and saves the checkpoint if it moved.
+    pub fn done(&self, ordinals: &[u64]) {
+        let (moved, waiting) = {
+            let mut progress = self.progress();
+            for &ordinal in ordinals {
+                progress.mark_done(ordinal);
+            }
+            (progress.advance(), progress.waiting())
+        };
+        self.status.update().records_waiting = waiting as u64;
+        if let Some(last_done) = moved {
+            self.save(Checkpoint::After(last_done));
+        }
+    }
+
+    /// Publishes how many records wait, after records were admitted.
+    pub fn publish_waiting(&self) {
+        let waiting = self.progress().waiting();
+        self.status.update().records_waiting = waiting as u64;
+    }
+
+    /// Forgets every admitted record and sets the checkpoint (a rewind).
+    pub fn reset(&self, checkpoint: Checkpoint) {
+        self.progress().clear();
+        self.status.update().records_waiting = 0;
+        self.save(checkpoint);
+    }
+
+    pub fn save(&self, checkpoint: Checkpoint) {
+        if let Err(error) = self.store.save(&self.mapping, &self.shard_id, &checkpoint) {
+            tracing::error!(shard = %self.shard_id, %error, "checkpoint not saved: a restart will deliver these records again");
+        }
+        let mut status = self.status.update();
+        status.checkpoint = Some(checkpoint.encode());
+        status.last_advance_ms = Some(self.clock.now_ms());
+    }
+}

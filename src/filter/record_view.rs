@@ -1,0 +1,187 @@
+//! The JSON a filter sees for a record, navigated in place instead of built.
+//!
+//! A pattern walks a few keys, so the record is not turned into a `serde_json::Value`:
+//! [`Node`] borrows the record's own strings and maps and answers `get(key)` for the
+//! virtual objects (the Kinesis record, the DynamoDB record and its `dynamodb` part). Only
+//! Kinesis `data` costs anything: the record's bytes (what the event base64-encodes) are
+//! parsed as JSON once per record, and only when a filter addresses `data`.
+//!
+//! What each kind shows (field names as in the event, spec 3.1 / 3.2):
+//! - Kinesis: the `kinesis` object of the record, flattened to the top as Lambda does:
+//!   `data` (the record data parsed as JSON), `partitionKey`, `sequenceNumber`,
+//!   `approximateArrivalTimestamp`, `kinesisSchemaVersion`.
+//! - DynamoDB: the record: `eventID`, `eventName`, `eventVersion`, `eventSource`,
+//!   `userIdentity` (TTL deletions), and `dynamodb` with `ApproximateCreationDateTime`,
+//!   `Keys`, `NewImage` / `OldImage` (as the event carries them), `SequenceNumber`,
+//!   `SizeBytes`, `StreamViewType`. `awsRegion` and `eventSourceARN` are the mapping's,
+//!   the same for every record, and are not shown.
+
+use std::cell::OnceCell;
+
+use serde_json::{Map, Number, Value};
+
+use crate::model::{DynamodbChange, DynamodbEventName, RecordBody, StreamRecord};
+
+/// One record as filters see it; holds the lazily parsed Kinesis data.
+pub(crate) struct RecordView<'a> {
+    record: &'a StreamRecord,
+    /// Kinesis data parsed as JSON: `None` inside when it is not JSON.
+    data: OnceCell<Option<Value>>,
+}
+
+/// A position in the record's JSON.
+#[derive(Clone)]
+pub(crate) enum Node<'a> {
+    Json(&'a Value),
+    Map(&'a Map<String, Value>),
+    Str(&'a str),
+    Num(Number),
+    KinesisRecord(&'a RecordView<'a>),
+    DynamodbRecord(&'a StreamRecord, &'a DynamodbChange),
+    DynamodbPart(&'a StreamRecord, &'a DynamodbChange),
+    TtlUserIdentity,
+}
+
+/// A scalar of the record's JSON, what leaf matchers compare against.
+pub(crate) enum Leaf<'a> {
+    Str(&'a str),
+    Num(Number),
+    Bool(bool),
+    Null,
+}
+
+impl<'a> RecordView<'a> {
+    pub(crate) fn new(record: &'a StreamRecord) -> RecordView<'a> {
+        RecordView {
+            record,
+            data: OnceCell::new(),
+        }
+    }
+
+    /// The top of the record.
+    pub(crate) fn root(&'a self) -> Node<'a> {
+        match &self.record.body {
+            RecordBody::Kinesis { .. } => Node::KinesisRecord(self),
+            RecordBody::Dynamodb(change) => Node::DynamodbRecord(self.record, change),
+        }
+    }
+
+    /// A Kinesis record whose data is not JSON (parsed on first use): no pattern on
+    /// `data` matches it.
+    pub(crate) fn kinesis_data_is_not_json(&self) -> bool {
+        matches!(self.record.body, RecordBody::Kinesis { .. }) && self.kinesis_data().is_none()
+    }
+
+    fn kinesis_data(&self) -> Option<&Value> {
+        let RecordBody::Kinesis { data, .. } = &self.record.body else {
+            return None;
+        };
+        self.data
+            .get_or_init(|| serde_json::from_slice(data).ok())
+            .as_ref()
+    }
+}
+
+impl<'a> Node<'a> {
+    /// The value at `key` of this node when it is an object; `None` when absent or when
+    /// this node is not an object.
+    pub(crate) fn get(&self, key: &str) -> Option<Node<'a>> {
+        match *self {
+            Node::Json(Value::Object(map)) | Node::Map(map) => map.get(key).map(Node::Json),
+            Node::Json(_) | Node::Str(_) | Node::Num(_) => None,
+            Node::KinesisRecord(view) => kinesis_get(view, key),
+            Node::DynamodbRecord(record, change) => match key {
+                "eventID" => Some(Node::Str(&change.event_id)),
+                "eventName" => Some(Node::Str(change.event_name.as_str())),
+                "eventVersion" => Some(Node::Str("1.1")),
+                "eventSource" => Some(Node::Str("aws:dynamodb")),
+                "dynamodb" => Some(Node::DynamodbPart(record, change)),
+                "userIdentity" if change.ttl_deletion => Some(Node::TtlUserIdentity),
+                _ => None,
+            },
+            Node::DynamodbPart(record, change) => dynamodb_part_get(record, change, key),
+            Node::TtlUserIdentity => match key {
+                "type" => Some(Node::Str("Service")),
+                "principalId" => Some(Node::Str("dynamodb.amazonaws.com")),
+                _ => None,
+            },
+        }
+    }
+
+    /// The elements when this node is a JSON array.
+    pub(crate) fn as_array(&self) -> Option<&'a [Value]> {
+        match self {
+            Node::Json(Value::Array(items)) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// Calls `f` on every scalar at this position (the elements of arrays, nested arrays
+    /// flattened; objects hold none) until it returns true; returns whether it did.
+    pub(crate) fn any_leaf(&self, f: &mut impl FnMut(Leaf<'_>) -> bool) -> bool {
+        match self {
+            Node::Json(value) => any_json_leaf(value, f),
+            Node::Str(s) => f(Leaf::Str(s)),
+            Node::Num(n) => f(Leaf::Num(n.clone())),
+            Node::Map(_)
+            | Node::KinesisRecord(_)
+            | Node::DynamodbRecord(..)
+            | Node::DynamodbPart(..)
+            | Node::TtlUserIdentity => false,
+        }
+    }
+}
+
+fn any_json_leaf(value: &Value, f: &mut impl FnMut(Leaf<'_>) -> bool) -> bool {
+    match value {
+        Value::String(s) => f(Leaf::Str(s)),
+        Value::Number(n) => f(Leaf::Num(n.clone())),
+        Value::Bool(b) => f(Leaf::Bool(*b)),
+        Value::Null => f(Leaf::Null),
+        Value::Array(items) => items.iter().any(|item| any_json_leaf(item, f)),
+        Value::Object(_) => false,
+    }
+}
+
+fn kinesis_get<'a>(view: &'a RecordView<'a>, key: &str) -> Option<Node<'a>> {
+    let RecordBody::Kinesis { partition_key, .. } = &view.record.body else {
+        return None;
+    };
+    match key {
+        "data" => view.kinesis_data().map(Node::Json),
+        "partitionKey" => Some(Node::Str(partition_key)),
+        "sequenceNumber" => Some(Node::Str(view.record.sequence_number.as_str())),
+        "kinesisSchemaVersion" => Some(Node::Str("1.0")),
+        // The event's number: epoch seconds with the milliseconds as the fraction.
+        "approximateArrivalTimestamp" => {
+            Number::from_f64(view.record.approximate_arrival_ms as f64 / 1000.0).map(Node::Num)
+        }
+        _ => None,
+    }
+}
+
+/// The `dynamodb` object, with the images exactly when the event carries them
+/// (see `event::dynamodb::encode`).
+fn dynamodb_part_get<'a>(
+    record: &'a StreamRecord,
+    change: &'a DynamodbChange,
+    key: &str,
+) -> Option<Node<'a>> {
+    let view = change.stream_view_type;
+    match key {
+        "ApproximateCreationDateTime" => Some(Node::Num(Number::from(
+            record.approximate_arrival_ms.div_euclid(1000),
+        ))),
+        "Keys" => Some(Node::Map(&change.keys)),
+        "NewImage" if view.has_new_image() && change.event_name != DynamodbEventName::Remove => {
+            change.new_image.as_ref().map(Node::Map)
+        }
+        "OldImage" if view.has_old_image() && change.event_name != DynamodbEventName::Insert => {
+            change.old_image.as_ref().map(Node::Map)
+        }
+        "SequenceNumber" => Some(Node::Str(record.sequence_number.as_str())),
+        "SizeBytes" => Some(Node::Num(Number::from(change.size_bytes))),
+        "StreamViewType" => Some(Node::Str(view.as_str())),
+        _ => None,
+    }
+}

@@ -1,0 +1,638 @@
+//! Enhanced fan-out against kinesis-local: consumers registered, reused and named by ARN,
+//! records read with SubscribeToShard through whole daemon runs (`run_until`) and through
+//! `KinesisEfoSource` directly (resubscription, shard end). The daemon's clients find
+//! kinesis-local through `AWS_ENDPOINT_URL_KINESIS`, which `scripts/test.sh` exports; the
+//! tests set up and read back with their own clients. kinesis-local serves
+//! SubscribeToShard on its plain HTTP/1.1 port, the one every other test uses.
+//!
+//! Every test deletes its stream (and so its consumers) when it ends, passed or failed.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::ConsumerStatus;
+use esm_sim::aws::AwsFactory;
+use esm_sim::config::{self, FanOutConsumer};
+use esm_sim::daemon::run_until;
+use esm_sim::model::{RecordBody, ShardId, StreamRecord};
+use esm_sim::source::kinesis_efo::KinesisEfoSource;
+use esm_sim::source::{IteratorPosition, SourceError, StreamSource};
+use esm_sim::target::tap::Observer;
+use esm_sim::target::InvokeResult;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+async fn kinesis() -> aws_sdk_kinesis::Client {
+    aws_sdk_kinesis::Client::new(&support::sdk_config(&support::kinesis_endpoint()).await)
+}
+
+/// A test's stream: deleted with its consumers when the test ends, passed or failed.
+struct Stream {
+    arn: String,
+}
+
+impl Stream {
+    async fn create(client: &aws_sdk_kinesis::Client, shards: i32) -> Stream {
+        let arn = support::create_stream(client, &support::unique("efo"), shards).await;
+        Stream { arn }
+    }
+}
+
+impl Drop for Stream {
+    /// Deletes from a thread of its own, with a runtime and client of its own: the test's
+    /// runtime may be blocked here.
+    fn drop(&mut self) {
+        let arn = self.arn.clone();
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                kinesis()
+                    .await
+                    .delete_stream()
+                    .stream_arn(&arn)
+                    .enforce_consumer_deletion(true)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("{e:?}"))
+            })
+        })
+        .join();
+        if !matches!(deleted, Ok(Ok(()))) {
+            eprintln!("could not delete test stream {}: {deleted:?}", self.arn);
+        }
+    }
+}
+
+/// Puts one record; returns (shard, sequence number).
+async fn put(
+    client: &aws_sdk_kinesis::Client,
+    stream_arn: &str,
+    key: &str,
+    data: &str,
+) -> (String, String) {
+    let out = client
+        .put_record()
+        .stream_arn(stream_arn)
+        .partition_key(key)
+        .data(Blob::new(data.as_bytes().to_vec()))
+        .send()
+        .await
+        .expect("PutRecord");
+    (
+        out.shard_id().to_string(),
+        out.sequence_number().to_string(),
+    )
+}
+
+/// Registers consumer `name` and waits until it is ACTIVE; returns its ARN.
+async fn register(client: &aws_sdk_kinesis::Client, stream_arn: &str, name: &str) -> String {
+    let out = client
+        .register_stream_consumer()
+        .stream_arn(stream_arn)
+        .consumer_name(name)
+        .send()
+        .await
+        .expect("RegisterStreamConsumer");
+    let arn = out
+        .consumer()
+        .expect("a consumer")
+        .consumer_arn()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = client
+            .describe_stream_consumer()
+            .consumer_arn(&arn)
+            .send()
+            .await
+            .expect("DescribeStreamConsumer");
+        let status = out
+            .consumer_description()
+            .expect("a description")
+            .consumer_status();
+        if status == &ConsumerStatus::Active {
+            return arn;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "consumer {arn} not ACTIVE: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The stream's consumers: (name, ARN, status).
+async fn consumers(
+    client: &aws_sdk_kinesis::Client,
+    stream_arn: &str,
+) -> Vec<(String, String, ConsumerStatus)> {
+    client
+        .list_stream_consumers()
+        .stream_arn(stream_arn)
+        .send()
+        .await
+        .expect("ListStreamConsumers")
+        .consumers()
+        .iter()
+        .map(|c| {
+            (
+                c.consumer_name().to_string(),
+                c.consumer_arn().to_string(),
+                c.consumer_status().clone(),
+            )
+        })
+        .collect()
+}
+
+/// What the function saw: (shard, sequence number, data), in invocation order; only
+/// successful invocations.
+type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+
+fn recording_tap() -> (Seen, Observer) {
+    let seen: Seen = Arc::default();
+    let sink = seen.clone();
+    let tap: Observer = Arc::new(
+        move |shard: &ShardId, records: &[StreamRecord], result: &InvokeResult| {
+            if !matches!(result, InvokeResult::Response(r) if r.function_error.is_none()) {
+                return;
+            }
+            let mut seen = sink.lock().expect("lock");
+            for record in records {
+                if let RecordBody::Kinesis { data, .. } = &record.body {
+                    seen.push((
+                        shard.0.clone(),
+                        record.sequence_number.0.clone(),
+                        String::from_utf8_lossy(data).into_owned(),
+                    ));
+                }
+            }
+        },
+    );
+    (seen, tap)
+}
+
+/// A running daemon and the means to stop it.
+struct Daemon {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Daemon {
+    fn start(config_text: &str, dir: &tempfile::TempDir, tap: Observer) -> Daemon {
+        let config =
+            config::parse(config_text, dir.path()).unwrap_or_else(|e| panic!("config:\n{e}"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            run_until(&config, Some(tap), async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Daemon { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        match tokio::time::timeout(Duration::from_secs(20), self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            other => panic!("the daemon did not stop cleanly: {other:?}"),
+        }
+    }
+}
+
+/// Waits until `done` holds, failing the test after `seconds`.
+async fn wait_for(seconds: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A daemon config: function `fails-on-poison`, and `mappings` (TOML) with a fast pace.
+fn daemon_config(dir: &std::path::Path, mappings: &str) -> String {
+    format!(
+        r#"state_dir = "{state}"
+
+[[functions]]
+name = "fails-on-poison"
+
+[[functions.rules]]
+when_data_contains = "poison"
+action = "error"
+{mappings}"#,
+        state = dir.join("state").display()
+    )
+}
+
+/// One mapping of `fails-on-poison`, from TRIM_HORIZON, with a fast pace.
+fn mapping(name: &str, event_source_arn: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[mappings]]
+name = "{name}"
+event_source_arn = "{event_source_arn}"
+function_name = "fails-on-poison"
+starting_position = "TRIM_HORIZON"
+{extra}
+[mappings.pace]
+poll_interval_ms = 100
+min_read_interval_ms = 50
+retry_backoff_initial_ms = 50
+retry_backoff_max_ms = 200
+throttle_backoff_initial_ms = 50
+throttle_backoff_max_ms = 500
+discovery_interval_seconds = 1
+shutdown_grace_seconds = 2
+"#
+    )
+}
+
+/// Per shard, the sequence numbers in the order they were put (or seen).
+fn by_shard<'a>(
+    items: impl Iterator<Item = (&'a str, &'a str)>,
+) -> BTreeMap<&'a str, Vec<&'a str>> {
+    let mut map: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (shard, seq) in items {
+        map.entry(shard).or_default().push(seq);
+    }
+    map
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_name_registers_the_consumer_and_every_shards_records_arrive_once_in_order() {
+    let client = kinesis().await;
+    let stream = Stream::create(&client, 2).await;
+    let mut put_order = Vec::new();
+    for i in 0..10 {
+        put_order.push(
+            put(
+                &client,
+                &stream.arn,
+                &format!("k{i}"),
+                &format!("{{\"n\":{i}}}"),
+            )
+            .await,
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = daemon_config(
+        dir.path(),
+        &mapping(
+            "efo",
+            &stream.arn,
+            "batch_size = 3\nconsumer_name = \"esm-sim\"\n",
+        ),
+    );
+    let (seen, tap) = recording_tap();
+    let daemon = Daemon::start(&text, &dir, tap);
+    wait_for(30, "the first ten records", || {
+        seen.lock().expect("lock").len() >= 10
+    })
+    .await;
+    // Records written while subscribed are pushed too.
+    for i in 10..20 {
+        put_order.push(
+            put(
+                &client,
+                &stream.arn,
+                &format!("k{i}"),
+                &format!("{{\"n\":{i}}}"),
+            )
+            .await,
+        );
+    }
+    wait_for(30, "twenty records", || {
+        seen.lock().expect("lock").len() >= 20
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    daemon.stop().await;
+    let registered = consumers(&client, &stream.arn).await;
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 20, "each record once: {seen:?}");
+    assert_eq!(
+        by_shard(
+            seen.iter()
+                .map(|(shard, seq, _)| (shard.as_str(), seq.as_str()))
+        ),
+        by_shard(
+            put_order
+                .iter()
+                .map(|(shard, seq)| (shard.as_str(), seq.as_str()))
+        ),
+        "every shard's records in order"
+    );
+    assert_eq!(registered.len(), 1, "{registered:?}");
+    assert_eq!(registered[0].0, "esm-sim");
+    assert_eq!(registered[0].2, ConsumerStatus::Active);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_consumer_is_reused_by_name_and_a_restart_resumes_from_the_checkpoint() {
+    let client = kinesis().await;
+    let stream = Stream::create(&client, 1).await;
+    let consumer_arn = register(&client, &stream.arn, "shared").await;
+    for i in 0..5 {
+        put(&client, &stream.arn, "k", &format!("{{\"n\":{i}}}")).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = daemon_config(
+        dir.path(),
+        &mapping(
+            "efo",
+            &stream.arn,
+            "batch_size = 2\nconsumer_name = \"shared\"\n",
+        ),
+    );
+    let (seen, tap) = recording_tap();
+    let daemon = Daemon::start(&text, &dir, tap.clone());
+    wait_for(30, "the first five records", || {
+        seen.lock().expect("lock").len() >= 5
+    })
+    .await;
+    daemon.stop().await;
+    for i in 5..10 {
+        put(&client, &stream.arn, "k", &format!("{{\"n\":{i}}}")).await;
+    }
+    let daemon = Daemon::start(&text, &dir, tap);
+    wait_for(30, "the next five records", || {
+        seen.lock().expect("lock").len() >= 10
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    daemon.stop().await;
+    let registered = consumers(&client, &stream.arn).await;
+    let data: Vec<String> = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|s| s.2.clone())
+        .collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("{{\"n\":{i}}}")).collect();
+    assert_eq!(
+        data, expected,
+        "in order, none lost, none replayed after the restart"
+    );
+    assert_eq!(
+        registered,
+        vec![("shared".to_string(), consumer_arn, ConsumerStatus::Active)],
+        "the existing consumer, not a new one"
+    );
+}
+
+/// A failure record with the fields that differ between any two runs (a fresh request
+/// id, the time it was written) taken out.
+fn comparable(line: &str) -> Value {
+    let mut record: Value = serde_json::from_str(line).expect("a JSON failure record");
+    let context = record["requestContext"]
+        .as_object_mut()
+        .expect("requestContext");
+    assert_eq!(
+        context
+            .remove("requestId")
+            .and_then(|v| v.as_str().map(str::len)),
+        Some(36)
+    );
+    let timestamp = record.as_object_mut().and_then(|r| r.remove("timestamp"));
+    assert!(timestamp.is_some_and(|t| t.is_string()), "{line}");
+    record
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_record_read_through_a_consumer_arn_gives_the_failure_record_get_records_gives() {
+    let client = kinesis().await;
+    let stream = Stream::create(&client, 1).await;
+    let consumer_arn = register(&client, &stream.arn, "failures").await;
+    put(&client, &stream.arn, "user-1", r#"{"n":1}"#).await;
+    let (_, poison) = put(&client, &stream.arn, "user-1", r#"{"n":2,"poison":true}"#).await;
+    put(&client, &stream.arn, "user-1", r#"{"n":3}"#).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = |file: &str| {
+        format!("batch_size = 1\nmaximum_retry_attempts = 1\ndestination_config = {{ on_failure = {{ destination = \"file://{file}\" }} }}\n")
+    };
+    let text = daemon_config(
+        dir.path(),
+        &format!(
+            "{}{}",
+            mapping("polling", &stream.arn, &settings("polling.jsonl")),
+            mapping("efo", &consumer_arn, &settings("efo.jsonl"))
+        ),
+    );
+    let (seen, tap) = recording_tap();
+    let daemon = Daemon::start(&text, &dir, tap);
+    let read = |file: &str| std::fs::read_to_string(dir.path().join(file)).unwrap_or_default();
+    wait_for(30, "both mappings past the poison record", || {
+        let ok = seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|s| s.2.contains("\"n\":3"))
+            .count();
+        ok == 2 && !read("polling.jsonl").is_empty() && !read("efo.jsonl").is_empty()
+    })
+    .await;
+    daemon.stop().await;
+    let (polling, efo) = (read("polling.jsonl"), read("efo.jsonl"));
+    assert_eq!(polling.lines().count(), 1, "{polling}");
+    assert_eq!(efo.lines().count(), 1, "{efo}");
+    let efo_record = comparable(&efo);
+    assert_eq!(comparable(&polling), efo_record);
+    let info = &efo_record["KinesisBatchInfo"];
+    assert_eq!(
+        info["streamArn"],
+        stream.arn.as_str(),
+        "the stream's ARN, not the consumer's"
+    );
+    assert_eq!(info["startSequenceNumber"], poison.as_str());
+    assert_eq!(
+        efo_record["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
+    assert_eq!(efo_record["requestContext"]["approximateInvokeCount"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_arn_that_does_not_exist_is_a_clear_error_at_start() {
+    let client = kinesis().await;
+    let stream = Stream::create(&client, 1).await;
+    let missing = format!("{}/consumer/nobody:1767225600", stream.arn);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config::parse(
+        &daemon_config(dir.path(), &mapping("efo", &missing, "")),
+        dir.path(),
+    )
+    .expect("config");
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        run_until(&config, None, std::future::pending()),
+    )
+    .await;
+    match result {
+        Ok(Err(error)) => assert!(
+            format!("{error:#}").contains(&format!("Consumer not found: {missing}")),
+            "{error:#}"
+        ),
+        other => panic!("expected an error at start, got {other:?}"),
+    }
+}
+
+/// The source under test, built as the daemon builds it.
+async fn efo_source(stream_arn: &str, consumer: &str) -> KinesisEfoSource {
+    let factory = AwsFactory::new(Some(support::kinesis_endpoint()), "us-east-1".into());
+    KinesisEfoSource::connect(
+        &factory,
+        stream_arn,
+        &FanOutConsumer::Name(consumer.into()),
+        Duration::from_millis(200),
+    )
+    .await
+    .expect("connect")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewed_subscriptions_resume_after_the_continuation_without_loss_or_duplicates() {
+    let client = kinesis().await;
+    let stream = Stream::create(&client, 1).await;
+    let source = efo_source(&stream.arn, "renewing")
+        .await
+        .with_subscription_lifetime(Duration::from_millis(600));
+    let shard = ShardId("shardId-000000000000".into());
+    let token = source
+        .shard_iterator(&shard, &IteratorPosition::TrimHorizon)
+        .await
+        .expect("an iterator");
+    let writer = {
+        let (client, arn) = (client.clone(), stream.arn.clone());
+        tokio::spawn(async move {
+            let mut put_order = Vec::new();
+            for i in 0..30 {
+                put_order.push(put(&client, &arn, "k", &format!("r{i}")).await.1);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            put_order
+        })
+    };
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while got.len() < 30 && Instant::now() < deadline {
+        match source.get_records(&token, 7).await {
+            Ok(page) => {
+                assert!(page.records.len() <= 7, "the limit holds");
+                assert_eq!(page.next_iterator.as_deref(), Some(token.as_str()));
+                got.extend(page.records.into_iter().map(|r| r.sequence_number.0));
+            }
+            // A resubscription too soon after the last one: back off, as the engine does.
+            Err(SourceError::Throttled(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(other) => panic!("get_records: {other}"),
+        }
+    }
+    let put_order = writer.await.expect("the writer");
+    assert_eq!(got, put_order, "every record once, in order");
+    assert!(
+        source.subscriptions_opened() >= 3,
+        "subscriptions were renewed: {} opened",
+        source.subscriptions_opened()
+    );
+    // A newer iterator for the shard makes the old one expire; the new one starts where
+    // it is told.
+    let newer = source
+        .shard_iterator(
+            &shard,
+            &IteratorPosition::AtSequence(esm_sim::model::SequenceNumber(put_order[29].clone())),
+        )
+        .await
+        .expect("an iterator");
+    assert_eq!(
+        source.get_records(&token, 10).await.err(),
+        Some(SourceError::ExpiredIterator)
+    );
+    let mut last = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while last.is_empty() && Instant::now() < deadline {
+        if let Ok(page) = source.get_records(&newer, 10).await {
+            last = page.records;
+        }
+    }
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].sequence_number.0, put_order[29]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_parent_ends_its_subscription_with_the_children_named() {
+    let client = kinesis().await;
+    let stream = Stream::create(&client, 1).await;
+    let source = efo_source(&stream.arn, "splitting").await;
+    let (parent, before) = put(&client, &stream.arn, "k", "before").await;
+    let shard = ShardId(parent.clone());
+    let token = source
+        .shard_iterator(&shard, &IteratorPosition::TrimHorizon)
+        .await
+        .expect("an iterator");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.is_empty() && Instant::now() < deadline {
+        got.extend(
+            source
+                .get_records(&token, 100)
+                .await
+                .expect("records")
+                .records,
+        );
+    }
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].sequence_number.0, before);
+    client
+        .split_shard()
+        .stream_arn(&stream.arn)
+        .shard_to_split(&parent)
+        .new_starting_hash_key((u128::MAX / 2).to_string())
+        .send()
+        .await
+        .expect("SplitShard");
+    support::wait_active(&client, &stream.arn).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let last = loop {
+        let page = source.get_records(&token, 100).await.expect("records");
+        assert!(
+            page.records.is_empty(),
+            "nothing was written after the split began"
+        );
+        if page.next_iterator.is_none() {
+            break page;
+        }
+        assert!(Instant::now() < deadline, "the parent never ended");
+    };
+    let mut children: Vec<String> = last
+        .child_shards
+        .iter()
+        .map(|c| c.shard_id.0.clone())
+        .collect();
+    children.sort();
+    let listed = source.list_shards().await.expect("ListShards");
+    let mut expected: Vec<String> = listed
+        .iter()
+        .filter(|s| s.parent_shard_ids.contains(&shard))
+        .map(|s| s.shard_id.0.clone())
+        .collect();
+    expected.sort();
+    assert_eq!(expected.len(), 2, "{listed:?}");
+    assert_eq!(children, expected);
+    assert!(last
+        .child_shards
+        .iter()
+        .all(|c| c.parent_shard_ids == vec![shard.clone()]));
+    // The finished shard's token is spent.
+    assert_eq!(
+        source.get_records(&token, 10).await.err(),
+        Some(SourceError::ExpiredIterator)
+    );
+}
