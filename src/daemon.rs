@@ -5,7 +5,8 @@
 //! simulated world is a function of (config, seed, creation time, now), so a restarted
 //! daemon finds the same records under the same sequence numbers, plus whatever the
 //! producers wrote while it was down. Every `stats_interval_seconds` it logs throughput and
-//! per-shard positions.
+//! per-shard positions. The admin API (`admin::server`) serves from before the first shard
+//! starts until the shards have stopped.
 
 use std::future::Future;
 use std::sync::Arc;

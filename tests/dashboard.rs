@@ -22,7 +22,7 @@ state_dir = "state"
 
 [admin]
 listen = "127.0.0.1:0"
-stuck_after_seconds = 2
+stuck_after_seconds = 5
 
 [[streams]]
 name = "orders"

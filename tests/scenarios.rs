@@ -609,3 +609,179 @@ fn a_disabled_mapping_never_invokes_and_leaves_every_record_pending() {
     assert_eq!(c.invocations, 0);
     assert_conserved(&run.report);
 }
+
+type Keys = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A tap that records (key, sequence number) of every record invoked.
+fn recording_keys_tap() -> (Keys, esm_sim::target::tap::Observer) {
+    let seen: Keys = Arc::default();
+    let sink = seen.clone();
+    let observer = Arc::new(
+        move |_: &ShardId, records: &[StreamRecord], _: &InvokeResult| {
+            let mut seen = sink.lock().expect("lock");
+            for record in records {
+                seen.push((record.ordering_key(), record.sequence_number.0.clone()));
+            }
+        },
+    );
+    (seen, observer)
+}
+
+fn parallel_fixture(factor: u32, poison_every: Option<u64>) -> String {
+    let poison = poison_every.map_or(String::new(), |n| format!("poison_every = {n}"));
+    fixture("parallelization.toml")
+        .replace("FACTOR", &factor.to_string())
+        .replace("POISON", &poison)
+}
+
+/// Virtual ms from the first invocation's start to the last one's.
+fn invocation_span_ms(run: &Run) -> i64 {
+    let times: Vec<i64> = run
+        .invocations
+        .iter()
+        .map(|i| i["t_ms"].as_i64().expect("t_ms"))
+        .collect();
+    times.iter().max().expect("invocations") - times.iter().min().expect("invocations")
+}
+
+#[test]
+fn parallelization_factor_10_multiplies_a_slow_shard_s_throughput_and_keeps_every_key_in_order() {
+    let single = run_text(&parallel_fixture(1, None), None);
+    let (seen, tap) = recording_tap();
+    let parallel = run_text(&parallel_fixture(10, None), Some(tap));
+    for run in [&single, &parallel] {
+        assert!(run.report.drained, "drained: {:?}", run.report.counts);
+        assert_eq!(run.report.counts.records_succeeded, 1000);
+        assert_conserved(&run.report);
+    }
+    let (one, ten) = (invocation_span_ms(&single), invocation_span_ms(&parallel));
+    let speedup = one as f64 / ten as f64;
+    assert!(
+        (7.0..=11.0).contains(&speedup),
+        "factor 1 took {one} ms, factor 10 {ten} ms: {speedup:.1}x, expected about 10x"
+    );
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.len(), 1000, "every record invoked exactly once");
+    let mut last_n: std::collections::BTreeMap<&str, u64> = Default::default();
+    for (_, key, _, n, ok) in seen.iter() {
+        assert!(ok);
+        if let Some(previous) = last_n.insert(key, *n) {
+            assert!(
+                *n > previous,
+                "key {key}: record {n} invoked after {previous}"
+            );
+        }
+    }
+    assert_eq!(last_n.len(), 20, "all 20 keys seen");
+}
+
+#[test]
+fn with_parallelization_a_poison_record_holds_back_only_its_batch_s_keys_and_the_checkpoint() {
+    type Invoked = Arc<Mutex<Vec<(String, String, bool, bool)>>>;
+    let invoked: Invoked = Arc::default();
+    let sink = invoked.clone();
+    let tap: esm_sim::target::tap::Observer = Arc::new(
+        move |_: &ShardId, records: &[StreamRecord], result: &InvokeResult| {
+            let ok = matches!(result, InvokeResult::Response(r) if r.function_error.is_none());
+            let mut invoked = sink.lock().expect("lock");
+            for record in records {
+                let RecordBody::Kinesis {
+                    partition_key,
+                    data,
+                } = &record.body
+                else {
+                    panic!("kinesis only")
+                };
+                let poison = String::from_utf8_lossy(data).contains("\"poison\":true");
+                invoked.push((
+                    partition_key.clone(),
+                    record.sequence_number.0.clone(),
+                    poison,
+                    ok,
+                ));
+            }
+        },
+    );
+    // Every 300th record is poison: 3 of the 1,000, retried forever.
+    let run = run_text(&parallel_fixture(10, Some(300)), Some(tap));
+    assert!(
+        !run.report.drained,
+        "poison records retried forever block their keys"
+    );
+    let invoked = invoked.lock().expect("lock");
+    let poison: Vec<&(String, String, bool, bool)> = invoked.iter().filter(|r| r.2).collect();
+    assert!(
+        poison.iter().all(|r| !r.3),
+        "a poison record never succeeds"
+    );
+    // A failing batch holds the keys of its records: for each of them, nothing after its
+    // first failed record goes through.
+    let mut blocked_from: std::collections::BTreeMap<&str, &str> = Default::default();
+    for (key, seq, _, ok) in invoked.iter() {
+        if *ok {
+            continue;
+        }
+        let first = blocked_from.entry(key.as_str()).or_insert(seq.as_str());
+        if seq_le(seq, first) {
+            *first = seq.as_str();
+        }
+    }
+    for (key, _, _, _) in &poison {
+        assert!(blocked_from.contains_key(key.as_str()));
+    }
+    assert!(
+        blocked_from.len() <= 3 * 2,
+        "3 poison batches of at most 2 keys each (20 keys over 10 lanes) hold few keys: {blocked_from:?}"
+    );
+    for (key, seq, _, ok) in invoked.iter() {
+        if let Some(from) = blocked_from.get(key.as_str()) {
+            assert!(
+                !ok || seq_le(seq, from),
+                "key {key}: record {seq} went through after its failing record {from}"
+            );
+        }
+    }
+    // Every record of every other key went through.
+    let succeeded_other: std::collections::BTreeSet<&str> = invoked
+        .iter()
+        .filter(|r| r.3 && !blocked_from.contains_key(r.0.as_str()))
+        .map(|r| r.1.as_str())
+        .collect();
+    // The same world with a function that takes poison too: every record's key.
+    let (all, all_tap) = recording_keys_tap();
+    let reference = parallel_fixture(10, Some(300)).replace("\"poison\":true", "never in the data");
+    run_text(&reference, Some(all_tap));
+    let all = all.lock().expect("lock");
+    assert_eq!(all.len(), 1000);
+    let produced_other: std::collections::BTreeSet<&str> = all
+        .iter()
+        .filter(|(key, _)| !blocked_from.contains_key(key.as_str()))
+        .map(|(_, seq)| seq.as_str())
+        .collect();
+    assert!(
+        produced_other.len() >= 600,
+        "most keys are free: {}",
+        produced_other.len()
+    );
+    assert_eq!(
+        succeeded_other, produced_other,
+        "other keys' records all succeeded"
+    );
+    let lowest_poison = poison
+        .iter()
+        .map(|r| r.1.as_str())
+        .min_by(|a, b| (a.len(), *a).cmp(&(b.len(), *b)))
+        .expect("a poison record");
+    // The checkpoint stands right before the lowest poison record.
+    let before_poison = invoked
+        .iter()
+        .map(|r| r.1.as_str())
+        .filter(|seq| !seq_le(lowest_poison, seq))
+        .max_by(|a, b| (a.len(), *a).cmp(&(b.len(), *b)))
+        .expect("records before the poison record");
+    assert_eq!(
+        run.report.shards[0].checkpoint.as_deref(),
+        Some(before_poison),
+        "checkpoint held just before the lowest poison record {lowest_poison}"
+    );
+}

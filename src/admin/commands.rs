@@ -110,7 +110,7 @@ impl ShardsArgs {
         };
         runtime()?.block_on(async {
             let Some(every) = self.watch else {
-                print!("{}", render(&client.get(&path).await?));
+                emit(&render(&client.get(&path).await?))?;
                 return Ok(());
             };
             let every = Duration::from_secs(every.max(1));
@@ -121,11 +121,13 @@ impl ShardsArgs {
                 };
                 let now = crate::ops::show::rfc3339(chrono::Utc::now().timestamp_millis());
                 // Clear the screen, cursor home, then the frame.
-                print!(
+                let screen = format!(
                     "\x1b[2J\x1b[H{now}  every {} s, Ctrl-C to stop\n\n{frame}",
                     every.as_secs()
                 );
-                std::io::stdout().flush()?;
+                if !emit(&screen)? {
+                    return Ok(());
+                }
                 tokio::time::sleep(every).await;
             }
         })
@@ -149,14 +151,12 @@ impl ShardArgs {
     }
 
     fn print(&self, shard: &Value) -> anyhow::Result<()> {
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(shard)?);
+        let text = if self.json {
+            format!("{}\n", serde_json::to_string_pretty(shard)?)
         } else {
-            print!(
-                "{}",
-                shard_detail(shard, chrono::Utc::now().timestamp_millis())
-            );
-        }
+            shard_detail(shard, chrono::Utc::now().timestamp_millis())
+        };
+        emit(&text)?;
         Ok(())
     }
 
@@ -249,6 +249,20 @@ fn pick_url(
             })
         })
         .unwrap_or_else(|| DEFAULT_URL.to_string())
+}
+
+/// Writes to stdout; false when the reader has gone (`| head`), which ends the output
+/// quietly rather than as an error.
+fn emit(text: &str) -> anyhow::Result<bool> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(error) => Err(anyhow::anyhow!("cannot write to stdout: {error}")),
+    }
 }
 
 fn env(name: &str) -> Option<String> {

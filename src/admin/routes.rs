@@ -51,7 +51,6 @@ type Answer = Result<Json<Value>, ApiError>;
 
 pub fn router(state: Arc<AdminState>) -> Router {
     let guarded = Router::new()
-        .route("/", get(page))
         .route("/history", get(history))
         .route("/metrics", get(metrics))
         .route("/mappings", get(mappings))
@@ -60,7 +59,10 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/shards/{mapping}/{shard}/{action}", post(action))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    // The page holds no data (it asks for the token when the API answers 401), so a
+    // browser can load it without one; so can a health check.
     Router::new()
+        .route("/", get(page))
         .route("/healthz", get(healthz))
         .merge(guarded)
         .with_state(state)

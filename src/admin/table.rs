@@ -22,6 +22,9 @@ const HEADERS: [&str; 8] = [
     "LAST ERROR",
 ];
 
+/// Room the last error keeps before long mapping names give way.
+const ERROR_ROOM: usize = 20;
+
 /// The `GET /shards` answer as a table no wider than `width` characters.
 pub fn shards_table(answer: &Value, width: usize) -> String {
     let now_ms = answer["now_ms"].as_i64().unwrap_or(0);
@@ -39,12 +42,20 @@ pub fn shards_table(answer: &Value, width: usize) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
+    // Too wide: long mapping names give way first (down to the header's width) while the
+    // last error has fewer than ERROR_ROOM characters, then the end of the line.
+    let last = widths.len() - 1;
+    let total: usize =
+        widths[..last].iter().sum::<usize>() + 2 * last + widths[last].min(ERROR_ROOM);
+    widths[0] = widths[0]
+        .saturating_sub(total.saturating_sub(width))
+        .max(HEADERS[0].len());
     let mut out = String::new();
     for cells in std::iter::once(HEADERS.map(str::to_string)).chain(rows) {
         let line: Vec<String> = cells
             .iter()
             .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
+            .map(|(cell, w)| format!("{:<w$}", cut(cell, w)))
             .collect();
         out.push_str(&cut(line.join("  ").trim_end(), width));
         out.push('\n');
@@ -285,14 +296,12 @@ mod tests {
     #[test]
     fn the_table_has_one_aligned_row_per_shard() {
         let answer = json!({"now_ms": 100_000, "shards": [healthy_shard(), stuck_shard()]});
-        assert_eq!(
-            shards_table(&answer, 200),
-            "MAPPING  SHARD                 STATE             ITER AGE  ADVANCED   ATTEMPT  BLOCKING     LAST ERROR\n\
-             orders   shardId-000000000001  polling (paused)  120ms     500ms ago  -        -            -\n\
-             orders   shardId-000000000002  retrying STUCK    1m05s     1m00s ago  7        4959…36588898  function error Unhandled: boom at line 3\n"
-                .replace("BLOCKING     ", "BLOCKING       ")
-                .replace("-            -\n", "-              -\n")
-        );
+        let expected = [
+            "MAPPING  SHARD                 STATE             ITER AGE  ADVANCED   ATTEMPT  BLOCKING       LAST ERROR",
+            "orders   shardId-000000000001  polling (paused)  120ms     500ms ago  -        -              -",
+            "orders   shardId-000000000002  retrying STUCK    1m05s     1m00s ago  7        4959…36588898  function error Unhandled: boom at line 3",
+        ];
+        assert_eq!(shards_table(&answer, 200), expected.join("\n") + "\n");
     }
 
     #[test]
@@ -303,6 +312,17 @@ mod tests {
             assert!(line.chars().count() <= 80, "{line}");
         }
         assert!(table.lines().nth(1).expect("a row").ends_with('…'));
+        let mut long = stuck_shard();
+        long["mapping"] = json!("a-very-long-mapping-name-indeed");
+        let table = shards_table(&json!({"now_ms": 100_000, "shards": [long]}), 120);
+        assert!(
+            table
+                .lines()
+                .nth(1)
+                .expect("a row")
+                .starts_with("a-very-long-ma…  shardId-000000000002  retrying STUCK"),
+            "the mapping name gives way first:\n{table}"
+        );
         assert_eq!(shards_table(&json!({"shards": []}), 80), "no shards\n");
         assert_eq!(shards_table(&json!("garbage"), 80), "no shards\n");
     }

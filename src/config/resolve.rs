@@ -132,15 +132,21 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
         );
     }
     // AWS allows one mapping per event source and function (ResourceConflictException).
-    let mut seen: HashMap<(&str, &str), &str> = HashMap::new();
+    // A consumer is an event source of its own, apart from its stream.
+    let mut seen: HashMap<(String, &str), &str> = HashMap::new();
     for m in &resolved {
-        if let Some(first) = seen.insert((&m.event_source_arn, &m.function_name), &m.name) {
+        let source = match &m.consumer {
+            None => m.event_source_arn.clone(),
+            Some(FanOutConsumer::Arn(arn)) => arn.clone(),
+            Some(FanOutConsumer::Name(name)) => format!("{}/consumer/{name}", m.event_source_arn),
+        };
+        if let Some(first) = seen.insert((source.clone(), &m.function_name), &m.name) {
             if first != m.name {
                 p.add(
                     &format!("mapping {:?}", m.name),
                     format!(
-                        "mapping {first:?} already maps {} to function {:?} (AWS allows one mapping per event source and function)",
-                        m.event_source_arn, m.function_name
+                        "mapping {first:?} already maps {source} to function {:?} (AWS allows one mapping per event source and function)",
+                        m.function_name
                     ),
                 );
             }
@@ -814,19 +820,13 @@ fn resolve_mapping(
     let starting_position = resolve_starting_position(&entry, kind, subject, p);
 
     let parallelization_factor = entry.parallelization_factor.unwrap_or(1);
-    if p.range(
+    p.range(
         subject,
         "parallelization_factor",
         parallelization_factor,
         1,
         10,
-    ) && parallelization_factor > 1
-    {
-        p.add(
-            subject,
-            format!("parallelization_factor = {parallelization_factor}: valid (1..=10) but not supported by this build yet; use 1"),
-        );
-    }
+    );
 
     let retries = entry.maximum_retry_attempts.unwrap_or(-1);
     if retries != -1 && !(0..=10_000).contains(&retries) {
@@ -1530,22 +1530,12 @@ name = "user-processor"
     }
 
     #[test]
-    fn parallelization_factor_range_then_support() {
+    fn parallelization_factor_range() {
         check_param(
             "parallelization_factor",
-            &["1"],
+            &["1", "2", "10"],
             &["0", "11"],
             "must be 1..=10",
-        );
-        check_param(
-            "parallelization_factor",
-            &[],
-            &["2", "10"],
-            "valid (1..=10) but not supported by this build yet; use 1",
-        );
-        assert_eq!(
-            mapping_problems("parallelization_factor = 4"),
-            vec!["mapping \"m\": parallelization_factor = 4: valid (1..=10) but not supported by this build yet; use 1"]
         );
     }
 
@@ -1788,6 +1778,31 @@ name = "user-processor"
             problems(dynamo, "consumer_name = \"c\""),
             vec!["mapping \"m\": consumer_name = \"c\": only Kinesis streams have enhanced fan-out consumers"]
         );
+        // A consumer is an event source of its own: one mapping per consumer and function.
+        let two = |a: &str, b: &str| {
+            let m = |name: &str, arn_and_extra: &str| {
+                let (arn, extra) = arn_and_extra.split_once('|').unwrap_or((arn_and_extra, ""));
+                format!("[[mappings]]\nname = \"{name}\"\nevent_source_arn = \"{arn}\"\nfunction_name = \"order-processor\"\nstarting_position = \"LATEST\"\n{extra}\n")
+            };
+            match parse(
+                &format!("{WORLD}\n{}{}", m("a", a), m("b", b)),
+                Path::new(""),
+            ) {
+                Ok(_) => Vec::new(),
+                Err(e) => e.problems,
+            }
+        };
+        assert!(two(pay, &consumer_arn).is_empty());
+        assert!(two(
+            &format!("{pay}|consumer_name = \"x\""),
+            &format!("{pay}|consumer_name = \"y\"")
+        )
+        .is_empty());
+        assert_eq!(
+            two(&format!("{pay}|consumer_name = \"x\""), &format!("{pay}|consumer_name = \"x\"")),
+            vec![format!("mapping \"b\": mapping \"a\" already maps {pay}/consumer/x to function \"order-processor\" (AWS allows one mapping per event source and function)")]
+        );
+        assert_eq!(two(&consumer_arn, &consumer_arn).len(), 1);
         let long = "c".repeat(129);
         for bad in ["", "a/b", "a:b", long.as_str()] {
             assert_eq!(

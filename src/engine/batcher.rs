@@ -124,12 +124,27 @@ impl ReadBuffer {
             || self.min_bytes + EVENT_PREFIX.len() + EVENT_SUFFIX.len() > PAYLOAD_CAP_BYTES
     }
 
+    /// The buffered records whose key is not `held`: how many, and how many distinct keys.
+    pub fn free(&self, held: &HashSet<u64>) -> (usize, usize) {
+        let mut keys = HashSet::new();
+        let mut records = 0;
+        for (_, record) in &self.records {
+            let key = record.ordering_hash();
+            if !held.contains(&key) {
+                keys.insert(key);
+                records += 1;
+            }
+        }
+        (records, keys.len())
+    }
+
     /// Cuts the next batch (at most `batch_size` records, at most `cap_bytes` of event,
     /// at least one record unless every buffered record is held), encoding it into
     /// `buffer`. Records whose ordering key is in `held` (in flight in another lane) are
     /// passed over, and so is every later record of the same key, so per-key order holds;
-    /// passed-over records stay buffered in order. With nothing held, the batch is simply
-    /// the front of the buffer.
+    /// passed-over records stay buffered in order. A batch takes records of at most
+    /// `max_keys` keys (so one lane does not take every key and starve the others).
+    /// With nothing held and no key limit, the batch is simply the front of the buffer.
     pub fn take_batch(
         &mut self,
         batch_size: usize,
@@ -137,6 +152,7 @@ impl ReadBuffer {
         ctx: &EventContext,
         mut buffer: Vec<u8>,
         held: &HashSet<u64>,
+        max_keys: usize,
     ) -> Batch {
         buffer.clear();
         buffer.extend_from_slice(EVENT_PREFIX);
@@ -148,17 +164,21 @@ impl ReadBuffer {
         };
         let mut passed_over: Vec<(u64, StreamRecord)> = Vec::new();
         let mut passed_keys: HashSet<u64> = HashSet::new();
+        let mut taken_keys: HashSet<u64> = HashSet::new();
+        let keyed = !held.is_empty() || max_keys != usize::MAX;
         while batch.records.len() < batch_size {
             let Some((ordinal, record)) = self.records.pop_front() else {
                 break;
             };
-            if !held.is_empty() {
+            if keyed {
                 let key = record.ordering_hash();
-                if held.contains(&key) || passed_keys.contains(&key) {
+                let over_limit = !taken_keys.contains(&key) && taken_keys.len() >= max_keys;
+                if held.contains(&key) || passed_keys.contains(&key) || over_limit {
                     passed_keys.insert(key);
                     passed_over.push((ordinal, record));
                     continue;
                 }
+                taken_keys.insert(key);
             }
             let before = batch.event.len();
             if !batch.records.is_empty() {
@@ -225,7 +245,14 @@ mod tests {
     fn a_batch_stops_at_batch_size_and_its_event_holds_exactly_its_records() {
         let mut buffer = buffer_of(50, 10);
         assert!(buffer.holds_full_batch(20));
-        let batch = buffer.take_batch(20, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &HashSet::new());
+        let batch = buffer.take_batch(
+            20,
+            PAYLOAD_CAP_BYTES,
+            &ctx(),
+            Vec::new(),
+            &HashSet::new(),
+            usize::MAX,
+        );
         assert_eq!(batch.len(), 20);
         assert_eq!(buffer.len(), 30);
         let mut scratch = Vec::new();
@@ -238,8 +265,14 @@ mod tests {
 
     #[test]
     fn part_of_a_batch_gets_an_event_of_just_those_records() {
-        let batch =
-            buffer_of(5, 10).take_batch(5, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &HashSet::new());
+        let batch = buffer_of(5, 10).take_batch(
+            5,
+            PAYLOAD_CAP_BYTES,
+            &ctx(),
+            Vec::new(),
+            &HashSet::new(),
+            usize::MAX,
+        );
         let mut scratch = Vec::new();
         let records = records_of(batch.event(2..4, &mut scratch));
         let seqs: Vec<_> = records
@@ -254,12 +287,19 @@ mod tests {
     #[test]
     fn a_batch_stops_before_its_event_would_pass_the_cap_and_the_rest_stays_buffered() {
         let one = buffer_of(1, 1000)
-            .take_batch(1, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &HashSet::new())
+            .take_batch(
+                1,
+                PAYLOAD_CAP_BYTES,
+                &ctx(),
+                Vec::new(),
+                &HashSet::new(),
+                usize::MAX,
+            )
             .into_buffer()
             .len();
         let cap = one * 2; // room for two records in one envelope, not three
         let mut buffer = buffer_of(10, 1000);
-        let batch = buffer.take_batch(10, cap, &ctx(), Vec::new(), &HashSet::new());
+        let batch = buffer.take_batch(10, cap, &ctx(), Vec::new(), &HashSet::new(), usize::MAX);
         assert_eq!(batch.len(), 2);
         assert!(batch.event(0..2, &mut Vec::new()).len() <= cap);
         assert_eq!(buffer.len(), 8);
@@ -280,7 +320,14 @@ mod tests {
             "8 MB of base64 cannot wait for more records"
         );
         let min = buffer.min_bytes;
-        let batch = buffer.take_batch(100, usize::MAX, &ctx(), Vec::new(), &HashSet::new());
+        let batch = buffer.take_batch(
+            100,
+            usize::MAX,
+            &ctx(),
+            Vec::new(),
+            &HashSet::new(),
+            usize::MAX,
+        );
         assert!(batch.event(0..8, &mut Vec::new()).len() >= min);
         assert_eq!(buffer.min_bytes, 0);
     }
@@ -315,7 +362,7 @@ mod tests {
     fn held_keys_and_every_later_record_of_them_are_passed_over_and_stay_in_order() {
         let mut buffer = keyed(&["a", "b", "a", "c", "b", "d"]);
         let held = HashSet::from([keyed(&["a"]).records[0].1.ordering_hash()]);
-        let batch = buffer.take_batch(10, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &held);
+        let batch = buffer.take_batch(10, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &held, usize::MAX);
         assert_eq!(keys_of(&batch), vec!["b", "c", "b", "d"]);
         assert_eq!(batch.ordinals, vec![1, 3, 4, 5]);
         let rest: Vec<u64> = buffer.records.iter().map(|(o, _)| *o).collect();
@@ -324,7 +371,14 @@ mod tests {
             vec![0, 2],
             "both records of the held key wait, in order"
         );
-        let later = buffer.take_batch(10, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &HashSet::new());
+        let later = buffer.take_batch(
+            10,
+            PAYLOAD_CAP_BYTES,
+            &ctx(),
+            Vec::new(),
+            &HashSet::new(),
+            usize::MAX,
+        );
         assert_eq!(keys_of(&later), vec!["a", "a"]);
         assert_eq!(buffer.min_bytes, 0);
     }
@@ -333,7 +387,7 @@ mod tests {
     fn a_batch_size_limit_leaves_the_passed_over_records_before_the_rest() {
         let mut buffer = keyed(&["a", "b", "c", "a", "d"]);
         let held = HashSet::from([keyed(&["a"]).records[0].1.ordering_hash()]);
-        let batch = buffer.take_batch(2, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &held);
+        let batch = buffer.take_batch(2, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &held, usize::MAX);
         assert_eq!(keys_of(&batch), vec!["b", "c"]);
         let rest: Vec<u64> = buffer.records.iter().map(|(o, _)| *o).collect();
         assert_eq!(rest, vec![0, 3, 4]);
@@ -341,9 +395,33 @@ mod tests {
     }
 
     #[test]
+    fn a_key_limit_leaves_the_other_keys_for_other_lanes_in_order() {
+        let mut buffer = keyed(&["a", "b", "c", "a", "b", "c"]);
+        assert_eq!(buffer.free(&HashSet::new()), (6, 3));
+        let batch = buffer.take_batch(
+            10,
+            PAYLOAD_CAP_BYTES,
+            &ctx(),
+            Vec::new(),
+            &HashSet::new(),
+            2,
+        );
+        assert_eq!(keys_of(&batch), vec!["a", "b", "a", "b"]);
+        let rest = buffer.take_batch(
+            10,
+            PAYLOAD_CAP_BYTES,
+            &ctx(),
+            Vec::new(),
+            &batch.key_hashes(),
+            1,
+        );
+        assert_eq!(keys_of(&rest), vec!["c", "c"]);
+    }
+
+    #[test]
     fn a_single_record_larger_than_the_cap_still_makes_a_batch_of_one() {
         let mut buffer = buffer_of(2, 100);
-        let batch = buffer.take_batch(10, 10, &ctx(), Vec::new(), &HashSet::new());
+        let batch = buffer.take_batch(10, 10, &ctx(), Vec::new(), &HashSet::new(), usize::MAX);
         assert_eq!(batch.len(), 1);
         assert_eq!(buffer.len(), 1);
     }

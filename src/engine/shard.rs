@@ -193,6 +193,9 @@ pub async fn run_shard(
             return ShardEnd::Stopped;
         }
         let is_paused = *paused.borrow_and_update();
+        // Every buffered record's key is held by a busy lane: nothing to cut until a lane
+        // finishes or more records are read.
+        let mut all_held = false;
         while !is_paused && !buffer.is_empty() {
             let full = buffer.holds_full_batch(mapping.batch_size);
             let window_over = ctx.clock.now_ms() >= window_start_ms + window_ms;
@@ -202,6 +205,13 @@ pub async fn run_shard(
             let Some(mut lane) = idle.pop() else {
                 break;
             };
+            // With several lanes, each batch takes a fair share of the free keys, so the
+            // keys spread over the lanes instead of the first lane taking them all.
+            let max_keys = if factor > 1 {
+                buffer.free(&held).1.div_ceil(idle.len() + 1).max(1)
+            } else {
+                usize::MAX
+            };
             let spare = spares.pop().unwrap_or_default();
             let batch = buffer.take_batch(
                 mapping.batch_size,
@@ -209,9 +219,10 @@ pub async fn run_shard(
                 &event_ctx,
                 spare,
                 &held,
+                max_keys,
             );
             if batch.is_empty() {
-                // Every buffered record's key is held by a busy lane.
+                all_held = true;
                 spares.push(batch.into_buffer());
                 idle.push(lane);
                 break;
@@ -253,7 +264,7 @@ pub async fn run_shard(
         let wants_read = !is_paused
             && !reader.ended
             && read.is_none()
-            && !buffer.holds_full_batch(mapping.batch_size * factor);
+            && room_to_read(&buffer, &held, mapping.batch_size, factor);
         if wants_read && now >= reader.next_read_ms {
             read = Some(Box::pin(fetch(
                 ctx.clone(),
@@ -266,7 +277,8 @@ pub async fn run_shard(
         if wants_read && read.is_none() {
             wake = Some(reader.next_read_ms);
         }
-        if !is_paused && !idle.is_empty() && !buffer.is_empty() && !reader.more_waiting {
+        if !is_paused && !all_held && !idle.is_empty() && !buffer.is_empty() && !reader.more_waiting
+        {
             let window_end = window_start_ms + window_ms;
             wake = Some(wake.map_or(window_end, |w| w.min(window_end)));
         }
@@ -335,6 +347,26 @@ pub async fn run_shard(
         }
     }
 }
+
+/// Whether to read more: not while the buffer holds a batch for every lane. With
+/// several lanes, records of keys held by a failing lane do not count (they may wait a
+/// long time, and the other keys behind them must still be read), up to a hard bound.
+fn room_to_read(
+    buffer: &ReadBuffer,
+    held: &HashSet<u64>,
+    batch_size: usize,
+    factor: usize,
+) -> bool {
+    let enough = batch_size * factor;
+    if factor == 1 || held.is_empty() {
+        return !buffer.holds_full_batch(enough);
+    }
+    buffer.len() < MAX_BUFFERED_RECORDS.max(10 * enough) && buffer.free(held).0 < enough
+}
+
+/// The most records a shard buffers while some keys are held (about 100 MB of 1 KB
+/// records at worst).
+const MAX_BUFFERED_RECORDS: usize = 100_000;
 
 /// One GetRecords call (opening an iterator first if there is none), as a future that
 /// owns what it needs, so lanes go on while it runs.

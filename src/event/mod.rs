@@ -1,6 +1,7 @@
 //! The exact JSON that Lambda's event source mapping produces and consumes: the invocation
 //! event (`{"Records":[...]}`, spec 3.1 / 3.2), the on-failure destination record (spec
-//! 3.3), and the reading of a partial batch response (spec 2.4).
+//! 3.3), the reading of a partial batch response (spec 2.4), and the tumbling window event
+//! and response (`window`, spec 2.6).
 //!
 //! Events are built from per-record fragments between [`EVENT_PREFIX`] and
 //! [`EVENT_SUFFIX`], so the engine can measure a batch against the 6 MB payload cap as it

@@ -8,6 +8,7 @@
 
 mod matcher;
 mod pattern;
+mod pruned;
 mod record_view;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use std::fmt;
 use crate::model::StreamRecord;
 
 use self::pattern::ObjectPattern;
+use self::pruned::Wanted;
 use self::record_view::RecordView;
 
 /// Most filters per mapping (AWS's default quota).
@@ -26,6 +28,8 @@ pub const MAX_FILTER_PATTERN_CHARS: usize = 4096;
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct FilterCriteria {
     filters: Vec<Filter>,
+    /// What the filters walk below Kinesis `data`: all the data parse keeps.
+    data_wanted: Wanted,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -97,7 +101,15 @@ impl FilterCriteria {
             }
         }
         if errors.is_empty() {
-            Ok(FilterCriteria { filters })
+            let mut data_wanted = Wanted::default();
+            let data_fields = filters.iter().flat_map(|f| &f.pattern.fields);
+            for (_, field) in data_fields.filter(|(key, _)| key == "data") {
+                data_wanted.add(field);
+            }
+            Ok(FilterCriteria {
+                filters,
+                data_wanted,
+            })
         } else {
             Err(errors)
         }
@@ -112,7 +124,7 @@ impl FilterCriteria {
         if self.filters.is_empty() {
             return true;
         }
-        let view = RecordView::new(record);
+        let view = RecordView::new(record, &self.data_wanted);
         let root = view.root();
         self.filters.iter().any(|filter| {
             !(filter.on_data && view.kinesis_data_is_not_json())

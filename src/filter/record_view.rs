@@ -4,7 +4,8 @@
 //! [`Node`] borrows the record's own strings and maps and answers `get(key)` for the
 //! virtual objects (the Kinesis record, the DynamoDB record and its `dynamodb` part). Only
 //! Kinesis `data` costs anything: the record's bytes (what the event base64-encodes) are
-//! parsed as JSON once per record, and only when a filter addresses `data`.
+//! parsed once per record, only when a filter addresses `data`, and only into the parts
+//! the filters walk (see `pruned`).
 //!
 //! What each kind shows (field names as in the event, spec 3.1 / 3.2):
 //! - Kinesis: the `kinesis` object of the record, flattened to the top as Lambda does:
@@ -20,12 +21,15 @@ use std::cell::OnceCell;
 
 use serde_json::{Map, Number, Value};
 
+use super::pruned::Wanted;
 use crate::model::{DynamodbChange, DynamodbEventName, RecordBody, StreamRecord};
 
 /// One record as filters see it; holds the lazily parsed Kinesis data.
 pub(crate) struct RecordView<'a> {
     record: &'a StreamRecord,
-    /// Kinesis data parsed as JSON: `None` inside when it is not JSON.
+    /// What the filters walk below `data`.
+    wanted: &'a Wanted,
+    /// Kinesis data parsed as JSON (its wanted parts): `None` inside when it is not JSON.
     data: OnceCell<Option<Value>>,
 }
 
@@ -51,9 +55,10 @@ pub(crate) enum Leaf<'a> {
 }
 
 impl<'a> RecordView<'a> {
-    pub(crate) fn new(record: &'a StreamRecord) -> RecordView<'a> {
+    pub(crate) fn new(record: &'a StreamRecord, wanted: &'a Wanted) -> RecordView<'a> {
         RecordView {
             record,
+            wanted,
             data: OnceCell::new(),
         }
     }
@@ -76,9 +81,7 @@ impl<'a> RecordView<'a> {
         let RecordBody::Kinesis { data, .. } = &self.record.body else {
             return None;
         };
-        self.data
-            .get_or_init(|| serde_json::from_slice(data).ok())
-            .as_ref()
+        self.data.get_or_init(|| self.wanted.parse(data)).as_ref()
     }
 }
 

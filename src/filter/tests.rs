@@ -58,6 +58,10 @@ fn criteria(patterns: &[Value]) -> FilterCriteria {
     FilterCriteria::parse(&texts).unwrap_or_else(|e| panic!("{patterns:?}: {e}"))
 }
 
+fn one(pattern: &Value) -> FilterCriteria {
+    criteria(std::slice::from_ref(pattern))
+}
+
 /// Rows of (pattern on `data`'s field `x`, value of `x` or None for absent, expected).
 fn check_rows(rows: &[(Value, Option<Value>, bool)]) {
     for (leaf, x, expected) in rows {
@@ -321,14 +325,11 @@ fn kinesis_data_that_is_not_json_matches_no_pattern_on_data() {
             json!({"data": [{"exists": false}]}),
             json!({"data": {"x": [1]}}),
         ] {
-            assert!(
-                !criteria(&[pattern.clone()]).keeps(&record),
-                "{pattern} {data:?}"
-            );
+            assert!(!one(&pattern).keeps(&record), "{pattern} {data:?}");
         }
         // A pattern on the metadata alone still applies; OR with it keeps the record.
         let on_key = json!({"partitionKey": ["user-17"]});
-        assert!(criteria(&[on_key.clone()]).keeps(&record));
+        assert!(one(&on_key).keeps(&record));
         assert!(criteria(&[json!({"data": {"x": [1]}}), on_key]).keeps(&record));
     }
     // Any JSON text is data, a scalar too.
@@ -361,11 +362,7 @@ fn kinesis_metadata_fields() {
         (json!({"eventSourceARN": [{"exists": true}]}), false),
     ];
     for (pattern, expected) in rows {
-        assert_eq!(
-            criteria(&[pattern.clone()]).keeps(&record),
-            expected,
-            "{pattern}"
-        );
+        assert_eq!(one(&pattern).keeps(&record), expected, "{pattern}");
     }
 }
 
@@ -455,7 +452,7 @@ fn dynamodb_patterns() {
     ];
     let records = [&insert, &modify, &remove, &keys_only];
     for (pattern, expected) in rows {
-        let filter = criteria(&[pattern.clone()]);
+        let filter = one(&pattern);
         let got: Vec<bool> = records.iter().map(|r| filter.keeps(r)).collect();
         assert_eq!(
             got, expected,

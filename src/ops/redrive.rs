@@ -395,23 +395,37 @@ impl Run {
     }
 }
 
+/// What `--target` or `--config`/`--function` resolve to.
+struct Resolved {
+    factory: AwsFactory,
+    function: Option<FunctionConfig>,
+    /// Region and account of the function's ARN and execution role.
+    identity: AwsIdentity,
+    /// The config's seed (a simulated function's random choices).
+    seed: u64,
+}
+
 impl RedriveArgs {
     pub fn run(self) -> anyhow::Result<()> {
         let from = FromSpec::parse(&self.from).map_err(anyhow::Error::msg)?;
         if self.failed_out.is_some() && !matches!(from, FromSpec::File(_)) {
             anyhow::bail!("--failed-out is for a JSONL --from; a queue keeps its failed messages");
         }
-        // Without a target nothing would be invoked anyway.
         let adhoc = match &self.target {
             Some(spec) => Some(parse_target(spec, self.timeout).map_err(anyhow::Error::msg)?),
             None => None,
         };
         block_on(async {
-            let (factory, function, identity) = self.resolve(adhoc).await?;
+            let Resolved {
+                factory,
+                function,
+                identity,
+                seed,
+            } = self.resolve(adhoc).await?;
             let action = match function {
                 None => Action::Print { json: self.json },
                 Some(function) => {
-                    let target = build_target(&function, &identity, Some(&factory), 0).await?;
+                    let target = build_target(&function, &identity, Some(&factory), seed).await?;
                     if self.dry_run {
                         Action::DryRun
                     } else {
@@ -451,14 +465,15 @@ impl RedriveArgs {
         })
     }
 
-    /// The AWS factory, and the function to invoke (`None`: print) with its identity.
-    async fn resolve(
-        &self,
-        adhoc: Option<FunctionConfig>,
-    ) -> anyhow::Result<(AwsFactory, Option<FunctionConfig>, AwsIdentity)> {
+    /// How to reach AWS, and the function to invoke (`None`: print).
+    async fn resolve(&self, adhoc: Option<FunctionConfig>) -> anyhow::Result<Resolved> {
         let (Some(path), Some(name)) = (&self.config, &self.function) else {
-            let identity = AwsIdentity::default();
-            return Ok((self.aws.factory().await, adhoc, identity));
+            return Ok(Resolved {
+                factory: self.aws.factory().await,
+                function: adhoc,
+                identity: AwsIdentity::default(),
+                seed: 0,
+            });
         };
         let (config, _) = crate::config::load(Some(path))
             .map_err(|error| anyhow::anyhow!("invalid config:\n{error}"))?;
@@ -480,7 +495,12 @@ impl RedriveArgs {
                 .or(config.aws.endpoint_url.clone()),
             self.aws.region.clone().unwrap_or(config.aws.region.clone()),
         );
-        Ok((factory, Some(function), config.aws))
+        Ok(Resolved {
+            factory,
+            function: Some(function),
+            identity: config.aws,
+            seed: config.simulation.seed,
+        })
     }
 
     async fn redrive_queue(&self, run: &mut Run, queue: &str, max: usize) -> anyhow::Result<()> {
@@ -491,9 +511,17 @@ impl RedriveArgs {
         let mut handled = 0usize;
         let mut deleted = 0usize;
         let mut errors = Vec::new();
+        // A failed ReceiveMessage ends the run, after the kept messages are released.
+        let mut received = Ok(());
         while handled < max {
             let ask = i32::try_from((max - handled).min(10)).unwrap_or(10);
-            let messages = queue.receive(ask, self.visibility_timeout).await?;
+            let messages = match queue.receive(ask, self.visibility_timeout).await {
+                Ok(messages) => messages,
+                Err(error) => {
+                    received = Err(error);
+                    break;
+                }
+            };
             let mut new = 0;
             for message in messages {
                 if !seen.insert(message.id.clone()) {
@@ -539,7 +567,7 @@ impl RedriveArgs {
                 "warning: {error} (the message becomes visible after --visibility-timeout)"
             ));
         }
-        Ok(())
+        received
     }
 
     async fn redrive_file(
@@ -639,10 +667,11 @@ mod tests {
             .contains("expected http://URL"));
     }
 
-    /// Records every payload; fails when a payload holds `fail_on`.
+    /// Records every payload; fails when a payload holds `fail_on`; answers `body`.
     struct Recorder {
         payloads: Mutex<Vec<Vec<u8>>>,
         fail_on: &'static str,
+        body: String,
     }
 
     #[async_trait]
@@ -662,7 +691,7 @@ mod tests {
                     .then(|| "Unhandled".to_string()),
                 timed_out: false,
                 executed_version: "$LATEST".into(),
-                body: Vec::new(),
+                body: self.body.clone().into_bytes(),
             })
         }
     }
@@ -681,18 +710,50 @@ mod tests {
     }
 
     fn redriver(fail_on: &'static str) -> (Arc<Recorder>, Action) {
+        answering(fail_on, String::new(), false)
+    }
+
+    fn answering(
+        fail_on: &'static str,
+        body: String,
+        report_batch_item_failures: bool,
+    ) -> (Arc<Recorder>, Action) {
         let recorder = Arc::new(Recorder {
             payloads: Mutex::new(Vec::new()),
             fail_on,
+            body,
         });
         let action = Action::Invoke(Redriver {
             target: recorder.clone(),
             function_name: "f".into(),
             account_id: "123456789012".into(),
             default_region: "us-east-1".into(),
-            report_batch_item_failures: false,
+            report_batch_item_failures,
         });
         (recorder, action)
+    }
+
+    #[tokio::test]
+    async fn with_report_batch_item_failures_a_reported_record_fails_the_redrive() {
+        let shard = FakeShard::new([1, 2, 3]);
+        let body = format!(
+            r#"{{"batchItemFailures":[{{"itemIdentifier":"{}"}}]}}"#,
+            seq(2)
+        );
+        let (_, action) = answering("", body.clone(), true);
+        let handled = redrive_batch(&shard, &batch(1, 3, 3), &action, fast()).await;
+        assert!(!handled.verdict.succeeded());
+        assert!(
+            handled
+                .line
+                .ends_with("failed: partial_failure (from record 2)"),
+            "{}",
+            handled.line
+        );
+        // Without the flag the body is not read: a success.
+        let (_, action) = answering("", body, false);
+        let handled = redrive_batch(&shard, &batch(1, 3, 3), &action, fast()).await;
+        assert_eq!(handled.verdict, Verdict::Invoked(Outcome::Success));
     }
 
     fn fast() -> Pace {

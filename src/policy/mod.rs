@@ -2,8 +2,9 @@
 //!
 //! No I/O and no clock of its own: `outcome` turns what a target answered into one of the
 //! spec's outcomes, `batch_retry` is the state machine that decides checkpoint / retry /
-//! bisect / discard from those outcomes and `now`, and `backoff` computes waits. This is
-//! where AWS fidelity lives, so it is tested exhaustively in isolation.
+//! bisect / discard from those outcomes and `now`, `backoff` computes waits, and `window`
+//! is the tumbling window lifecycle (spec 2.6). This is where AWS fidelity lives, so it
+//! is tested exhaustively in isolation.
 
 pub mod backoff;
 pub mod batch_retry;

@@ -60,13 +60,17 @@ pub fn window_of(arrival_ms: i64, window_len_ms: i64) -> Window {
 }
 
 /// How many of the leading records (their arrival times, in stream order) may join a batch
-/// of `window`: those up to the first one that arrived at or after its end. The batch is cut
-/// there, so no batch spans two windows.
-pub fn records_in_window(arrivals: impl IntoIterator<Item = i64>, window: Window) -> usize {
-    arrivals
-        .into_iter()
-        .take_while(|&arrival| arrival < window.end_ms)
-        .count()
+/// of `window`: those up to the first one that arrived at or after its end, so no batch
+/// spans two windows; and whether such a record of a later window follows them.
+pub fn records_in_window(arrivals: impl IntoIterator<Item = i64>, window: Window) -> (usize, bool) {
+    let mut records = 0;
+    for arrival in arrivals {
+        if arrival >= window.end_ms {
+            return (records, true);
+        }
+        records += 1;
+    }
+    (records, false)
 }
 
 /// What the shard does next.
@@ -74,7 +78,10 @@ pub fn records_in_window(arrivals: impl IntoIterator<Item = i64>, window: Window
 pub enum Step {
     /// Cut a batch of at most `records` of the waiting records (BatchSize and the payload
     /// cap may cut it shorter) and invoke it with the open window's fields, not final.
-    Invoke { records: usize },
+    /// `cut_now`: no further record can join this window's run (a record of a later window
+    /// is waiting, or the shard has ended), so the batch need not wait for the batching
+    /// window.
+    Invoke { records: usize, cut_now: bool },
     /// Send the open window's final invoke: no records, `isFinalInvokeForWindow: true`.
     Final,
     /// Nothing to do until more records are read, the shard ends, or the clock reaches
@@ -146,9 +153,13 @@ impl WindowTracker {
         let window = open.window;
         match first {
             Some(arrival) if arrival >= window.end_ms => Step::Final,
-            Some(_) => Step::Invoke {
-                records: records_in_window(waiting, window),
-            },
+            Some(_) => {
+                let (records, later_follows) = records_in_window(waiting, window);
+                Step::Invoke {
+                    records,
+                    cut_now: shard_ended || later_follows,
+                }
+            }
             None => {
                 let closes_at = window.end_ms.saturating_add(self.close_grace_ms);
                 if shard_ended || now_ms >= closes_at {
@@ -279,6 +290,7 @@ mod tests {
     use super::*;
     use crate::model::ShardId;
     use crate::target::FunctionResponse;
+    use proptest::prelude::*;
 
     const MIN: i64 = 60_000;
     /// 2020-07-30T17:00:00Z
@@ -358,15 +370,16 @@ mod tests {
     fn a_batch_is_cut_before_the_first_record_of_a_later_window() {
         let w = window_of(T0, 5 * MIN);
         let arrivals = [T0, T0 + MIN, T0 + 5 * MIN - 1, T0 + 5 * MIN, T0 + 6 * MIN];
-        assert_eq!(records_in_window(arrivals, w), 3);
-        assert_eq!(records_in_window([T0 + 5 * MIN], w), 0);
-        assert_eq!(records_in_window([], w), 0);
+        assert_eq!(records_in_window(arrivals, w), (3, true));
+        assert_eq!(records_in_window([T0 + 5 * MIN], w), (0, true));
+        assert_eq!(records_in_window([T0, T0 + 1], w), (2, false));
+        assert_eq!(records_in_window([], w), (0, false));
     }
 
     #[test]
     fn a_record_stamped_before_the_open_window_joins_it() {
         let w = window_of(T0, 5 * MIN);
-        assert_eq!(records_in_window([T0, T0 - 10, T0 + 1], w), 3);
+        assert_eq!(records_in_window([T0, T0 - 10, T0 + 1], w), (3, false));
     }
 
     // Tracker transitions.
@@ -376,7 +389,14 @@ mod tests {
         let mut t = tracker();
         assert_eq!(t.window(), None);
         let step = t.next_step([T0 + MIN, T0 + 2 * MIN, T0 + 6 * MIN], false, T0 + 7 * MIN);
-        assert_eq!(step, Step::Invoke { records: 2 });
+        assert_eq!(
+            step,
+            Step::Invoke {
+                records: 2,
+                cut_now: true
+            },
+            "a record of the next window is waiting: the run is complete"
+        );
         assert_eq!(t.window(), Some(window_of(T0, 5 * MIN)));
         let ctx = ctx();
         let fields = t.fields(&ctx, false).expect("a window is open");
@@ -392,7 +412,10 @@ mod tests {
         assert!(!t.accept_state(r#"{"n":1}"#.into()));
         assert_eq!(
             t.next_step([T0 + MIN], false, T0 + MIN),
-            Step::Invoke { records: 1 }
+            Step::Invoke {
+                records: 1,
+                cut_now: false
+            }
         );
         let ctx = ctx();
         assert_eq!(t.fields(&ctx, false).map(|f| f.state), Some(r#"{"n":1}"#));
@@ -415,7 +438,10 @@ mod tests {
         assert_eq!(t.window(), None);
         assert_eq!(
             t.next_step([T0 + 5 * MIN], false, T0 + 5 * MIN),
-            Step::Invoke { records: 1 }
+            Step::Invoke {
+                records: 1,
+                cut_now: false
+            }
         );
         assert_eq!(t.window().map(|w| w.start_ms), Some(T0 + 5 * MIN));
         assert_eq!(t.fields(&ctx, false).map(|f| f.state), Some("{}"));
@@ -447,7 +473,10 @@ mod tests {
         t.next_step([T0], false, T0);
         assert_eq!(
             t.next_step([T0 + 1], true, T0 + 1),
-            Step::Invoke { records: 1 },
+            Step::Invoke {
+                records: 1,
+                cut_now: true
+            },
             "records still waiting are invoked first"
         );
         assert_eq!(t.next_step([], true, T0 + 2), Step::Final);
@@ -477,7 +506,10 @@ mod tests {
         t.final_succeeded();
         assert_eq!(
             t.next_step([T0 + 1], false, T0 + 1),
-            Step::Invoke { records: 1 }
+            Step::Invoke {
+                records: 1,
+                cut_now: false
+            }
         );
         assert_eq!(t.window(), Some(window_of(T0, 5 * MIN)), "same bounds");
         let fields = t.fields(&ctx, false).expect("open");
@@ -502,6 +534,53 @@ mod tests {
         let mut t = tracker();
         assert!(t.fields(&ctx(), true).is_none());
         assert!(!t.accept_state("x".repeat(MAX_STATE_BYTES + 1)));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn driving_the_tracker_invokes_each_record_once_in_its_window_and_closes_every_window(
+            gaps in proptest::collection::vec(0i64..200_000, 0..60),
+            batch_size in 1usize..8,
+            window_seconds in 1u32..300,
+        ) {
+            let len_ms = i64::from(window_seconds) * 1000;
+            let arrivals: Vec<i64> = gaps
+                .iter()
+                .scan(T0, |t, gap| {
+                    *t += gap;
+                    Some(*t)
+                })
+                .collect();
+            let mut t = WindowTracker::new(window_seconds, AWS_CLOSE_GRACE_MS);
+            let mut next = 0;
+            let mut closed = Vec::new();
+            for _ in 0..1000 {
+                match t.next_step(arrivals[next..].iter().copied(), true, T0) {
+                    Step::Invoke { records, cut_now } => {
+                        prop_assert!(cut_now, "the shard has ended");
+                        let n = records.min(batch_size);
+                        prop_assert!(n >= 1);
+                        for &arrival in &arrivals[next..next + n] {
+                            prop_assert_eq!(Some(window_of(arrival, len_ms)), t.window());
+                        }
+                        next += n;
+                        let state = format!("{{\"done\":{next}}}");
+                        prop_assert!(!t.accept_state(state));
+                    }
+                    Step::Final => {
+                        closed.push(t.window());
+                        t.final_succeeded();
+                    }
+                    Step::Wait { .. } => break,
+                }
+            }
+            prop_assert_eq!(next, arrivals.len());
+            let mut windows: Vec<Option<Window>> =
+                arrivals.iter().map(|&a| Some(window_of(a, len_ms))).collect();
+            windows.dedup();
+            prop_assert_eq!(closed, windows);
+        }
     }
 
     // Classification.

@@ -22,7 +22,10 @@
 //!   AFTER_SEQUENCE_NUMBER that continuation, never from the original position, so
 //!   nothing is lost or read twice. Records received but not yet handed out stay.
 //! - An event without a continuation is the shard's end: once its records are handed
-//!   out, the page has no next iterator and carries the event's ChildShards.
+//!   out, the page has no next iterator and carries the event's ChildShards. Before each
+//!   resubscription one GetRecords call checks whether the shard is closed and read to
+//!   its end, because kinesis-local (LocalStack's Kinesis) never sends that event; on AWS
+//!   this costs two calls per shard every 5 minutes.
 //! - Errors are classified like the GetRecords source's (`kinesis::source_error`), plus
 //!   ResourceInUseException, which SubscribeToShard answers to a resubscription within
 //!   5 seconds of the previous one: a throttle (back off, do not count).
@@ -110,10 +113,6 @@ impl KinesisEfoSource {
         self
     }
 
-    pub fn consumer_arn(&self) -> &str {
-        &self.consumer_arn
-    }
-
     /// SubscribeToShard calls that succeeded so far.
     pub fn subscriptions_opened(&self) -> u64 {
         self.subscriptions_opened.load(Ordering::Relaxed)
@@ -147,6 +146,34 @@ impl KinesisEfoSource {
         Ok(output.event_stream)
     }
 
+    /// Before a resubscription: the children of the shard if GetRecords says it is closed
+    /// and nothing is left after `position`. kinesis-local never ends a closed shard's
+    /// subscription with ChildShards (AWS does); this lets a mapping on it move on to
+    /// the children at the next resubscription. A failed check changes nothing.
+    async fn closed_after(
+        &self,
+        shard: &ShardId,
+        position: &IteratorPosition,
+    ) -> Option<Vec<ShardInfo>> {
+        let IteratorPosition::AfterSequence(_) = position else {
+            return None;
+        };
+        let checked = match self.stream.shard_iterator(shard, position).await {
+            Ok(iterator) => self.stream.get_records(&iterator, 1).await,
+            Err(error) => Err(error),
+        };
+        match checked {
+            Ok(page) if page.records.is_empty() && page.next_iterator.is_none() => {
+                Some(page.child_shards)
+            }
+            Ok(_) => None,
+            Err(error) => {
+                tracing::debug!(shard = %shard, %error, "shard end check failed; subscribing");
+                None
+            }
+        }
+    }
+
     /// Subscribes if needed, then receives events into `sub.pending`: waits up to `wait`
     /// for records, then takes only what has already arrived.
     async fn receive(&self, sub: &mut Subscription, limit: usize) -> Result<(), SourceError> {
@@ -157,6 +184,11 @@ impl KinesisEfoSource {
             }
         }
         if sub.events.is_none() {
+            if let Some(children) = self.closed_after(&sub.shard, &sub.position).await {
+                tracing::info!(shard = %sub.shard, "the shard is closed and fully read");
+                sub.ended = Some(children);
+                return Ok(());
+            }
             let events = self.subscribe(&sub.shard, &sub.position).await?;
             sub.events = Some((events, Instant::now()));
         }
@@ -313,17 +345,17 @@ where
 /// An error inside an open subscription's event stream.
 fn event_error(error: &SdkError<SubscribeToShardEventStreamError, RawMessage>) -> SourceError {
     use SubscribeToShardEventStreamError as E;
-    let text = aws::describe(error);
     match error {
+        // Event stream exceptions carry no error code: the variant names them.
         SdkError::ServiceError(context) => match context.err() {
-            E::ResourceNotFoundException(_) => SourceError::NotFound(text),
-            E::ResourceInUseException(_)
+            err @ E::ResourceNotFoundException(_) => SourceError::NotFound(err.to_string()),
+            err @ (E::ResourceInUseException(_)
             | E::InternalFailureException(_)
-            | E::KmsThrottlingException(_) => SourceError::Throttled(text),
-            _ => SourceError::Other(text),
+            | E::KmsThrottlingException(_)) => SourceError::Throttled(err.to_string()),
+            err => SourceError::Other(err.to_string()),
         },
         // The connection broke or an event was garbled: subscribe again after a backoff.
-        _ => SourceError::Throttled(text),
+        other => SourceError::Throttled(aws::describe(other)),
     }
 }
 
@@ -609,6 +641,46 @@ mod tests {
                 ],
             }]
         );
+    }
+
+    #[test]
+    fn event_stream_errors_are_classified_for_the_engine() {
+        use aws_sdk_kinesis::types::error::{
+            KmsAccessDeniedException, ResourceInUseException, ResourceNotFoundException,
+        };
+        let service = |e: SubscribeToShardEventStreamError| {
+            event_error(&SdkError::service_error(e, RawMessage::invalid(None)))
+        };
+        let in_use = ResourceInUseException::builder()
+            .message("Another active subscription exists")
+            .build();
+        assert_eq!(
+            service(SubscribeToShardEventStreamError::ResourceInUseException(
+                in_use
+            )),
+            SourceError::Throttled(
+                "ResourceInUseException: Another active subscription exists".into()
+            )
+        );
+        let gone = ResourceNotFoundException::builder().build();
+        assert!(matches!(
+            service(SubscribeToShardEventStreamError::ResourceNotFoundException(
+                gone
+            )),
+            SourceError::NotFound(_)
+        ));
+        let denied = KmsAccessDeniedException::builder().build();
+        assert!(matches!(
+            service(SubscribeToShardEventStreamError::KmsAccessDeniedException(
+                denied
+            )),
+            SourceError::Other(_)
+        ));
+        // A broken connection: subscribe again after a backoff.
+        let broken = SdkError::<SubscribeToShardEventStreamError, RawMessage>::timeout_error(
+            "connection reset",
+        );
+        assert!(matches!(event_error(&broken), SourceError::Throttled(_)));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! says how to run it.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod http_server;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,54 @@
+//! The `esm-sim` binary as a test runs it against the local servers: its AWS clients find
+//! kinesis-local (Kinesis) and moto (SQS, SNS, DynamoDB, DynamoDB Streams) through the
+//! standard `AWS_ENDPOINT_URL_<SERVICE>` variables, with static test credentials.
+
+use std::path::Path;
+use std::time::Duration;
+
+/// What a run of the binary left.
+pub struct Output {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `esm-sim args...` in `dir` (at most 120 s). Blocking: call it from
+/// `tokio::task::spawn_blocking` in an async test.
+pub fn run(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = assert_cmd::Command::cargo_bin("esm-sim").expect("the esm-sim binary");
+    cmd.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("ESM_SIM_LOG", "warn")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_ENDPOINT_URL_KINESIS", super::kinesis_endpoint())
+        .env("AWS_ENDPOINT_URL_SQS", super::moto_endpoint())
+        .env("AWS_ENDPOINT_URL_SNS", super::moto_endpoint())
+        .env("AWS_ENDPOINT_URL_DYNAMODB", super::moto_endpoint())
+        .env("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", super::moto_endpoint())
+        .timeout(Duration::from_secs(120))
+        .args(args);
+    output(cmd)
+}
+
+/// Runs `esm-sim args...` without any server (argument errors): no AWS variables needed.
+pub fn run_offline(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = assert_cmd::Command::cargo_bin("esm-sim").expect("the esm-sim binary");
+    cmd.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .timeout(Duration::from_secs(60))
+        .args(args);
+    output(cmd)
+}
+
+fn output(mut cmd: assert_cmd::Command) -> Output {
+    let output = cmd.output().expect("esm-sim runs");
+    Output {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
