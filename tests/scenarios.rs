@@ -785,3 +785,80 @@ fn with_parallelization_a_poison_record_holds_back_only_its_batch_s_keys_and_the
         "checkpoint held just before the lowest poison record {lowest_poison}"
     );
 }
+
+#[test]
+fn every_tumbling_window_s_final_state_is_the_sum_of_its_records_across_retries() {
+    type Calls = Arc<Mutex<Vec<(String, Vec<(i64, u64)>, Option<Value>)>>>;
+    let calls: Calls = Arc::default();
+    let sink = calls.clone();
+    let tap: esm_sim::target::tap::Observer = Arc::new(
+        move |shard: &ShardId, records: &[StreamRecord], result: &InvokeResult| {
+            let InvokeResult::Response(response) = result else {
+                return;
+            };
+            let state = (response.function_error.is_none())
+                .then(|| serde_json::from_slice::<Value>(&response.body).ok())
+                .flatten()
+                .map(|body| body["state"].clone());
+            let records = records
+                .iter()
+                .map(|record| {
+                    let RecordBody::Kinesis { data, .. } = &record.body else {
+                        panic!("kinesis only")
+                    };
+                    let data: Value = serde_json::from_slice(data).expect("JSON data");
+                    (
+                        record.approximate_arrival_ms,
+                        data["amount"].as_u64().expect("amount"),
+                    )
+                })
+                .collect();
+            sink.lock()
+                .expect("lock")
+                .push((shard.0.clone(), records, state));
+        },
+    );
+    let run = run_text(&fixture("tumbling-window.toml"), Some(tap));
+    assert!(run.report.drained, "drained: {:?}", run.report.counts);
+    assert_eq!(
+        run.report.counts.records_succeeded,
+        run.report.counts.records_produced
+    );
+    let calls = calls.lock().expect("lock");
+    assert!(
+        calls.iter().any(|(_, _, state)| state.is_none()),
+        "some invocations failed and were retried"
+    );
+    let window_of = |arrival_ms: i64| arrival_ms - arrival_ms.rem_euclid(10_000);
+    for shard in ["shardId-000000000000", "shardId-000000000001"] {
+        // Expected: per window (in order), the records that succeeded.
+        let mut expected: Vec<(i64, u64, u64)> = Vec::new();
+        let mut finals: Vec<Value> = Vec::new();
+        for (_, records, state) in calls.iter().filter(|(s, _, _)| s == shard) {
+            let Some(state) = state else { continue };
+            if records.is_empty() {
+                finals.push(state.clone());
+                continue;
+            }
+            for (arrival, amount) in records {
+                let window = window_of(*arrival);
+                match expected.last_mut() {
+                    Some((w, count, sum)) if *w == window => {
+                        *count += 1;
+                        *sum += amount;
+                    }
+                    _ => expected.push((window, 1, *amount)),
+                }
+            }
+        }
+        assert!(
+            expected.len() >= 6,
+            "{shard}: 60 s of traffic in 10 s windows"
+        );
+        let expected: Vec<Value> = expected
+            .iter()
+            .map(|(_, count, sum)| serde_json::json!({"count": count, "sum": sum}))
+            .collect();
+        assert_eq!(finals, expected, "{shard}: each window's final state");
+    }
+}

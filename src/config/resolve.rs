@@ -856,10 +856,15 @@ fn resolve_mapping(
     };
 
     let tumbling = entry.tumbling_window_in_seconds.unwrap_or(0);
-    if p.range(subject, "tumbling_window_in_seconds", tumbling, 0, 900) && tumbling > 0 {
+    if p.range(subject, "tumbling_window_in_seconds", tumbling, 0, 900)
+        && tumbling > 0
+        && parallelization_factor > 1
+    {
+        // A window's state is per shard, carried from one invocation to the next: it
+        // cannot be shared by concurrent batches of the shard.
         p.add(
             subject,
-            format!("tumbling_window_in_seconds = {tumbling}: valid (0..=900) but not supported by this build yet; use 0"),
+            format!("tumbling_window_in_seconds = {tumbling} with parallelization_factor = {parallelization_factor}: a tumbling window needs parallelization_factor = 1"),
         );
     }
 
@@ -1576,18 +1581,16 @@ name = "user-processor"
     }
 
     #[test]
-    fn tumbling_window_range_then_support() {
+    fn tumbling_window_range_and_no_parallelization() {
         check_param(
             "tumbling_window_in_seconds",
-            &["0"],
+            &["0", "1", "900"],
             &["-1", "901"],
             "must be 0..=900",
         );
-        check_param(
-            "tumbling_window_in_seconds",
-            &[],
-            &["1", "900"],
-            "valid (0..=900) but not supported by this build yet; use 0",
+        assert_eq!(
+            mapping_problems("tumbling_window_in_seconds = 60\nparallelization_factor = 2"),
+            vec!["mapping \"m\": tumbling_window_in_seconds = 60 with parallelization_factor = 2: a tumbling window needs parallelization_factor = 1"]
         );
     }
 

@@ -111,6 +111,11 @@ impl ReadBuffer {
         self.records.back().map(|(_, record)| record)
     }
 
+    /// The buffered records' arrival times, in order.
+    pub fn arrivals(&self) -> impl Iterator<Item = i64> + '_ {
+        self.records.iter().map(|(_, r)| r.approximate_arrival_ms)
+    }
+
     /// Forgets every buffered record (a rewind: they will be read again).
     pub fn clear(&mut self) {
         self.records.clear();

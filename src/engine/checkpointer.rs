@@ -2,6 +2,10 @@
 //! as read, marked done as lanes resolve them (or at once when filtered out), and the
 //! checkpoint is saved whenever the lowest record not yet done moves (`Progress`).
 //!
+//! With tumbling windows the checkpoint is held while a window is open and written when
+//! its final invoke succeeds (spec 2.6), so a restart replays an unfinished window from
+//! its start with a fresh state.
+//!
 //! Saving goes to the store (durable once a second, see `checkpoint::embedded`) and to the
 //! shard's published status, so what operators see is what a restart would resume from.
 
@@ -20,6 +24,8 @@ pub struct Checkpointer {
     clock: Clock,
     status: Arc<ShardStatus>,
     progress: Mutex<Progress>,
+    /// While a tumbling window is open: `Some`, holding the checkpoint not yet written.
+    held: Mutex<Option<Option<SequenceNumber>>>,
 }
 
 impl Checkpointer {
@@ -37,6 +43,7 @@ impl Checkpointer {
             clock,
             status,
             progress: Mutex::new(Progress::default()),
+            held: Mutex::new(None),
         }
     }
 
@@ -59,7 +66,36 @@ impl Checkpointer {
             (progress.advance(), progress.waiting())
         };
         self.status.update().records_waiting = waiting as u64;
-        if let Some(last_done) = moved {
+        let Some(last_done) = moved else {
+            return;
+        };
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        match held.as_mut() {
+            Some(pending) => *pending = Some(last_done),
+            None => {
+                drop(held);
+                self.save(Checkpoint::After(last_done));
+            }
+        }
+    }
+
+    /// From now on, checkpoints are held (a tumbling window opened).
+    pub fn hold(&self) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.is_none() {
+            *held = Some(None);
+        }
+    }
+
+    /// Writes the held checkpoint and stops holding (the window's final invoke succeeded).
+    pub fn release(&self) {
+        let pending = self
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .flatten();
+        if let Some(last_done) = pending {
             self.save(Checkpoint::After(last_done));
         }
     }
@@ -73,6 +109,7 @@ impl Checkpointer {
     /// Forgets every admitted record and sets the checkpoint (a rewind).
     pub fn reset(&self, checkpoint: Checkpoint) {
         self.progress().clear();
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.status.update().records_waiting = 0;
         self.save(checkpoint);
     }

@@ -7,7 +7,10 @@
 //! moves; so a restart mid-batch resumes right after what is done. A shard runs up to
 //! ParallelizationFactor lanes at once, each on batches of keys no other lane holds.
 //! Between attempts a lane obeys the operator: it waits while the shard is paused, and a
-//! skip discards the records it is failing on (`SkippedByOperator`).
+//! skip discards the records it is failing on (`SkippedByOperator`). With tumbling windows
+//! every invocation carries the open window's fields and state (spec 2.6): a state the
+//! function returns is kept for the next invocation, a missing one fails the attempt, and
+//! `final_invoke` delivers the window's final state.
 
 use std::sync::{Arc, Mutex};
 
@@ -20,9 +23,11 @@ use super::context::MappingContext;
 use super::invocation_log::InvocationLine;
 use super::status::{InFlight, ShardState, ShardStatus};
 use crate::destination::delivery::Delivery;
-use crate::event::{BatchInfo, FailureRecord};
+use crate::event::window::{add_window_fields, assemble_window_event};
+use crate::event::{BatchInfo, EventContext, FailureRecord};
 use crate::model::{SequenceNumber, ShardId, StreamRecord};
 use crate::policy::backoff::backoff_ms;
+use crate::policy::window::{classify_window, WindowTracker};
 use crate::policy::{classify, BatchRetry, Discard, Next, Outcome, RetryLimits, Step};
 use crate::rng::Rng;
 use crate::target::{Invocation, InvokeResult};
@@ -69,6 +74,11 @@ pub struct Lane {
     /// Where the event of part of a batch is assembled (retries after a partial failure
     /// or a bisect); kept to reuse its allocation.
     scratch: Vec<u8>,
+    /// The shard's tumbling window, when the mapping has one.
+    window: Option<Arc<Mutex<WindowTracker>>>,
+    event_ctx: EventContext,
+    /// Where a windowed event is assembled.
+    windowed: Vec<u8>,
 }
 
 impl Lane {
@@ -78,6 +88,7 @@ impl Lane {
         index: usize,
         status: Arc<ShardStatus>,
         checkpointer: Arc<Checkpointer>,
+        window: Option<Arc<Mutex<WindowTracker>>>,
     ) -> Self {
         let name = if index == 0 {
             format!("{}/{}/lane", ctx.mapping.name, shard_id)
@@ -86,6 +97,12 @@ impl Lane {
         };
         let rng = Rng::derived(ctx.seed, &name);
         let paused = status.control().watch_paused();
+        let event_ctx = EventContext {
+            shard_id: shard_id.clone(),
+            event_source_arn: ctx.mapping.event_source_arn.clone(),
+            aws_region: ctx.aws_region.clone(),
+            invoke_identity_arn: ctx.invoke_identity_arn.clone(),
+        };
         Lane {
             ctx,
             shard_id,
@@ -96,6 +113,9 @@ impl Lane {
             paused,
             rng,
             scratch: Vec::new(),
+            window,
+            event_ctx,
+            windowed: Vec::new(),
         }
     }
 
@@ -146,7 +166,18 @@ impl Lane {
             };
             let records = &batch.records[range.clone()];
             let mut scratch = std::mem::take(&mut self.scratch);
-            let payload = batch.event(range.clone(), &mut scratch);
+            let mut windowed = std::mem::take(&mut self.windowed);
+            let mut payload = batch.event(range.clone(), &mut scratch);
+            if let Some(window) = &self.window {
+                windowed.clear();
+                windowed.extend_from_slice(payload);
+                let tracker = lock(window);
+                if let Some(fields) = tracker.fields(&self.event_ctx, false) {
+                    add_window_fields(&mut windowed, &fields);
+                }
+                drop(tracker);
+                payload = &windowed;
+            }
             let payload_bytes = payload.len();
             let bisect_depth = retry.current().map_or(0, |s| s.bisect_depth);
             let started_ms = ctx.clock.now_ms();
@@ -166,6 +197,7 @@ impl Lane {
             );
             let result = self.invoke(records, payload).await;
             self.scratch = scratch;
+            self.windowed = windowed;
             let Some(result) = result else {
                 return BatchEnd::Interrupted;
             };
@@ -175,7 +207,19 @@ impl Lane {
             } else {
                 Vec::new()
             };
-            let outcome = classify(&result, mapping.report_batch_item_failures, &invoked);
+            let outcome = match &self.window {
+                Some(window) => {
+                    let answer =
+                        classify_window(&result, mapping.report_batch_item_failures, &invoked);
+                    if let Some(state) = answer.state {
+                        if lock(window).accept_state(state) {
+                            tracing::info!(shard = %self.shard_id, "tumbling window: the state passed 1 MB; the window ends early");
+                        }
+                    }
+                    answer.outcome
+                }
+                None => classify(&result, mapping.report_batch_item_failures, &invoked),
+            };
             self.count_invocation(records, &outcome, started_ms, finished_ms);
             self.log_invocation(records, started_ms, payload_bytes, attempt, &outcome);
             let resolution = retry.on_outcome(&outcome);
@@ -222,6 +266,83 @@ impl Lane {
                 if !self.sleep_unless_signalled(wait_ms).await {
                     return BatchEnd::Interrupted;
                 }
+            }
+        }
+    }
+
+    /// The open window's final invoke: no records, `isFinalInvokeForWindow: true`, retried
+    /// with backoff until it succeeds (it has no records to discard, so retry limits do
+    /// not apply); then the checkpoint held during the window is written.
+    pub async fn final_invoke(&mut self) -> BatchEnd {
+        let Some(window) = self.window.clone() else {
+            return BatchEnd::Finished;
+        };
+        let ctx = self.ctx.clone();
+        let mapping = &ctx.mapping;
+        let (mut failures, mut not_reached) = (0u32, 0u32);
+        loop {
+            if ctx.cancel.is_cancelled() {
+                return BatchEnd::Interrupted;
+            }
+            while *self.paused.borrow_and_update() {
+                tokio::select! {
+                    biased;
+                    _ = ctx.cancel.cancelled() => return BatchEnd::Interrupted,
+                    _ = self.paused.changed() => {}
+                }
+            }
+            let mut event = std::mem::take(&mut self.windowed);
+            {
+                let tracker = lock(&window);
+                let Some(fields) = tracker.fields(&self.event_ctx, true) else {
+                    return BatchEnd::Finished;
+                };
+                assemble_window_event(std::iter::empty(), &fields, &mut event);
+            }
+            self.status.update().state = ShardState::Invoking;
+            let started_ms = ctx.clock.now_ms();
+            let result = self.invoke(&[], &event).await;
+            let payload_bytes = event.len();
+            self.windowed = event;
+            let Some(result) = result else {
+                return BatchEnd::Interrupted;
+            };
+            let answer = classify_window(&result, mapping.report_batch_item_failures, &[]);
+            self.count_invocation(&[], &answer.outcome, started_ms, ctx.clock.now_ms());
+            self.log_invocation(
+                &[],
+                started_ms,
+                payload_bytes,
+                failures + 1,
+                &answer.outcome,
+            );
+            let wait_ms = match &answer.outcome {
+                Outcome::Success => {
+                    lock(&window).final_succeeded();
+                    self.checkpointer.release();
+                    return BatchEnd::Finished;
+                }
+                Outcome::NotReached { .. } => {
+                    not_reached += 1;
+                    self.status.update().invoke_throttles += 1;
+                    let pace = &mapping.pace;
+                    let (initial, max) = (
+                        pace.throttle_backoff_initial_ms,
+                        pace.throttle_backoff_max_ms,
+                    );
+                    backoff_ms(not_reached, initial, max, self.rng.next_f64())
+                }
+                _ => {
+                    failures += 1;
+                    let pace = &mapping.pace;
+                    let (initial, max) = (pace.retry_backoff_initial_ms, pace.retry_backoff_max_ms);
+                    backoff_ms(failures, initial, max, self.rng.next_f64())
+                }
+            };
+            self.note_failure(&answer.outcome, &result, &[]);
+            self.status.update().state = ShardState::Retrying;
+            if !ctx.sleep(wait_ms).await {
+                return BatchEnd::Interrupted;
             }
         }
     }
@@ -315,8 +436,12 @@ impl Lane {
         if !matches!(outcome, Outcome::Success) {
             status.records_failed_invoke += records.len() as u64;
         }
-        let last_arrival = records[records.len() - 1].approximate_arrival_ms;
-        status.iterator_age_ms = Some(started_ms.saturating_sub(last_arrival).max(0));
+        if let Some(last) = records.last() {
+            let age = started_ms
+                .saturating_sub(last.approximate_arrival_ms)
+                .max(0);
+            status.iterator_age_ms = Some(age);
+        }
         status
             .invoke_latency
             .record(finished_ms.saturating_sub(started_ms) as f64);
@@ -337,8 +462,8 @@ impl Lane {
             t_ms,
             mapping: &self.ctx.mapping.name,
             shard_id: &self.shard_id.0,
-            first_sequence_number: &records[0].sequence_number.0,
-            last_sequence_number: &records[records.len() - 1].sequence_number.0,
+            first_sequence_number: records.first().map_or("", |r| r.sequence_number.as_str()),
+            last_sequence_number: records.last().map_or("", |r| r.sequence_number.as_str()),
             records: records.len(),
             payload_bytes,
             attempt,
@@ -378,8 +503,13 @@ impl Lane {
             ),
             Outcome::Success => return,
         };
-        let first = &records[0].sequence_number;
-        let last = &records[records.len() - 1].sequence_number;
+        let (first, last) = match (records.first(), records.last()) {
+            (Some(first), Some(last)) => (
+                first.sequence_number.as_str(),
+                last.sequence_number.as_str(),
+            ),
+            _ => ("final invoke", "of the window"),
+        };
         // A malformed answer is worth seeing at the default level; ordinary failures and
         // throttles are visible in the discard warnings and the progress lines.
         if matches!(outcome, Outcome::InvalidResponse { .. }) {
@@ -467,4 +597,8 @@ fn function_error_message(result: &InvokeResult) -> Option<String> {
     } else {
         message.to_string()
     })
+}
+
+fn lock(window: &Mutex<WindowTracker>) -> std::sync::MutexGuard<'_, WindowTracker> {
+    window.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -26,7 +26,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
@@ -38,9 +38,11 @@ use super::lane::{BatchEnd, Lane, LaneSignal};
 use super::status::{ShardState, ShardStatus};
 use crate::checkpoint::Checkpoint;
 use crate::config::StartingPosition;
+use crate::event::window::window_fields_len;
 use crate::event::EventContext;
 use crate::model::{ShardId, ShardInfo, StreamKind};
 use crate::policy::backoff::backoff_ms;
+use crate::policy::window::{self, WindowTracker, AWS_CLOSE_GRACE_MS};
 use crate::rng::Rng;
 use crate::source::{IteratorPosition, RecordsPage, SourceError};
 
@@ -113,12 +115,26 @@ type LaneDone = (Lane, Batch, Vec<u64>, BatchEnd);
 type LaneFuture = Pin<Box<dyn Future<Output = LaneDone> + Send>>;
 type ReadFuture = Pin<Box<dyn Future<Output = ReadAnswer> + Send>>;
 
+type SharedWindow = Arc<Mutex<WindowTracker>>;
+
+/// The shard's tumbling window, when the mapping has one (a fresh state: a new shard, or a
+/// rewind).
+fn new_window(ctx: &MappingContext) -> Option<SharedWindow> {
+    let seconds = ctx.mapping.tumbling_window_in_seconds;
+    (seconds > 0).then(|| Arc::new(Mutex::new(WindowTracker::new(seconds, AWS_CLOSE_GRACE_MS))))
+}
+
+fn lock(window: &SharedWindow) -> std::sync::MutexGuard<'_, WindowTracker> {
+    window.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The shard's lanes, idle ones first to be taken, and how to signal each.
 fn new_lanes(
     ctx: &Arc<MappingContext>,
     shard_id: &ShardId,
     status: &Arc<ShardStatus>,
     checkpointer: &Arc<Checkpointer>,
+    window: &Option<SharedWindow>,
 ) -> (Vec<Lane>, Vec<Arc<LaneSignal>>) {
     let factor = ctx.mapping.parallelization_factor.max(1) as usize;
     let lanes: Vec<Lane> = (0..factor)
@@ -129,6 +145,7 @@ fn new_lanes(
                 index,
                 status.clone(),
                 checkpointer.clone(),
+                window.clone(),
             )
         })
         .collect();
@@ -171,7 +188,8 @@ pub async fn run_shard(
         status.clone(),
     ));
     let factor = mapping.parallelization_factor.max(1) as usize;
-    let (mut idle, mut signals) = new_lanes(&ctx, &shard_id, &status, &checkpointer);
+    let mut window = new_window(&ctx);
+    let (mut idle, mut signals) = new_lanes(&ctx, &shard_id, &status, &checkpointer, &window);
     let mut running: FuturesUnordered<LaneFuture> = FuturesUnordered::new();
     // Ordering keys of the batches in flight (only with factor > 1).
     let mut held: HashSet<u64> = HashSet::new();
@@ -196,7 +214,59 @@ pub async fn run_shard(
         // Every buffered record's key is held by a busy lane: nothing to cut until a lane
         // finishes or more records are read.
         let mut all_held = false;
-        while !is_paused && !buffer.is_empty() {
+        // With a tumbling window: when the open window next needs an invoke by the clock.
+        let mut window_wake: Option<i64> = None;
+        let idle_lane = if window.is_some() && !is_paused {
+            idle.pop()
+        } else {
+            None
+        };
+        if let (Some(tracker), Some(mut lane)) = (&window, idle_lane) {
+            let shard_ended = reader.ended && read.is_none();
+            let step = lock(tracker).next_step(buffer.arrivals(), shard_ended, ctx.clock.now_ms());
+            match step {
+                window::Step::Invoke { records, cut_now } => {
+                    let full = buffer.holds_full_batch(mapping.batch_size);
+                    let window_over = ctx.clock.now_ms() >= window_start_ms + window_ms;
+                    if full || cut_now || (window_over && !reader.more_waiting) {
+                        checkpointer.hold();
+                        let cap = {
+                            let tracker = lock(tracker);
+                            let fields = tracker.fields(&event_ctx, false);
+                            PAYLOAD_CAP_BYTES - fields.map_or(0, |f| window_fields_len(&f))
+                        };
+                        let spare = spares.pop().unwrap_or_default();
+                        let batch = buffer.take_batch(
+                            mapping.batch_size.min(records.max(1)),
+                            cap,
+                            &event_ctx,
+                            spare,
+                            &held,
+                            usize::MAX,
+                        );
+                        status.update().caught_up = false;
+                        running.push(Box::pin(async move {
+                            let end = lane.process(&batch).await;
+                            (lane, batch, Vec::new(), end)
+                        }));
+                    } else {
+                        idle.push(lane);
+                    }
+                }
+                window::Step::Final => {
+                    checkpointer.hold();
+                    running.push(Box::pin(async move {
+                        let end = lane.final_invoke().await;
+                        (lane, Batch::default(), Vec::new(), end)
+                    }));
+                }
+                window::Step::Wait { until_ms } => {
+                    window_wake = until_ms;
+                    idle.push(lane);
+                }
+            }
+        }
+        while window.is_none() && !is_paused && !buffer.is_empty() {
             let full = buffer.holds_full_batch(mapping.batch_size);
             let window_over = ctx.clock.now_ms() >= window_start_ms + window_ms;
             if !(full || reader.ended || (window_over && !reader.more_waiting)) {
@@ -239,7 +309,9 @@ pub async fn run_shard(
                 (lane, batch, keys, end)
             }));
         }
-        if reader.ended && buffer.is_empty() && running.is_empty() && read.is_none() {
+        let window_open = window.as_ref().is_some_and(|w| lock(w).window().is_some());
+        if reader.ended && buffer.is_empty() && running.is_empty() && read.is_none() && !window_open
+        {
             checkpointer.save(Checkpoint::ShardEnd);
             let mut s = status.update();
             s.state = ShardState::Ended;
@@ -282,6 +354,9 @@ pub async fn run_shard(
             let window_end = window_start_ms + window_ms;
             wake = Some(wake.map_or(window_end, |w| w.min(window_end)));
         }
+        if let Some(at) = window_wake {
+            wake = Some(wake.map_or(at, |w| w.min(at)));
+        }
         let sleep_ms = wake.map(|w| w.saturating_sub(now).max(0) as u64);
         tokio::select! {
             biased;
@@ -318,7 +393,8 @@ pub async fn run_shard(
                         // Abandon the lanes' work and everything read: it is read again.
                         running.clear();
                         held.clear();
-                        (idle, signals) = new_lanes(&ctx, &shard_id, &status, &checkpointer);
+                        window = new_window(&ctx);
+                        (idle, signals) = new_lanes(&ctx, &shard_id, &status, &checkpointer, &window);
                         read = None;
                         buffer.clear();
                         let (checkpoint, position) = match to {

@@ -67,7 +67,11 @@ impl SimulatedFunction {
                 return self.act(rule, &matching, invocation.records, latency_ms);
             }
         }
-        self.respond(latency_ms, None, b"null".to_vec())
+        let body = match windowed_state(invocation.payload) {
+            Some(state) => json!({ "state": state }).to_string().into_bytes(),
+            None => b"null".to_vec(),
+        };
+        self.respond(latency_ms, None, body)
     }
 
     fn act(
@@ -227,6 +231,31 @@ impl Target for SimulatedFunction {
     }
 }
 
+/// A simulated function answering a tumbling-window event aggregates like the AWS
+/// examples do: its state counts the records and sums their data's `amount` field (the
+/// simulated producers write one), carried from the event's `state`. `None` for an event
+/// without a window.
+fn windowed_state(payload: &[u8]) -> Option<serde_json::Value> {
+    memchr::memmem::find(payload, b"\"isFinalInvokeForWindow\"")?;
+    let event: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let state = &event["state"];
+    let (mut count, mut sum) = (
+        state["count"].as_u64().unwrap_or(0),
+        state["sum"].as_u64().unwrap_or(0),
+    );
+    for record in event["Records"].as_array().into_iter().flatten() {
+        count += 1;
+        let data = record["kinesis"]["data"].as_str().unwrap_or("");
+        let amount = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|data| data["amount"].as_u64())
+            .unwrap_or(0);
+        sum += amount;
+    }
+    Some(json!({ "count": count, "sum": sum }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +346,32 @@ mod tests {
         );
         let instant = function(0.0, None, Vec::new());
         assert_eq!(invoke(&instant, &records(&[])).await.1, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_windowed_event_gets_its_state_carried_with_the_records_counted_and_summed() {
+        let data = |amount: u64| {
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("{{\"amount\":{amount}}}"),
+            )
+        };
+        let event = format!(
+            r#"{{"Records":[{{"kinesis":{{"data":"{}"}}}},{{"kinesis":{{"data":"{}"}}}}],"window":{{}},"state":{{"count":1,"sum":5}},"isFinalInvokeForWindow":false}}"#,
+            data(10),
+            data(7)
+        );
+        assert_eq!(
+            windowed_state(event.as_bytes()),
+            Some(json!({"count": 3, "sum": 22}))
+        );
+        let final_invoke =
+            r#"{"Records":[],"state":{"count":3,"sum":22},"isFinalInvokeForWindow":true}"#;
+        assert_eq!(
+            windowed_state(final_invoke.as_bytes()),
+            Some(json!({"count": 3, "sum": 22}))
+        );
+        assert_eq!(windowed_state(br#"{"Records":[]}"#), None);
     }
 
     #[tokio::test(start_paused = true)]
