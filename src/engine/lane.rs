@@ -14,6 +14,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use futures_util::FutureExt;
 use tokio::sync::{oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -131,6 +132,9 @@ impl Lane {
                 "nothing to skip: the batch was resolved before the skip took effect".into(),
             ));
         }
+        // The skip's wake-up, if no wait consumed it, must not cut the next batch's first
+        // backoff short.
+        let _ = self.signal.wake.notified().now_or_never();
         end
     }
 
@@ -285,6 +289,7 @@ impl Lane {
                 return BatchEnd::Interrupted;
             }
             while *self.paused.borrow_and_update() {
+                self.status.update().state = ShardState::Paused;
                 tokio::select! {
                     biased;
                     _ = ctx.cancel.cancelled() => return BatchEnd::Interrupted,
@@ -386,6 +391,8 @@ impl Lane {
 
     /// Sleeps `ms`, or less if the operator pauses or skips; false on shutdown.
     async fn sleep_unless_signalled(&mut self, ms: u64) -> bool {
+        // A pause and resume during the invoke are past: only a change from now wakes.
+        self.paused.borrow_and_update();
         tokio::select! {
             biased;
             _ = self.ctx.cancel.cancelled() => false,

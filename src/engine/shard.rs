@@ -390,6 +390,12 @@ pub async fn run_shard(
                             let _ = reply.send(Err("rewind needs a paused shard: pause it first".into()));
                             continue;
                         }
+                        // DynamoDB Streams cannot open an iterator at a time: such a checkpoint
+                        // would fail every read, after a restart too.
+                        if matches!(to, RewindTo::TimestampMs(_)) && mapping.stream_kind == StreamKind::Dynamodb {
+                            let _ = reply.send(Err("DynamoDB Streams has no AT_TIMESTAMP position: rewind to a sequence number".into()));
+                            continue;
+                        }
                         // Abandon the lanes' work and everything read: it is read again.
                         running.clear();
                         held.clear();
@@ -504,11 +510,15 @@ fn apply_read(
     match answer.result {
         Ok(page) => {
             reader.errors_in_a_row = 0;
+            let got_records = !page.records.is_empty();
             accept_page(ctx, shard_id, status, checkpointer, reader, buffer, page);
             // While records wait, reads are spaced from the start of the previous one (the
             // per-shard limit is on calls per second), so a slow read is not followed by a
             // needless pause; a caught-up shard waits the poll interval after the answer.
-            let busy = reader.more_waiting || !buffer.is_empty();
+            // An empty page means caught up even while buffered records wait for a busy
+            // lane: re-reading at once would spin (no time passes with
+            // `min_read_interval_ms = 0`).
+            let busy = reader.more_waiting || got_records;
             reader.next_read_ms = if busy {
                 answer.started_ms + pace.min_read_interval_ms as i64
             } else {
@@ -605,5 +615,213 @@ fn accept_page(
             reader.more_waiting = false;
             reader.children = page.child_shards;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::assemble::{assemble, Environment, Seeds};
+    use crate::checkpoint::MemoryStore;
+    use crate::clock::Clock;
+    use crate::engine::context::MappingContext;
+    use crate::engine::control::{ControlError, RewindTo};
+    use crate::engine::status::{ShardSnapshot, ShardStatus};
+    use crate::simulate::{simulate, Report, SimulateOptions};
+
+    /// Starts the first mapping of `config` (a simulated world) on the test's paused clock
+    /// and returns it once its first shard runs, with that shard's status.
+    async fn start(config: &str, dir: &std::path::Path) -> (Arc<MappingContext>, Arc<ShardStatus>) {
+        let config =
+            crate::config::parse(config, dir).unwrap_or_else(|e| panic!("invalid config:\n{e}"));
+        let start_ms = config.simulation.start_ms;
+        let env = Environment {
+            clock: Clock::starting_at(start_ms),
+            store: Arc::new(MemoryStore::default()),
+            stream_created_at_ms: &|_| Ok(start_ms),
+            seeds: Seeds {
+                world: 1,
+                engine: 1,
+            },
+            invocation_log: None,
+            tap: None,
+            aws: None,
+            cancel: tokio_util::sync::CancellationToken::new(),
+        };
+        let parts = assemble(&config, env).await.expect("assemble");
+        let ctx = parts.contexts[0].clone();
+        tokio::spawn(super::super::supervisor::run_mapping(ctx.clone()));
+        for _ in 0..100 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if let Some(status) = ctx
+                .status
+                .snapshots()
+                .first()
+                .and_then(|s| ctx.status.get(&s.shard_id))
+            {
+                if status.snapshot().running_since_ms.is_some() {
+                    return (ctx, status);
+                }
+            }
+        }
+        panic!("no shard started");
+    }
+
+    async fn wait_until(shard: &ShardStatus, what: impl Fn(&ShardSnapshot) -> bool) {
+        for _ in 0..10_000 {
+            if what(&shard.snapshot()) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("never happened: {:?}", shard.snapshot());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_skip_that_came_too_late_does_not_cut_the_next_batch_s_backoff_short() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (ctx, shard) = start(
+            r#"
+[[streams]]
+name = "s"
+kind = "kinesis"
+shards = 1
+
+[[streams.producers]]
+rate_per_second = 1.0
+records = 1
+
+[[streams.producers]]
+rate_per_second = 1.0
+start_seconds = 5.0
+records = 1
+poison_every = 1
+
+[[functions]]
+name = "f"
+latency = { p50_ms = 1000.0, p99_ms = 1000.0 }
+
+[[functions.rules]]
+when_data_contains = '"poison":true'
+action = "error"
+
+[[mappings]]
+name = "m"
+event_source_arn = "s"
+function_name = "f"
+starting_position = "TRIM_HORIZON"
+maximum_retry_attempts = -1
+pace = { retry_backoff_initial_ms = 10000, retry_backoff_max_ms = 10000 }
+"#,
+            dir.path(),
+        )
+        .await;
+        // A skip while the healthy first batch is being invoked: it resolves first.
+        wait_until(&shard, |s| !s.in_flight.is_empty()).await;
+        let skipping = shard.clone();
+        let skip = tokio::spawn(async move { skipping.skip().await });
+        let answer = skip.await.expect("skip task");
+        assert!(answer.is_err(), "nothing was left to skip: {answer:?}");
+        // The poison batch fails once: its retry waits at least 5 s (half the backoff).
+        wait_until(&shard, |s| s.last_error.is_some()).await;
+        let invocations = shard.snapshot().invocations;
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        assert_eq!(
+            shard.snapshot().invocations,
+            invocations,
+            "retried without its backoff"
+        );
+        ctx.cancel.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dynamodb_shard_refuses_a_rewind_to_a_time_and_keeps_its_checkpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (ctx, shard) = start(
+            r#"
+[[streams]]
+name = "orders"
+kind = "dynamodb"
+shards = 1
+
+[[streams.producers]]
+rate_per_second = 10.0
+records = 5
+keys = 2
+
+[[functions]]
+name = "f"
+
+[[mappings]]
+name = "m"
+event_source_arn = "orders"
+function_name = "f"
+starting_position = "TRIM_HORIZON"
+"#,
+            dir.path(),
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        shard.pause();
+        let before = shard.snapshot().checkpoint;
+        assert!(before.is_some(), "the shard has checkpointed");
+        let result = shard.rewind(RewindTo::TimestampMs(0)).await;
+        let Err(ControlError::Conflict(message)) = result else {
+            panic!("a rewind to a time was accepted on DynamoDB Streams: {result:?}");
+        };
+        assert!(message.contains("AT_TIMESTAMP"), "{message}");
+        assert_eq!(shard.snapshot().checkpoint, before);
+        ctx.cancel.cancel();
+    }
+
+    /// Runs a simulation of `config` (TOML text); fails instead of hanging when the
+    /// engine spins without letting the virtual clock advance.
+    fn simulate_within_10_s(config: &str) -> Report {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = crate::config::parse(config, dir.path())
+            .unwrap_or_else(|e| panic!("invalid config:\n{e}"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ =
+                tx.send(simulate(&config, &SimulateOptions::default()).map_err(|e| e.to_string()));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the simulation hung: the shard loop spins without virtual time advancing")
+            .expect("simulate")
+    }
+
+    #[test]
+    fn reads_with_no_minimum_interval_while_a_lane_is_busy_do_not_spin() {
+        let report = simulate_within_10_s(
+            r#"
+[simulation]
+seed = 3
+max_duration_seconds = 60
+
+[[streams]]
+name = "s"
+kind = "kinesis"
+shards = 1
+
+[[streams.producers]]
+rate_per_second = 1000.0
+records = 15
+keys = 3
+
+[[functions]]
+name = "slow"
+latency = { p50_ms = 500.0, p99_ms = 500.0 }
+
+[[mappings]]
+name = "m"
+event_source_arn = "s"
+function_name = "slow"
+starting_position = "TRIM_HORIZON"
+batch_size = 10
+pace = { min_read_interval_ms = 0 }
+"#,
+        );
+        assert_eq!(report.counts.records_succeeded, 15, "{:?}", report.counts);
     }
 }
