@@ -5,6 +5,8 @@
 //! token and the non-loopback rule hold. HTTP is spoken by hand (one request per
 //! connection), so the tests see exactly what a client sees.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -63,26 +65,17 @@ fn config_text(admin: &str) -> String {
     format!("state_dir = \"state\"\n[admin]\n{admin}\n{WORLD}")
 }
 
-/// A daemon running in this process until `stop`.
+/// A daemon running in this process until `stop`, and its admin API's URL.
 struct Daemon {
     url: String,
     dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    daemon: support::daemon::Daemon,
 }
 
 impl Daemon {
     async fn start(config_text: &str, tap: Option<Observer>) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = esm_sim::config::parse(config_text, dir.path())
-            .unwrap_or_else(|e| panic!("invalid test config:\n{e}"));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            esm_sim::daemon::run_until(&config, tap, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
+        let daemon = support::daemon::Daemon::start(config_text, dir.path(), tap);
         let addr_file = dir.path().join("state").join("admin.addr");
         let deadline = Instant::now() + Duration::from_secs(20);
         let url = loop {
@@ -91,7 +84,7 @@ impl Daemon {
                     break text.trim().to_string();
                 }
             }
-            assert!(!task.is_finished(), "the daemon stopped before serving");
+            assert!(!daemon.is_finished(), "the daemon stopped before serving");
             assert!(
                 Instant::now() < deadline,
                 "no {} after 20 s",
@@ -99,23 +92,11 @@ impl Daemon {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        Daemon {
-            url,
-            dir,
-            stop: Some(stop),
-            task,
-        }
+        Daemon { url, dir, daemon }
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let result = tokio::time::timeout(Duration::from_secs(20), &mut self.task)
-            .await
-            .expect("the daemon stops within 20 s")
-            .expect("the daemon task");
-        result.expect("the daemon stops cleanly");
+    async fn stop(self) {
+        self.daemon.stop().await;
         assert!(
             !self.dir.path().join("state/admin.addr").exists(),
             "admin.addr is removed on a clean stop"
@@ -500,7 +481,15 @@ fn tap_len(seen: &Invoked) -> usize {
 async fn pause_stops_invocations_rewind_needs_a_pause_and_redelivers_and_errors_are_json() {
     let (seen, tap) = recording_tap();
     let daemon = Daemon::start(&config_text("listen = \"127.0.0.1:0\""), Some(tap)).await;
-    let shards = daemon.get("/shards").await;
+    // The API answers as soon as it listens; the shards are listed a moment later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let shards = loop {
+        let shards = daemon.get("/shards").await;
+        if shards_by_id(&shards).len() == 4 || Instant::now() > deadline {
+            break shards;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let ids: Vec<String> = shards_by_id(&shards).into_keys().collect();
     assert_eq!(ids.len(), 4, "{shards}");
     let shard = ids[0].clone();

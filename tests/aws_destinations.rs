@@ -11,13 +11,14 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::{Message, QueueAttributeName};
+use aws_sdk_sqs::types::Message;
 use esm_sim::aws::AwsFactory;
 use esm_sim::destination::sns::SnsDestination;
 use esm_sim::destination::sqs::SqsDestination;
 use esm_sim::destination::FailureDestination;
 use esm_sim::event::{BatchInfo, Condition, FailureRecord, ResponseContext};
 use esm_sim::model::{SequenceNumber, ShardId, StreamKind};
+use support::create_queue;
 
 /// How long a message may take to arrive.
 const ARRIVES_WITHIN: Duration = Duration::from_secs(20);
@@ -33,32 +34,6 @@ async fn sns_admin() -> aws_sdk_sns::Client {
 /// The factory the destinations under test are built with, as the daemon builds it.
 fn factory() -> AwsFactory {
     AwsFactory::new(Some(support::moto_endpoint()), "us-east-1".into())
-}
-
-/// A new standard queue: (URL, ARN as the server reports it).
-async fn create_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> (String, String) {
-    let url = sqs
-        .create_queue()
-        .queue_name(support::unique(prefix))
-        .send()
-        .await
-        .expect("CreateQueue")
-        .queue_url()
-        .expect("a queue URL")
-        .to_string();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("GetQueueAttributes");
-    let arn = attributes
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .expect("a QueueArn")
-        .to_string();
-    (url, arn)
 }
 
 /// A new standard topic's ARN, as CreateTopic returns it.

@@ -22,10 +22,7 @@ mod support;
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as DdbValue, KeySchemaElement, KeyType,
-    ScalarAttributeType, StreamSpecification, StreamViewType as DdbViewType,
-};
+use aws_sdk_dynamodb::types::{AttributeValue as DdbValue, StreamViewType as DdbViewType};
 use aws_sdk_dynamodbstreams::types::AttributeValue;
 use aws_smithy_types::Blob;
 use esm_sim::aws::AwsFactory;
@@ -36,47 +33,7 @@ use esm_sim::model::{
 use esm_sim::source::dynamodb_streams::{attribute_json, DynamodbStreamsSource};
 use esm_sim::source::{IteratorPosition, SourceError, StreamSource};
 use serde_json::{json, Value};
-
-/// A table `pk` (S) with a stream of `view`: the DynamoDB client, table name, stream ARN.
-async fn table(view: DdbViewType) -> (aws_sdk_dynamodb::Client, String, String) {
-    let config = support::sdk_config(&support::moto_endpoint()).await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let name = support::unique("esm-ddb-source");
-    let output = client
-        .create_table()
-        .table_name(&name)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(view)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("CreateTable");
-    let stream_arn = output
-        .table_description()
-        .and_then(|t| t.latest_stream_arn())
-        .expect("the table has a stream")
-        .to_string();
-    (client, name, stream_arn)
-}
+use support::create_table;
 
 async fn source(stream_arn: &str) -> DynamodbStreamsSource {
     let factory = AwsFactory::new(Some(support::moto_endpoint()), "us-east-1".into());
@@ -191,7 +148,7 @@ fn now_ms() -> i64 {
 
 #[tokio::test]
 async fn new_and_old_images_give_an_insert_a_new_image_a_modify_both_and_a_remove_the_old_image() {
-    let (client, name, arn) = table(DdbViewType::NewAndOldImages).await;
+    let (client, name, arn) = create_table(DdbViewType::NewAndOldImages).await;
     insert_modify_remove(&client, &name).await;
     let src = source(&arn).await;
     assert_eq!(src.stream_arn(), arn);
@@ -288,7 +245,7 @@ async fn keys_only_new_image_and_old_image_streams_carry_only_what_their_view_ty
         ),
     ];
     for (view, model_view, expected) in cases {
-        let (client, name, arn) = table(view).await;
+        let (client, name, arn) = create_table(view).await;
         insert_modify_remove(&client, &name).await;
         let src = source(&arn).await;
         assert_eq!(src.stream_view_type(), Some(model_view));
@@ -383,7 +340,7 @@ fn sort_sets(value: &mut Value) {
 
 #[tokio::test]
 async fn an_item_with_every_attribute_type_reads_back_as_dynamodb_json() {
-    let (client, name, arn) = table(DdbViewType::NewImage).await;
+    let (client, name, arn) = create_table(DdbViewType::NewImage).await;
     client
         .put_item()
         .table_name(&name)
@@ -434,7 +391,7 @@ async fn an_item_with_every_attribute_type_reads_back_as_dynamodb_json() {
 
 #[tokio::test]
 async fn after_sequence_number_resumes_after_a_record_and_latest_sees_only_later_writes() {
-    let (client, name, arn) = table(DdbViewType::KeysOnly).await;
+    let (client, name, arn) = create_table(DdbViewType::KeysOnly).await;
     for pk in ["k1", "k2", "k3"] {
         put(&client, &name, pk).await;
     }
@@ -485,7 +442,7 @@ async fn after_sequence_number_resumes_after_a_record_and_latest_sees_only_later
 
 #[tokio::test]
 async fn connect_on_a_missing_stream_fails_with_stream_not_found_and_the_arn() {
-    let (_, name, arn) = table(DdbViewType::KeysOnly).await;
+    let (_, name, arn) = create_table(DdbViewType::KeysOnly).await;
     // The ARN of a stream of a table that does not exist, in the server's account.
     let missing = arn.replace(
         &format!(":table/{name}/"),
@@ -502,7 +459,7 @@ async fn connect_on_a_missing_stream_fails_with_stream_not_found_and_the_arn() {
 
 #[tokio::test]
 async fn at_timestamp_and_iterators_not_made_by_the_source_are_refused() {
-    let (_, _, arn) = table(DdbViewType::KeysOnly).await;
+    let (_, _, arn) = create_table(DdbViewType::KeysOnly).await;
     let src = source(&arn).await;
     let shard = only_shard(&src).await;
     assert_eq!(
@@ -526,7 +483,7 @@ async fn at_timestamp_and_iterators_not_made_by_the_source_are_refused() {
 
 #[tokio::test]
 async fn records_read_by_the_source_encode_as_the_lambda_dynamodb_event() {
-    let (client, name, arn) = table(DdbViewType::NewAndOldImages).await;
+    let (client, name, arn) = create_table(DdbViewType::NewAndOldImages).await;
     insert_modify_remove(&client, &name).await;
     let src = source(&arn).await;
     let shard = only_shard(&src).await;
@@ -779,7 +736,7 @@ async fn proxied() -> (
     ShardId,
     Vec<StreamRecord>,
 ) {
-    let (client, name, arn) = table(DdbViewType::KeysOnly).await;
+    let (client, name, arn) = create_table(DdbViewType::KeysOnly).await;
     put(&client, &name, "k1").await;
     put(&client, &name, "k2").await;
     let proxy = FaultProxy::start(support::moto_endpoint()).await;

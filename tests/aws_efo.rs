@@ -13,83 +13,22 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::ConsumerStatus;
 use esm_sim::aws::AwsFactory;
-use esm_sim::config::{self, FanOutConsumer};
-use esm_sim::daemon::run_until;
+use esm_sim::config::FanOutConsumer;
 use esm_sim::model::{RecordBody, ShardId, StreamRecord};
 use esm_sim::source::kinesis_efo::KinesisEfoSource;
 use esm_sim::source::{IteratorPosition, SourceError, StreamSource};
 use esm_sim::target::tap::Observer;
 use esm_sim::target::InvokeResult;
 use serde_json::Value;
-use tokio::sync::oneshot;
+use support::daemon::{start_error, wait_for, Daemon};
+use support::daemon_config::{fails_on_poison, mapping, on_failure};
+use support::stream::TestStream;
+use support::{put_record, RecordPut};
 
 async fn kinesis() -> aws_sdk_kinesis::Client {
     aws_sdk_kinesis::Client::new(&support::sdk_config(&support::kinesis_endpoint()).await)
-}
-
-/// A test's stream: deleted with its consumers when the test ends, passed or failed.
-struct Stream {
-    arn: String,
-}
-
-impl Stream {
-    async fn create(client: &aws_sdk_kinesis::Client, shards: i32) -> Stream {
-        let arn = support::create_stream(client, &support::unique("efo"), shards).await;
-        Stream { arn }
-    }
-}
-
-impl Drop for Stream {
-    /// Deletes from a thread of its own, with a runtime and client of its own: the test's
-    /// runtime may be blocked here.
-    fn drop(&mut self) {
-        let arn = self.arn.clone();
-        let deleted = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async {
-                kinesis()
-                    .await
-                    .delete_stream()
-                    .stream_arn(&arn)
-                    .enforce_consumer_deletion(true)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("{e:?}"))
-            })
-        })
-        .join();
-        if !matches!(deleted, Ok(Ok(()))) {
-            eprintln!("could not delete test stream {}: {deleted:?}", self.arn);
-        }
-    }
-}
-
-/// Puts one record; returns (shard, sequence number).
-async fn put(
-    client: &aws_sdk_kinesis::Client,
-    stream_arn: &str,
-    key: &str,
-    data: &str,
-) -> (String, String) {
-    let out = client
-        .put_record()
-        .stream_arn(stream_arn)
-        .partition_key(key)
-        .data(Blob::new(data.as_bytes().to_vec()))
-        .send()
-        .await
-        .expect("PutRecord");
-    (
-        out.shard_id().to_string(),
-        out.sequence_number().to_string(),
-    )
 }
 
 /// Registers consumer `name` and waits until it is ACTIVE; returns its ARN.
@@ -179,83 +118,6 @@ fn recording_tap() -> (Seen, Observer) {
     (seen, tap)
 }
 
-/// A running daemon and the means to stop it.
-struct Daemon {
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Daemon {
-    fn start(config_text: &str, dir: &tempfile::TempDir, tap: Observer) -> Daemon {
-        let config =
-            config::parse(config_text, dir.path()).unwrap_or_else(|e| panic!("config:\n{e}"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            run_until(&config, Some(tap), async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        Daemon { stop, task }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        match tokio::time::timeout(Duration::from_secs(20), self.task).await {
-            Ok(Ok(Ok(()))) => {}
-            other => panic!("the daemon did not stop cleanly: {other:?}"),
-        }
-    }
-}
-
-/// Waits until `done` holds, failing the test after `seconds`.
-async fn wait_for(seconds: u64, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A daemon config: function `fails-on-poison`, and `mappings` (TOML) with a fast pace.
-fn daemon_config(dir: &std::path::Path, mappings: &str) -> String {
-    format!(
-        r#"state_dir = "{state}"
-
-[[functions]]
-name = "fails-on-poison"
-
-[[functions.rules]]
-when_data_contains = "poison"
-action = "error"
-{mappings}"#,
-        state = dir.join("state").display()
-    )
-}
-
-/// One mapping of `fails-on-poison`, from TRIM_HORIZON, with a fast pace.
-fn mapping(name: &str, event_source_arn: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[mappings]]
-name = "{name}"
-event_source_arn = "{event_source_arn}"
-function_name = "fails-on-poison"
-starting_position = "TRIM_HORIZON"
-{extra}
-[mappings.pace]
-poll_interval_ms = 100
-min_read_interval_ms = 50
-retry_backoff_initial_ms = 50
-retry_backoff_max_ms = 200
-throttle_backoff_initial_ms = 50
-throttle_backoff_max_ms = 500
-discovery_interval_seconds = 1
-shutdown_grace_seconds = 2
-"#
-    )
-}
-
 /// Per shard, the sequence numbers in the order they were put (or seen).
 fn by_shard<'a>(
     items: impl Iterator<Item = (&'a str, &'a str)>,
@@ -270,11 +132,11 @@ fn by_shard<'a>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_name_registers_the_consumer_and_every_shards_records_arrive_once_in_order() {
     let client = kinesis().await;
-    let stream = Stream::create(&client, 2).await;
+    let stream = TestStream::create(&client, "efo", 2).await;
     let mut put_order = Vec::new();
     for i in 0..10 {
         put_order.push(
-            put(
+            put_record(
                 &client,
                 &stream.arn,
                 &format!("k{i}"),
@@ -284,7 +146,7 @@ async fn a_consumer_name_registers_the_consumer_and_every_shards_records_arrive_
         );
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let text = daemon_config(
+    let text = fails_on_poison(
         dir.path(),
         &mapping(
             "efo",
@@ -293,7 +155,7 @@ async fn a_consumer_name_registers_the_consumer_and_every_shards_records_arrive_
         ),
     );
     let (seen, tap) = recording_tap();
-    let daemon = Daemon::start(&text, &dir, tap);
+    let daemon = Daemon::start(&text, dir.path(), Some(tap));
     wait_for(30, "the first ten records", || {
         seen.lock().expect("lock").len() >= 10
     })
@@ -301,7 +163,7 @@ async fn a_consumer_name_registers_the_consumer_and_every_shards_records_arrive_
     // Records written while subscribed are pushed too.
     for i in 10..20 {
         put_order.push(
-            put(
+            put_record(
                 &client,
                 &stream.arn,
                 &format!("k{i}"),
@@ -327,7 +189,7 @@ async fn a_consumer_name_registers_the_consumer_and_every_shards_records_arrive_
         by_shard(
             put_order
                 .iter()
-                .map(|(shard, seq)| (shard.as_str(), seq.as_str()))
+                .map(|put| (put.shard_id.as_str(), put.sequence_number.as_str()))
         ),
         "every shard's records in order"
     );
@@ -339,13 +201,13 @@ async fn a_consumer_name_registers_the_consumer_and_every_shards_records_arrive_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_consumer_is_reused_by_name_and_a_restart_resumes_from_the_checkpoint() {
     let client = kinesis().await;
-    let stream = Stream::create(&client, 1).await;
+    let stream = TestStream::create(&client, "efo", 1).await;
     let consumer_arn = register(&client, &stream.arn, "shared").await;
     for i in 0..5 {
-        put(&client, &stream.arn, "k", &format!("{{\"n\":{i}}}")).await;
+        put_record(&client, &stream.arn, "k", &format!("{{\"n\":{i}}}")).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let text = daemon_config(
+    let text = fails_on_poison(
         dir.path(),
         &mapping(
             "efo",
@@ -354,16 +216,16 @@ async fn an_existing_consumer_is_reused_by_name_and_a_restart_resumes_from_the_c
         ),
     );
     let (seen, tap) = recording_tap();
-    let daemon = Daemon::start(&text, &dir, tap.clone());
+    let daemon = Daemon::start(&text, dir.path(), Some(tap.clone()));
     wait_for(30, "the first five records", || {
         seen.lock().expect("lock").len() >= 5
     })
     .await;
     daemon.stop().await;
     for i in 5..10 {
-        put(&client, &stream.arn, "k", &format!("{{\"n\":{i}}}")).await;
+        put_record(&client, &stream.arn, "k", &format!("{{\"n\":{i}}}")).await;
     }
-    let daemon = Daemon::start(&text, &dir, tap);
+    let daemon = Daemon::start(&text, dir.path(), Some(tap));
     wait_for(30, "the next five records", || {
         seen.lock().expect("lock").len() >= 10
     })
@@ -410,16 +272,21 @@ fn comparable(line: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_record_read_through_a_consumer_arn_gives_the_failure_record_get_records_gives() {
     let client = kinesis().await;
-    let stream = Stream::create(&client, 1).await;
+    let stream = TestStream::create(&client, "efo", 1).await;
     let consumer_arn = register(&client, &stream.arn, "failures").await;
-    put(&client, &stream.arn, "user-1", r#"{"n":1}"#).await;
-    let (_, poison) = put(&client, &stream.arn, "user-1", r#"{"n":2,"poison":true}"#).await;
-    put(&client, &stream.arn, "user-1", r#"{"n":3}"#).await;
+    put_record(&client, &stream.arn, "user-1", r#"{"n":1}"#).await;
+    let poison = put_record(&client, &stream.arn, "user-1", r#"{"n":2,"poison":true}"#)
+        .await
+        .sequence_number;
+    put_record(&client, &stream.arn, "user-1", r#"{"n":3}"#).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = |file: &str| {
-        format!("batch_size = 1\nmaximum_retry_attempts = 1\ndestination_config = {{ on_failure = {{ destination = \"file://{file}\" }} }}\n")
+        format!(
+            "batch_size = 1\nmaximum_retry_attempts = 1\n{}",
+            on_failure(&format!("file://{file}"))
+        )
     };
-    let text = daemon_config(
+    let text = fails_on_poison(
         dir.path(),
         &format!(
             "{}{}",
@@ -428,7 +295,7 @@ async fn a_poison_record_read_through_a_consumer_arn_gives_the_failure_record_ge
         ),
     );
     let (seen, tap) = recording_tap();
-    let daemon = Daemon::start(&text, &dir, tap);
+    let daemon = Daemon::start(&text, dir.path(), Some(tap));
     let read = |file: &str| std::fs::read_to_string(dir.path().join(file)).unwrap_or_default();
     wait_for(30, "both mappings past the poison record", || {
         let ok = seen
@@ -463,26 +330,18 @@ async fn a_poison_record_read_through_a_consumer_arn_gives_the_failure_record_ge
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_arn_that_does_not_exist_is_a_clear_error_at_start() {
     let client = kinesis().await;
-    let stream = Stream::create(&client, 1).await;
+    let stream = TestStream::create(&client, "efo", 1).await;
     let missing = format!("{}/consumer/nobody:1767225600", stream.arn);
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = config::parse(
-        &daemon_config(dir.path(), &mapping("efo", &missing, "")),
+    let error = start_error(
+        &fails_on_poison(dir.path(), &mapping("efo", &missing, "")),
         dir.path(),
     )
-    .expect("config");
-    let result = tokio::time::timeout(
-        Duration::from_secs(30),
-        run_until(&config, None, std::future::pending()),
-    )
     .await;
-    match result {
-        Ok(Err(error)) => assert!(
-            format!("{error:#}").contains(&format!("Consumer not found: {missing}")),
-            "{error:#}"
-        ),
-        other => panic!("expected an error at start, got {other:?}"),
-    }
+    assert!(
+        error.contains(&format!("Consumer not found: {missing}")),
+        "{error}"
+    );
 }
 
 /// The source under test, built as the daemon builds it.
@@ -501,7 +360,7 @@ async fn efo_source(stream_arn: &str, consumer: &str) -> KinesisEfoSource {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewed_subscriptions_resume_after_the_continuation_without_loss_or_duplicates() {
     let client = kinesis().await;
-    let stream = Stream::create(&client, 1).await;
+    let stream = TestStream::create(&client, "efo", 1).await;
     let source = efo_source(&stream.arn, "renewing")
         .await
         .with_subscription_lifetime(Duration::from_millis(600));
@@ -515,7 +374,11 @@ async fn renewed_subscriptions_resume_after_the_continuation_without_loss_or_dup
         tokio::spawn(async move {
             let mut put_order = Vec::new();
             for i in 0..30 {
-                put_order.push(put(&client, &arn, "k", &format!("r{i}")).await.1);
+                put_order.push(
+                    put_record(&client, &arn, "k", format!("r{i}"))
+                        .await
+                        .sequence_number,
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             put_order
@@ -569,13 +432,16 @@ async fn renewed_subscriptions_resume_after_the_continuation_without_loss_or_dup
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_parent_ends_its_subscription_with_the_children_named() {
     let client = kinesis().await;
-    let stream = Stream::create(&client, 1).await;
+    let stream = TestStream::create(&client, "efo", 1).await;
     // kinesis-local keeps a closed shard's subscription open: the shard's end shows at
     // the next resubscription, brought forward here.
     let source = efo_source(&stream.arn, "splitting")
         .await
         .with_subscription_lifetime(Duration::from_secs(1));
-    let (parent, before) = put(&client, &stream.arn, "k", "before").await;
+    let RecordPut {
+        shard_id: parent,
+        sequence_number: before,
+    } = put_record(&client, &stream.arn, "k", "before").await;
     let shard = ShardId(parent.clone());
     let token = source
         .shard_iterator(&shard, &IteratorPosition::TrimHorizon)
@@ -642,9 +508,9 @@ async fn a_split_parent_ends_its_subscription_with_the_children_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_at_a_timestamp_reads_only_what_arrived_from_then_on() {
     let client = kinesis().await;
-    let stream = Stream::create(&client, 1).await;
+    let stream = TestStream::create(&client, "efo", 1).await;
     let source = efo_source(&stream.arn, "from-now").await;
-    put(&client, &stream.arn, "k", "old").await;
+    put_record(&client, &stream.arn, "k", "old").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -658,7 +524,7 @@ async fn a_start_at_a_timestamp_reads_only_what_arrived_from_then_on() {
         )
         .await
         .expect("an iterator");
-    put(&client, &stream.arn, "k", "new").await;
+    put_record(&client, &stream.arn, "k", "new").await;
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && got.is_empty() {

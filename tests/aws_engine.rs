@@ -9,14 +9,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::primitives::Blob;
-use esm_sim::config;
-use esm_sim::daemon::run_until;
 use esm_sim::model::{RecordBody, ShardId, StreamRecord};
 use esm_sim::target::tap::Observer;
 use esm_sim::target::InvokeResult;
 use serde_json::Value;
-use tokio::sync::oneshot;
+use support::daemon::{start_error, wait_for, Daemon};
+use support::{daemon_config, put_record};
 
 /// What the function saw: (shard, sequence number, partition key or item key, data or
 /// event name, succeeded).
@@ -61,52 +59,6 @@ fn recording_tap() -> (Seen, Observer) {
     (seen, tap)
 }
 
-/// A running daemon and the means to stop it.
-struct Daemon {
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _dir: Arc<tempfile::TempDir>,
-}
-
-impl Daemon {
-    fn start(config_text: &str, dir: Arc<tempfile::TempDir>, tap: Observer) -> Daemon {
-        let config =
-            config::parse(config_text, dir.path()).unwrap_or_else(|e| panic!("config:\n{e}"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            run_until(&config, Some(tap), async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        Daemon {
-            stop: Some(stop),
-            task,
-            _dir: dir,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let result = tokio::time::timeout(Duration::from_secs(20), &mut self.task).await;
-        match result {
-            Ok(Ok(Ok(()))) => {}
-            other => panic!("the daemon did not stop cleanly: {other:?}"),
-        }
-    }
-}
-
-/// Waits until `done` holds, failing the test after `seconds`.
-async fn wait_for(seconds: u64, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn mapping_config(
     dir: &std::path::Path,
     stream_arn: &str,
@@ -114,35 +66,11 @@ fn mapping_config(
     extra: &str,
 ) -> String {
     let destination = destination
-        .map(|d| format!("destination_config = {{ on_failure = {{ destination = \"{d}\" }} }}\n"))
+        .map(daemon_config::on_failure)
         .unwrap_or_default();
-    format!(
-        r#"state_dir = "{state}"
-
-[[functions]]
-name = "fails-on-poison"
-
-[[functions.rules]]
-when_data_contains = "poison"
-action = "error"
-
-[[mappings]]
-name = "e2e"
-event_source_arn = "{stream_arn}"
-function_name = "fails-on-poison"
-starting_position = "TRIM_HORIZON"
-{destination}{extra}
-[mappings.pace]
-poll_interval_ms = 100
-min_read_interval_ms = 50
-retry_backoff_initial_ms = 50
-retry_backoff_max_ms = 200
-throttle_backoff_initial_ms = 50
-throttle_backoff_max_ms = 500
-discovery_interval_seconds = 1
-shutdown_grace_seconds = 2
-"#,
-        state = dir.join("state").display()
+    daemon_config::fails_on_poison(
+        dir,
+        &daemon_config::mapping("e2e", stream_arn, &format!("{destination}{extra}")),
     )
 }
 
@@ -165,46 +93,8 @@ async fn delete_stream(client: &aws_sdk_kinesis::Client, stream_arn: &str) {
         .expect("DeleteStream");
 }
 
-/// Puts one record; returns its sequence number.
-async fn put(client: &aws_sdk_kinesis::Client, stream_arn: &str, key: &str, data: &str) -> String {
-    client
-        .put_record()
-        .stream_arn(stream_arn)
-        .partition_key(key)
-        .data(Blob::new(data.as_bytes().to_vec()))
-        .send()
-        .await
-        .expect("PutRecord")
-        .sequence_number()
-        .to_string()
-}
-
 async fn sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&support::sdk_config(&support::moto_endpoint()).await)
-}
-
-/// Creates a queue; returns (url, arn).
-async fn create_queue(client: &aws_sdk_sqs::Client) -> (String, String) {
-    let url = client
-        .create_queue()
-        .queue_name(support::unique("failures"))
-        .send()
-        .await
-        .expect("CreateQueue");
-    let url = url.queue_url().expect("queue url").to_string();
-    let attributes = client
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("GetQueueAttributes");
-    let arn = attributes
-        .attributes()
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-        .expect("QueueArn")
-        .clone();
-    (url, arn)
 }
 
 /// Receives at least `count` messages within `seconds`; returns their bodies.
@@ -289,11 +179,13 @@ async fn a_kinesis_mapping_retries_a_poison_record_once_and_sends_its_failure_re
     let kinesis = kinesis().await;
     let stream_arn = create_stream(&kinesis, 1).await;
     let sqs = sqs().await;
-    let (queue_url, queue_arn) = create_queue(&sqs).await;
-    put(&kinesis, &stream_arn, "user-1", r#"{"n":1}"#).await;
-    let poison = put(&kinesis, &stream_arn, "user-1", r#"{"n":2,"poison":true}"#).await;
-    put(&kinesis, &stream_arn, "user-1", r#"{"n":3}"#).await;
-    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let (queue_url, queue_arn) = support::create_queue(&sqs, "failures").await;
+    put_record(&kinesis, &stream_arn, "user-1", r#"{"n":1}"#).await;
+    let poison = put_record(&kinesis, &stream_arn, "user-1", r#"{"n":2,"poison":true}"#)
+        .await
+        .sequence_number;
+    put_record(&kinesis, &stream_arn, "user-1", r#"{"n":3}"#).await;
+    let dir = tempfile::tempdir().expect("tempdir");
     let text = mapping_config(
         dir.path(),
         &stream_arn,
@@ -301,7 +193,7 @@ async fn a_kinesis_mapping_retries_a_poison_record_once_and_sends_its_failure_re
         "batch_size = 1\nmaximum_retry_attempts = 1\n",
     );
     let (seen, tap) = recording_tap();
-    let daemon = Daemon::start(&text, dir.clone(), tap);
+    let daemon = Daemon::start(&text, dir.path(), Some(tap));
     let bodies = receive(&sqs, &queue_url, 1, 30).await;
     wait_for(20, "the third record to succeed", || {
         seen.lock()
@@ -330,7 +222,7 @@ async fn a_failure_record_published_to_a_real_sns_topic_reaches_a_subscribed_que
     let kinesis = kinesis().await;
     let stream_arn = create_stream(&kinesis, 1).await;
     let sqs = sqs().await;
-    let (queue_url, queue_arn) = create_queue(&sqs).await;
+    let (queue_url, queue_arn) = support::create_queue(&sqs, "failures").await;
     let sns = aws_sdk_sns::Client::new(&support::sdk_config(&support::moto_endpoint()).await);
     let topic = sns
         .create_topic()
@@ -346,8 +238,10 @@ async fn a_failure_record_published_to_a_real_sns_topic_reaches_a_subscribed_que
         .send()
         .await
         .expect("Subscribe");
-    let poison = put(&kinesis, &stream_arn, "user-7", r#"{"poison":true}"#).await;
-    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let poison = put_record(&kinesis, &stream_arn, "user-7", r#"{"poison":true}"#)
+        .await
+        .sequence_number;
+    let dir = tempfile::tempdir().expect("tempdir");
     let text = mapping_config(
         dir.path(),
         &stream_arn,
@@ -355,7 +249,7 @@ async fn a_failure_record_published_to_a_real_sns_topic_reaches_a_subscribed_que
         "batch_size = 1\nmaximum_retry_attempts = 1\n",
     );
     let (_, tap) = recording_tap();
-    let daemon = Daemon::start(&text, dir.clone(), tap);
+    let daemon = Daemon::start(&text, dir.path(), Some(tap));
     let bodies = receive(&sqs, &queue_url, 1, 30).await;
     daemon.stop().await;
     delete_stream(&kinesis, &stream_arn).await;
@@ -407,7 +301,7 @@ async fn across_a_split_and_a_merge_on_kinesis_local_parents_finish_first_and_ev
         async move {
             for i in 0..12 {
                 let key = keys[i % keys.len()];
-                put(
+                put_record(
                     &kinesis,
                     &stream_arn,
                     key,
@@ -447,10 +341,10 @@ async fn across_a_split_and_a_merge_on_kinesis_local_parents_finish_first_and_ev
     support::wait_active(&kinesis, &stream_arn).await;
     put_round(2).await;
     let n = 36;
-    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let dir = tempfile::tempdir().expect("tempdir");
     let text = mapping_config(dir.path(), &stream_arn, None, "batch_size = 5\n");
     let (seen, tap) = recording_tap();
-    let daemon = Daemon::start(&text, dir.clone(), tap);
+    let daemon = Daemon::start(&text, dir.path(), Some(tap));
     wait_for(60, "every record", || seen.lock().expect("lock").len() >= n).await;
     daemon.stop().await;
     let list = kinesis
@@ -513,21 +407,21 @@ async fn a_restarted_daemon_resumes_from_its_checkpoints_without_losing_or_repla
     let kinesis = kinesis().await;
     let stream_arn = create_stream(&kinesis, 1).await;
     for i in 0..10 {
-        put(&kinesis, &stream_arn, "k", &format!("{{\"n\":{i}}}")).await;
+        put_record(&kinesis, &stream_arn, "k", &format!("{{\"n\":{i}}}")).await;
     }
-    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let dir = tempfile::tempdir().expect("tempdir");
     let text = mapping_config(dir.path(), &stream_arn, None, "batch_size = 2\n");
     let (seen, tap) = recording_tap();
-    let daemon = Daemon::start(&text, dir.clone(), tap.clone());
+    let daemon = Daemon::start(&text, dir.path(), Some(tap.clone()));
     wait_for(30, "the first ten records", || {
         seen.lock().expect("lock").len() >= 10
     })
     .await;
     daemon.stop().await;
     for i in 10..20 {
-        put(&kinesis, &stream_arn, "k", &format!("{{\"n\":{i}}}")).await;
+        put_record(&kinesis, &stream_arn, "k", &format!("{{\"n\":{i}}}")).await;
     }
-    let daemon = Daemon::start(&text, dir.clone(), tap);
+    let daemon = Daemon::start(&text, dir.path(), Some(tap));
     wait_for(30, "the next ten records", || {
         seen.lock().expect("lock").len() >= 20
     })
@@ -553,46 +447,9 @@ async fn a_restarted_daemon_resumes_from_its_checkpoints_without_losing_or_repla
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dynamodb_table_stream_on_moto_delivers_insert_modify_and_remove_with_their_images() {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-        ScalarAttributeType, StreamSpecification, StreamViewType,
-    };
-    let dynamodb =
-        aws_sdk_dynamodb::Client::new(&support::sdk_config(&support::moto_endpoint()).await);
-    let table = support::unique("orders");
-    let created = dynamodb
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attribute"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .expect("stream"),
-        )
-        .send()
-        .await
-        .expect("CreateTable");
-    let stream_arn = created
-        .table_description()
-        .and_then(|t| t.latest_stream_arn())
-        .expect("stream ARN")
-        .to_string();
+    use aws_sdk_dynamodb::types::{AttributeValue, StreamViewType};
+    let (dynamodb, table, stream_arn) =
+        support::create_table(StreamViewType::NewAndOldImages).await;
     let s = |v: &str| AttributeValue::S(v.to_string());
     dynamodb
         .put_item()
@@ -619,10 +476,10 @@ async fn a_dynamodb_table_stream_on_moto_delivers_insert_modify_and_remove_with_
         .send()
         .await
         .expect("DeleteItem");
-    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let dir = tempfile::tempdir().expect("tempdir");
     let text = mapping_config(dir.path(), &stream_arn, None, "batch_size = 10\n");
     let (seen, tap) = recording_tap();
-    let daemon = Daemon::start(&text, dir.clone(), tap);
+    let daemon = Daemon::start(&text, dir.path(), Some(tap));
     wait_for(30, "three changes", || {
         seen.lock().expect("lock").len() >= 3
     })
@@ -659,19 +516,6 @@ async fn a_dynamodb_table_stream_on_moto_delivers_insert_modify_and_remove_with_
     assert!(seen.iter().all(|s| s.2 == r#"{"pk":{"S":"order#1"}}"#));
 }
 
-async fn start_error(text: &str, dir: &tempfile::TempDir) -> String {
-    let config = config::parse(text, dir.path()).expect("config");
-    let result = tokio::time::timeout(
-        Duration::from_secs(30),
-        run_until(&config, None, std::future::pending()),
-    )
-    .await;
-    match result {
-        Ok(Err(error)) => format!("{error:#}"),
-        other => panic!("expected an error at start, got {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_stream_and_a_missing_queue_are_clear_errors_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -679,7 +523,11 @@ async fn a_missing_stream_and_a_missing_queue_are_clear_errors_at_start() {
         "arn:aws:kinesis:us-east-1:000000000000:stream/{}",
         support::unique("missing")
     );
-    let error = start_error(&mapping_config(dir.path(), &missing_stream, None, ""), &dir).await;
+    let error = start_error(
+        &mapping_config(dir.path(), &missing_stream, None, ""),
+        dir.path(),
+    )
+    .await;
     assert!(
         error.contains(&format!("Stream not found: {missing_stream}")),
         "{error}"
@@ -692,7 +540,7 @@ async fn a_missing_stream_and_a_missing_queue_are_clear_errors_at_start() {
     );
     let error = start_error(
         &mapping_config(dir.path(), &stream_arn, Some(&missing_queue), ""),
-        &dir,
+        dir.path(),
     )
     .await;
     delete_stream(&kinesis, &stream_arn).await;

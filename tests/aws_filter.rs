@@ -8,16 +8,14 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::primitives::Blob;
 use esm_sim::admin::client::AdminClient;
 use esm_sim::checkpoint::embedded::EmbeddedStore;
 use esm_sim::checkpoint::{Checkpoint, CheckpointStore};
-use esm_sim::config;
-use esm_sim::daemon::run_until;
 use esm_sim::model::{RecordBody, SequenceNumber, ShardId, StreamRecord};
 use esm_sim::target::tap::Observer;
 use esm_sim::target::InvokeResult;
 use serde_json::Value;
+use support::daemon::Daemon;
 
 const MAPPING: &str = "filtered";
 
@@ -86,14 +84,7 @@ async fn run_daemon_until(
     what: &str,
     mut done: impl FnMut(&Value) -> bool,
 ) -> (Value, Checkpoint) {
-    let config = config::parse(config_text, dir.path()).unwrap_or_else(|e| panic!("config:\n{e}"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(async move {
-        run_until(&config, Some(tap), async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let daemon = Daemon::start(config_text, dir.path(), Some(tap));
     let state = dir.path().join("state");
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = Value::Null;
@@ -119,11 +110,7 @@ async fn run_daemon_until(
             }
         }
     }
-    let _ = stop.send(());
-    match tokio::time::timeout(Duration::from_secs(20), daemon).await {
-        Ok(Ok(Ok(()))) => {}
-        other => panic!("the daemon did not stop cleanly: {other:?}"),
-    }
+    daemon.stop().await;
     let store = EmbeddedStore::open(&state.join("checkpoints.redb")).expect("checkpoint store");
     let checkpoints = store.load_all(MAPPING).expect("checkpoints");
     assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
@@ -155,15 +142,8 @@ async fn kinesis_records_that_match_no_filter_are_skipped_counted_and_checkpoint
     ];
     let mut sequence_numbers = Vec::new();
     for (key, data, _) in records {
-        let put = kinesis
-            .put_record()
-            .stream_arn(&stream_arn)
-            .partition_key(key)
-            .data(Blob::new(data.as_bytes().to_vec()))
-            .send()
-            .await
-            .expect("PutRecord");
-        sequence_numbers.push(put.sequence_number().to_string());
+        let put = support::put_record(&kinesis, &stream_arn, key, data).await;
+        sequence_numbers.push(put.sequence_number);
     }
     let expected: Vec<(String, String)> = records
         .iter()

@@ -20,6 +20,7 @@ use esm_sim::aws::AwsFactory;
 use esm_sim::model::{RecordBody, SequenceNumber, ShardId, ShardInfo, StreamRecord};
 use esm_sim::source::kinesis::KinesisSource;
 use esm_sim::source::{IteratorPosition, RecordsPage, SourceError, StreamSource};
+use support::stream::TestStream;
 
 /// How long a stream may take to become ACTIVE after a create, split or merge.
 const ACTIVE_WITHIN: Duration = Duration::from_secs(15);
@@ -40,63 +41,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-/// A test's stream: deleted when the test ends, passed or failed.
-struct Stream {
-    name: String,
-    arn: String,
-}
-
-impl Drop for Stream {
-    /// Deletes the stream from a thread of its own, with a runtime and client of its own:
-    /// the test's runtime is single-threaded and blocked here, so nothing may wait on it.
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let deleted = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async {
-                admin()
-                    .await
-                    .delete_stream()
-                    .stream_name(&name)
-                    .enforce_consumer_deletion(true)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("{e:?}"))
-            })
-        })
-        .join();
-        match deleted {
-            Ok(Ok(())) => {}
-            // Already deleted by the test itself.
-            Ok(Err(e)) if e.contains("ResourceNotFoundException") => {}
-            Ok(Err(e)) => eprintln!("could not delete test stream {}: {e}", self.name),
-            Err(_) => eprintln!("could not delete test stream {}", self.name),
-        }
-    }
-}
-
-/// Creates a stream with `shards` shards and waits until it is ACTIVE.
-async fn create_stream(client: &aws_sdk_kinesis::Client, shards: i32) -> Stream {
-    let name = support::unique("kinesis-source");
-    client
-        .create_stream()
-        .stream_name(&name)
-        .shard_count(shards)
-        .send()
-        .await
-        .expect("CreateStream");
-    let mut stream = Stream {
-        arn: String::new(),
-        name,
-    };
-    stream.arn = support::wait_active(client, &stream.name).await;
-    stream
 }
 
 /// Puts one record; returns its sequence number.
@@ -214,7 +158,7 @@ async fn middle_hash_key(client: &aws_sdk_kinesis::Client, arn: &str, shard_id: 
 async fn list_shards_of_a_two_shard_stream_lists_both_without_parents_and_a_name_or_the_arn_connect_to_the_same_stream(
 ) {
     let client = admin().await;
-    let stream = create_stream(&client, 2).await;
+    let stream = TestStream::create(&client, "kinesis-source", 2).await;
     let (name, arn) = (stream.name.clone(), stream.arn.clone());
 
     let by_name = connect(&name).await.expect("connect by name");
@@ -251,7 +195,7 @@ async fn list_shards_of_a_two_shard_stream_lists_both_without_parents_and_a_name
 #[tokio::test]
 async fn every_starting_position_starts_where_kinesis_says_and_records_arrive_whole_and_in_order() {
     let client = admin().await;
-    let stream = create_stream(&client, 1).await;
+    let stream = TestStream::create(&client, "kinesis-source", 1).await;
     let arn = stream.arn.clone();
     let source = connect(&arn).await.expect("connect");
     let shard0 = shard("shardId-000000000000");
@@ -356,7 +300,7 @@ async fn every_starting_position_starts_where_kinesis_says_and_records_arrive_wh
 async fn a_split_parent_ends_with_no_next_iterator_and_names_both_children_which_then_get_the_new_records(
 ) {
     let client = admin().await;
-    let stream = create_stream(&client, 1).await;
+    let stream = TestStream::create(&client, "kinesis-source", 1).await;
     let (name, arn) = (stream.name.clone(), stream.arn.clone());
     let source = connect(&arn).await.expect("connect");
     let parent = shard("shardId-000000000000");
@@ -417,7 +361,7 @@ async fn a_split_parent_ends_with_no_next_iterator_and_names_both_children_which
 #[tokio::test]
 async fn merging_two_shards_gives_a_child_with_both_as_parents() {
     let client = admin().await;
-    let stream = create_stream(&client, 2).await;
+    let stream = TestStream::create(&client, "kinesis-source", 2).await;
     let (name, arn) = (stream.name.clone(), stream.arn.clone());
     let source = connect(&name).await.expect("connect");
     let (left, right) = (shard("shardId-000000000000"), shard("shardId-000000000001"));
@@ -455,7 +399,7 @@ async fn merging_two_shards_gives_a_child_with_both_as_parents() {
 async fn connecting_to_a_missing_stream_fails_with_stream_not_found_and_what_was_given() {
     let client = admin().await;
     // A real ARN of this server (its account and region), for a stream that does not exist.
-    let stream = create_stream(&client, 1).await;
+    let stream = TestStream::create(&client, "kinesis-source", 1).await;
     let arn = stream.arn.clone();
     let missing_name = support::unique("missing");
     let missing_arn = format!("{}/{missing_name}", arn.rsplit_once('/').unwrap().0);
@@ -473,7 +417,7 @@ async fn connecting_to_a_missing_stream_fails_with_stream_not_found_and_what_was
 #[tokio::test]
 async fn a_garbage_iterator_or_one_of_a_deleted_stream_is_an_error_not_a_panic() {
     let client = admin().await;
-    let stream = create_stream(&client, 1).await;
+    let stream = TestStream::create(&client, "kinesis-source", 1).await;
     let (name, arn) = (stream.name.clone(), stream.arn.clone());
     let source = connect(&arn).await.expect("connect");
     let shard0 = shard("shardId-000000000000");

@@ -15,10 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType,
-};
+use aws_sdk_dynamodb::types::StreamViewType;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use esm_sim::aws::AwsFactory;
 use esm_sim::load::dynamodb_load::{Op, Planner};
@@ -403,43 +400,8 @@ async fn record_from_latest_holds_only_what_arrives_while_it_runs() {
 async fn load_into_a_table_makes_its_stream_carry_each_items_insert_modify_and_remove_records_in_order(
 ) {
     let endpoint = support::moto_endpoint();
-    let config = support::sdk_config(&endpoint).await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
-    let table = support::unique("load-table");
-    let created = dynamodb
-        .create_table()
-        .table_name(&table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("CreateTable");
-    let stream_arn = created
-        .table_description()
-        .and_then(|t| t.latest_stream_arn())
-        .expect("the table's stream")
-        .to_string();
+    let streams = aws_sdk_dynamodbstreams::Client::new(&support::sdk_config(&endpoint).await);
+    let (_, table, stream_arn) = support::create_table(StreamViewType::NewAndOldImages).await;
 
     // Two keys, 30 changes: each item is put, updated, deleted on its 10th change, put again.
     let spec = LoadSpec {

@@ -4,23 +4,10 @@
 
 mod support;
 
-use std::path::Path;
-
-use aws_sdk_kinesis::primitives::Blob;
 use serde_json::Value;
-use support::binary::{run, run_offline, Output};
+use support::binary::{run_async, run_offline, Output};
 
 const SHARD: &str = "shardId-000000000000";
-
-async fn esm_sim(dir: &Path, args: Vec<String>) -> Output {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(&dir, &args)
-    })
-    .await
-    .expect("the command ran")
-}
 
 fn json_lines(out: &Output) -> Vec<Value> {
     out.stdout
@@ -55,15 +42,12 @@ async fn inspect_prints_the_records_of_a_range_a_count_and_the_default_count() {
     data.push(vec![0xff, 0xfe, 0x00]);
     let mut put = Vec::new();
     for (n, bytes) in data.iter().enumerate() {
-        let out = client
-            .put_record()
-            .stream_arn(&stream_arn)
-            .partition_key(format!("key-{n}"))
-            .data(Blob::new(bytes.clone()))
-            .send()
-            .await
-            .expect("PutRecord");
-        put.push(out.sequence_number().to_string());
+        let key = format!("key-{n}");
+        put.push(
+            support::put_record(&client, &stream_arn, &key, bytes)
+                .await
+                .sequence_number,
+        );
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let base = |extra: &[&str]| -> Vec<String> {
@@ -75,7 +59,7 @@ async fn inspect_prints_the_records_of_a_range_a_count_and_the_default_count() {
     };
 
     // --from/--to, inclusive, by ARN.
-    let out = esm_sim(
+    let out = run_async(
         dir.path(),
         base(&["--from", &put[2], "--to", &put[5], "--json"]),
     )
@@ -102,7 +86,7 @@ async fn inspect_prints_the_records_of_a_range_a_count_and_the_default_count() {
     );
 
     // --count, by name; the last two records are text and base64.
-    let out = esm_sim(dir.path(), {
+    let out = run_async(dir.path(), {
         let mut args = base(&["--from", &put[8], "--count", "3", "--json"]);
         args[2] = name.clone();
         args
@@ -116,10 +100,10 @@ async fn inspect_prints_the_records_of_a_range_a_count_and_the_default_count() {
 
     // Neither --to nor --count: 10 records; from record 5 there are only 7, and the read
     // stops at the tip instead of waiting.
-    let out = esm_sim(dir.path(), base(&["--from", &put[0], "--json"])).await;
+    let out = run_async(dir.path(), base(&["--from", &put[0], "--json"])).await;
     assert!(out.success, "{}", out.stderr);
     assert_eq!(seqs(&json_lines(&out)), put[0..10].to_vec());
-    let out = esm_sim(dir.path(), base(&["--from", &put[5]])).await;
+    let out = run_async(dir.path(), base(&["--from", &put[5]])).await;
     assert!(out.success, "{}", out.stderr);
     let text: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(text.len(), 7, "{}", out.stdout);
@@ -148,7 +132,7 @@ async fn inspect_prints_the_records_of_a_range_a_count_and_the_default_count() {
 async fn inspect_of_a_missing_stream_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = support::unique("no-such-stream");
-    let out = esm_sim(
+    let out = run_async(
         dir.path(),
         [
             "inspect", "--stream", &missing, "--shard", SHARD, "--from", "1",
@@ -189,46 +173,9 @@ fn inspect_refuses_bad_arguments_with_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inspect_prints_a_dynamodb_streams_changes_with_event_names_keys_and_images() {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-        ScalarAttributeType, StreamSpecification, StreamViewType,
-    };
-    let config = support::sdk_config(&support::moto_endpoint()).await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let table = support::unique("inspect-ddb");
-    let created = dynamodb
-        .create_table()
-        .table_name(&table)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key schema"),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attribute"),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .expect("stream"),
-        )
-        .send()
-        .await
-        .expect("CreateTable");
-    let stream_arn = created
-        .table_description()
-        .and_then(|t| t.latest_stream_arn())
-        .expect("a stream")
-        .to_string();
+    use aws_sdk_dynamodb::types::{AttributeValue, StreamViewType};
+    let (dynamodb, table, stream_arn) =
+        support::create_table(StreamViewType::NewAndOldImages).await;
     for (pk, n) in [("a", "1"), ("b", "2"), ("c", "3"), ("a", "4")] {
         dynamodb
             .put_item()
@@ -240,7 +187,8 @@ async fn inspect_prints_a_dynamodb_streams_changes_with_event_names_keys_and_ima
             .expect("PutItem");
     }
     // The shard and the sequence numbers, read with the SDK directly.
-    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
+    let streams =
+        aws_sdk_dynamodbstreams::Client::new(&support::sdk_config(&support::moto_endpoint()).await);
     let description = streams
         .describe_stream()
         .stream_arn(&stream_arn)
@@ -291,7 +239,7 @@ async fn inspect_prints_a_dynamodb_streams_changes_with_event_names_keys_and_ima
         &seqs_put[3],
         "--json",
     ];
-    let out = esm_sim(dir.path(), args.map(String::from).to_vec()).await;
+    let out = run_async(dir.path(), args.map(String::from).to_vec()).await;
     assert!(out.success, "{}", out.stderr);
     let lines = json_lines(&out);
     assert_eq!(seqs(&lines), seqs_put[1..=3].to_vec());

@@ -11,15 +11,13 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_sqs::types::QueueAttributeName;
 use base64::Engine as _;
-use esm_sim::config;
-use esm_sim::daemon::run_until;
 use esm_sim::event::{BatchInfo, Condition, FailureRecord};
 use esm_sim::model::{SequenceNumber, ShardId, StreamKind};
 use serde_json::Value;
-use support::binary::{run, run_offline, Output};
+use support::binary::{run_async, run_offline};
+use support::daemon::Daemon;
+use support::daemon_config;
 use support::http_server::{Received, Reply, Server};
 
 const SHARD: &str = "shardId-000000000000";
@@ -39,19 +37,8 @@ async fn sqs() -> aws_sdk_sqs::Client {
 async fn put_all(client: &aws_sdk_kinesis::Client, stream_arn: &str, data: &[String]) -> Vec<Put> {
     let mut puts = Vec::new();
     for text in data {
-        let out = client
-            .put_record()
-            .stream_arn(stream_arn)
-            .partition_key("user-1")
-            .data(Blob::new(text.as_bytes().to_vec()))
-            .send()
-            .await
-            .expect("PutRecord");
-        puts.push((
-            out.sequence_number().to_string(),
-            "user-1".to_string(),
-            text.clone(),
-        ));
+        let put = support::put_record(client, stream_arn, "user-1", text).await;
+        puts.push((put.sequence_number, "user-1".to_string(), text.clone()));
     }
     puts
 }
@@ -115,30 +102,6 @@ fn expected_records(puts: &[Put], info: &Value) -> Vec<Put> {
         .collect()
 }
 
-/// Creates a standard queue; returns (url, arn).
-async fn create_queue(client: &aws_sdk_sqs::Client) -> (String, String) {
-    let out = client
-        .create_queue()
-        .queue_name(support::unique("redrive"))
-        .send()
-        .await
-        .expect("CreateQueue");
-    let url = out.queue_url().expect("url").to_string();
-    let attributes = client
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("GetQueueAttributes");
-    let arn = attributes
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .expect("QueueArn")
-        .clone();
-    (url, arn)
-}
-
 /// The bodies of the visible messages, read without hiding them (visibility 0), once
 /// `count` distinct messages were seen or `seconds` passed.
 async fn peek(client: &aws_sdk_sqs::Client, url: &str, count: usize, seconds: u64) -> Vec<String> {
@@ -169,43 +132,14 @@ fn batch_info(body: &str) -> Value {
     record["KinesisBatchInfo"].clone()
 }
 
-async fn esm_sim(dir: &Path, args: Vec<String>) -> Output {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(&dir, &args)
-    })
-    .await
-    .expect("the command ran")
-}
-
 fn daemon_config(dir: &Path, stream_arn: &str, queue_arn: &str) -> String {
-    format!(
-        r#"state_dir = "{state}"
-
-[[functions]]
-name = "fails-on-poison"
-
-[[functions.rules]]
-when_data_contains = "poison"
-action = "error"
-
-[[mappings]]
-name = "redrive-e2e"
-event_source_arn = "{stream_arn}"
-function_name = "fails-on-poison"
-starting_position = "TRIM_HORIZON"
-batch_size = 3
-maximum_retry_attempts = 0
-destination_config = {{ on_failure = {{ destination = "{queue_arn}" }} }}
-
-[mappings.pace]
-poll_interval_ms = 100
-min_read_interval_ms = 50
-discovery_interval_seconds = 1
-shutdown_grace_seconds = 2
-"#,
-        state = dir.join("state").display()
+    let settings = format!(
+        "batch_size = 3\nmaximum_retry_attempts = 0\n{}",
+        daemon_config::on_failure(queue_arn)
+    );
+    daemon_config::fails_on_poison(
+        dir,
+        &daemon_config::mapping("redrive-e2e", stream_arn, &settings),
     )
 }
 
@@ -214,7 +148,7 @@ async fn redrive_from_a_real_queue_reinvokes_exactly_each_batch_and_deletes_only
     let kinesis = kinesis().await;
     let stream_arn = support::create_stream(&kinesis, &support::unique("redrive"), 1).await;
     let sqs = sqs().await;
-    let (queue_url, queue_arn) = create_queue(&sqs).await;
+    let (queue_url, queue_arn) = support::create_queue(&sqs, "redrive").await;
     // Records 1 and 4 are poison: with BatchSize 3 they fail in two different batches.
     // Record 4 also makes the redrive target fail.
     let data: Vec<String> = (0..6)
@@ -229,21 +163,9 @@ async fn redrive_from_a_real_queue_reinvokes_exactly_each_batch_and_deletes_only
     // The daemon discards both poison batches to the queue.
     let dir = tempfile::tempdir().expect("tempdir");
     let text = daemon_config(dir.path(), &stream_arn, &queue_arn);
-    let config = config::parse(&text, dir.path()).unwrap_or_else(|e| panic!("config:\n{e}"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(async move {
-        run_until(&config, None, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let daemon = Daemon::start(&text, dir.path(), None);
     let bodies = peek(&sqs, &queue_url, 2, 30).await;
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(20), daemon)
-        .await
-        .expect("the daemon stops")
-        .expect("the daemon task")
-        .expect("the daemon ran cleanly");
+    daemon.stop().await;
     assert_eq!(bodies.len(), 2, "two failure records: {bodies:?}");
     let infos: Vec<Value> = bodies.iter().map(|b| batch_info(b)).collect();
     for info in &infos {
@@ -255,7 +177,7 @@ async fn redrive_from_a_real_queue_reinvokes_exactly_each_batch_and_deletes_only
     }
 
     let server = target().await;
-    let out = esm_sim(
+    let out = run_async(
         dir.path(),
         vec![
             "redrive".into(),
@@ -392,7 +314,7 @@ async fn redrive_from_a_jsonl_file_reports_each_line_and_writes_the_failed_ones(
     let failed_out = dir.path().join("failed.jsonl");
 
     let server = target().await;
-    let out = esm_sim(
+    let out = run_async(
         dir.path(),
         vec![
             "redrive".into(),
@@ -448,7 +370,7 @@ async fn redrive_from_a_jsonl_file_reports_each_line_and_writes_the_failed_ones(
     // Without a target the batch is printed (JSON lines on stdout, the report on stderr).
     let one = dir.path().join("one.jsonl");
     std::fs::write(&one, format!("{}\n", lines[0])).expect("write");
-    let out = esm_sim(
+    let out = run_async(
         dir.path(),
         vec![
             "redrive".into(),
@@ -513,7 +435,7 @@ starting_position = "TRIM_HORIZON"
         .map(String::from)
         .to_vec()
     };
-    let out = esm_sim(dir.path(), from_config("from-config")).await;
+    let out = run_async(dir.path(), from_config("from-config")).await;
     assert!(out.success, "{}\n{}", out.stdout, out.stderr);
     let received = server.received();
     assert_eq!(received.len(), 5);
@@ -523,7 +445,7 @@ starting_position = "TRIM_HORIZON"
         event["Records"][0]["invokeIdentityArn"],
         "arn:aws:iam::123456789012:role/from-config-role"
     );
-    let out = esm_sim(dir.path(), from_config("nope")).await;
+    let out = run_async(dir.path(), from_config("nope")).await;
     assert!(!out.success);
     assert!(
         out.stderr

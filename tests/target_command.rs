@@ -1,5 +1,7 @@
 //! The command target with real child processes: the handler scripts of fixtures/handlers.
 
+mod support;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -336,7 +338,6 @@ shutdown_grace_seconds = 2
 "#,
         handlers = handlers().display()
     );
-    let config = esm_sim::config::parse(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
     // (sequence numbers, data, succeeded) of every invocation.
     type Seen = Arc<Mutex<Vec<(Vec<String>, Vec<String>, bool)>>>;
     let seen: Seen = Arc::default();
@@ -358,13 +359,7 @@ shutdown_grace_seconds = 2
             sink.lock().expect("lock").push((seqs, data, ok));
         },
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(async move {
-        esm_sim::daemon::run_until(&config, Some(tap), async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let daemon = support::daemon::Daemon::start(&text, dir.path(), Some(tap));
     let failures = dir.path().join("failures.jsonl");
     let delivered = || {
         let seen = seen.lock().expect("lock");
@@ -386,12 +381,7 @@ shutdown_grace_seconds = 2
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(20), daemon)
-        .await
-        .expect("the daemon stops")
-        .expect("join")
-        .expect("the daemon ran cleanly");
+    daemon.stop().await;
 
     let text = std::fs::read_to_string(&failures).expect("failures.jsonl");
     let lines: Vec<&str> = text.lines().collect();

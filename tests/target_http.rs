@@ -9,14 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use esm_sim::config;
 use esm_sim::config::schema::{AwsIdentity, FunctionConfig};
-use esm_sim::daemon::run_until;
 use esm_sim::model::{RecordBody, SequenceNumber, ShardId, StreamRecord};
 use esm_sim::policy::{classify, Outcome};
 use esm_sim::target::http::HttpTarget;
 use esm_sim::target::{FunctionResponse, Invocation, InvokeResult, Target};
 use serde_json::Value;
+use support::daemon::Daemon;
 use support::http_server::{Reply, Server};
 
 mod support;
@@ -495,15 +494,8 @@ fn jsonl(path: &Path) -> Vec<Value> {
 async fn run_engine(server: &Server, seen: &Seen, extra: &str) -> Vec<Value> {
     let dir = tempfile::tempdir().expect("tempdir");
     let text = engine_config(dir.path(), &server.url, extra);
-    let config = config::parse(&text, dir.path()).unwrap_or_else(|e| panic!("config:\n{e}"));
     let failures_path = dir.path().join("failures.jsonl");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(async move {
-        run_until(&config, None, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let daemon = Daemon::start(&text, dir.path(), None);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let distinct: std::collections::BTreeSet<String> = seen
@@ -523,11 +515,7 @@ async fn run_engine(server: &Server, seen: &Seen, extra: &str) -> Vec<Value> {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = stop.send(());
-    match tokio::time::timeout(Duration::from_secs(20), daemon).await {
-        Ok(Ok(Ok(()))) => {}
-        other => panic!("the daemon did not stop cleanly: {other:?}"),
-    }
+    daemon.stop().await;
     jsonl(&failures_path)
 }
 

@@ -9,6 +9,8 @@
 //! batch response for SEQ; anything else → `{"received":<event bytes>}`. Once `down` is
 //! set, it drops every connection without an answer.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -23,7 +25,6 @@ use esm_sim::target::{Invocation, InvokeResult, Target};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
 
 const FUNCTION: &str = "processor";
 const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:processor";
@@ -430,14 +431,7 @@ shutdown_grace_seconds = 2
         state = dir.path().join("state").display(),
         url = server.url,
     );
-    let config = esm_sim::config::parse(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let daemon = tokio::spawn(async move {
-        esm_sim::daemon::run_until(&config, None, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let daemon = support::daemon::Daemon::start(&text, dir.path(), None);
     let failures = dir.path().join("failures.jsonl");
     let deadline = Instant::now() + Duration::from_secs(30);
     // 3 records, the 2nd poison: 1 + 2 + 1 invocations.
@@ -453,12 +447,7 @@ shutdown_grace_seconds = 2
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = stop.send(());
-    let ended = tokio::time::timeout(Duration::from_secs(20), daemon).await;
-    assert!(
-        matches!(ended, Ok(Ok(Ok(())))),
-        "the daemon stops cleanly: {ended:?}"
-    );
+    daemon.stop().await;
     let written = std::fs::read_to_string(&failures).expect("failures.jsonl");
     let lines: Vec<&str> = written.lines().collect();
     assert_eq!(lines.len(), 1, "{written}");

@@ -12,8 +12,8 @@ pub struct Output {
     pub stderr: String,
 }
 
-/// Runs `esm-sim args...` in `dir` (at most 120 s). Blocking: call it from
-/// `tokio::task::spawn_blocking` in an async test.
+/// Runs `esm-sim args...` in `dir` (at most 120 s). Blocking: an async test calls
+/// `run_async`.
 pub fn run(dir: &Path, args: &[&str]) -> Output {
     let mut cmd = assert_cmd::Command::cargo_bin("esm-sim").expect("the esm-sim binary");
     cmd.current_dir(dir)
@@ -32,6 +32,17 @@ pub fn run(dir: &Path, args: &[&str]) -> Output {
         .timeout(Duration::from_secs(120))
         .args(args);
     output(cmd)
+}
+
+/// `run` from an async test: on a blocking thread, so the test's runtime keeps going.
+pub async fn run_async(dir: &Path, args: Vec<String>) -> Output {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&dir, &args)
+    })
+    .await
+    .expect("the command ran")
 }
 
 /// Runs `esm-sim args...` without any server (argument errors): no AWS variables needed.

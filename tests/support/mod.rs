@@ -1,5 +1,7 @@
 //! What the integration tests against real local servers share: where the servers are,
-//! SDK configs for them, and unique resource names.
+//! SDK configs for them, unique resource names, and the resources the tests make on them
+//! (streams, records, tables, queues; `stream` for one that deletes itself). The in-process daemon is in `daemon`, its config
+//! text in `daemon_config`, the binary in `binary`, an HTTP server in `http_server`.
 //!
 //! The servers (kinesis-local for Kinesis; moto for SQS, SNS, DynamoDB and DynamoDB
 //! Streams) are installed, started on 127.0.0.1 and stopped by `scripts/test.sh`, which
@@ -9,7 +11,10 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod daemon;
+pub mod daemon_config;
 pub mod http_server;
+pub mod stream;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -96,6 +101,63 @@ pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards:
         .await
         .unwrap_or_else(|e| panic!("CreateStream {name}: {e:?}"));
     wait_active(client, name).await
+}
+
+/// Where PutRecord put a record.
+pub struct RecordPut {
+    pub shard_id: String,
+    pub sequence_number: String,
+}
+
+/// Puts one record into a Kinesis stream (by ARN).
+pub async fn put_record(
+    client: &aws_sdk_kinesis::Client,
+    stream_arn: &str,
+    key: &str,
+    data: impl AsRef<[u8]>,
+) -> RecordPut {
+    let out = client
+        .put_record()
+        .stream_arn(stream_arn)
+        .partition_key(key)
+        .data(aws_sdk_kinesis::primitives::Blob::new(
+            data.as_ref().to_vec(),
+        ))
+        .send()
+        .await
+        .expect("PutRecord");
+    RecordPut {
+        shard_id: out.shard_id().to_string(),
+        sequence_number: out.sequence_number().to_string(),
+    }
+}
+
+/// Creates a standard SQS queue on moto named after `prefix`; returns (URL, ARN as the
+/// server reports it).
+pub async fn create_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let url = sqs
+        .create_queue()
+        .queue_name(unique(prefix))
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url()
+        .expect("a queue URL")
+        .to_string();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("GetQueueAttributes");
+    let arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .expect("a QueueArn")
+        .to_string();
+    (url, arn)
 }
 
 /// Creates a table keyed `pk` (S) on moto with a stream of `view`; returns the DynamoDB
