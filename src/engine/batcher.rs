@@ -8,16 +8,41 @@
 //! join the byte spans of their records. A batch always holds at least one record, so no
 //! record can block a shard.
 //!
+//! With ParallelizationFactor > 1 the buffer also keeps each record's ordering-key hash
+//! and a count of buffered records per key, so the shard can ask how many records and keys
+//! are free (not held by a busy lane) without hashing the buffer again.
+//!
 //! To decide whether a batch is ready before cutting it (BatchSize reached, or the cap),
 //! the buffer keeps a lower bound of its records' encoded size: data in base64 plus key
 //! and sequence number. It never overstates, so a batch is never cut early; at worst a
 //! batch that would pass the cap waits for its batching window.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 
 use crate::event::{assemble_event, encode_record, EventContext, EVENT_PREFIX, EVENT_SUFFIX};
 use crate::model::{RecordBody, StreamRecord};
+
+/// Ordering-key hashes are already hashes: sets and maps of them use them as they are.
+#[derive(Default)]
+pub struct KeyHasher(u64);
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    // Only `write_u64` is used (keys are u64); this keeps other input well-defined.
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+pub type KeySet = HashSet<u64, BuildHasherDefault<KeyHasher>>;
+type KeyMap = HashMap<u64, usize, BuildHasherDefault<KeyHasher>>;
 
 /// Lambda's synchronous invocation payload limit: 6 MB (6,291,456 bytes).
 pub const PAYLOAD_CAP_BYTES: usize = 6 * 1024 * 1024;
@@ -59,7 +84,7 @@ impl Batch {
     }
 
     /// The ordering-key hashes of the batch's records (the keys it holds while in flight).
-    pub fn key_hashes(&self) -> HashSet<u64> {
+    pub fn key_hashes(&self) -> KeySet {
         self.records
             .iter()
             .map(StreamRecord::ordering_hash)
@@ -75,9 +100,13 @@ impl Batch {
 /// Records read but not yet batched, with their `Progress` ordinals.
 #[derive(Debug, Default)]
 pub struct ReadBuffer {
-    records: VecDeque<(u64, StreamRecord)>,
+    records: VecDeque<(u64, u64, StreamRecord)>,
     /// Lower bound of the encoded size of `records`.
     min_bytes: usize,
+    /// Buffered records per ordering-key hash.
+    key_counts: KeyMap,
+    /// Whether keys are counted (ParallelizationFactor > 1).
+    keyed: bool,
 }
 
 /// A lower bound of a record's encoded fragment size.
@@ -95,11 +124,26 @@ fn min_encoded_bytes(record: &StreamRecord) -> usize {
 impl ReadBuffer {
     pub fn push(&mut self, ordinal: u64, record: StreamRecord) {
         self.min_bytes += min_encoded_bytes(&record);
-        self.records.push_back((ordinal, record));
+        let key = if self.keyed {
+            record.ordering_hash()
+        } else {
+            0
+        };
+        if self.keyed {
+            *self.key_counts.entry(key).or_default() += 1;
+        }
+        self.records.push_back((ordinal, key, record));
     }
 
     pub fn len(&self) -> usize {
         self.records.len()
+    }
+
+    pub fn keyed() -> Self {
+        ReadBuffer {
+            keyed: true,
+            ..Default::default()
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -108,18 +152,21 @@ impl ReadBuffer {
 
     /// The last record read, if any is buffered.
     pub fn last(&self) -> Option<&StreamRecord> {
-        self.records.back().map(|(_, record)| record)
+        self.records.back().map(|(_, _, record)| record)
     }
 
     /// The buffered records' arrival times, in order.
     pub fn arrivals(&self) -> impl Iterator<Item = i64> + '_ {
-        self.records.iter().map(|(_, r)| r.approximate_arrival_ms)
+        self.records
+            .iter()
+            .map(|(_, _, r)| r.approximate_arrival_ms)
     }
 
     /// Forgets every buffered record (a rewind: they will be read again).
     pub fn clear(&mut self) {
         self.records.clear();
         self.min_bytes = 0;
+        self.key_counts.clear();
     }
 
     /// A batch can be cut now without waiting: BatchSize is reached, or the buffered
@@ -130,17 +177,18 @@ impl ReadBuffer {
     }
 
     /// The buffered records whose key is not `held`: how many, and how many distinct keys.
-    pub fn free(&self, held: &HashSet<u64>) -> (usize, usize) {
-        let mut keys = HashSet::new();
-        let mut records = 0;
-        for (_, record) in &self.records {
-            let key = record.ordering_hash();
-            if !held.contains(&key) {
-                keys.insert(key);
-                records += 1;
+    pub fn free(&self, held: &KeySet) -> (usize, usize) {
+        let (mut held_records, mut held_keys) = (0, 0);
+        for key in held {
+            if let Some(count) = self.key_counts.get(key) {
+                held_records += count;
+                held_keys += 1;
             }
         }
-        (records, keys.len())
+        (
+            self.records.len() - held_records,
+            self.key_counts.len() - held_keys,
+        )
     }
 
     /// Cuts the next batch (at most `batch_size` records, at most `cap_bytes` of event,
@@ -156,7 +204,7 @@ impl ReadBuffer {
         cap_bytes: usize,
         ctx: &EventContext,
         mut buffer: Vec<u8>,
-        held: &HashSet<u64>,
+        held: &KeySet,
         max_keys: usize,
     ) -> Batch {
         buffer.clear();
@@ -167,23 +215,28 @@ impl ReadBuffer {
             event: buffer,
             spans: Vec::new(),
         };
-        let mut passed_over: Vec<(u64, StreamRecord)> = Vec::new();
-        let mut passed_keys: HashSet<u64> = HashSet::new();
-        let mut taken_keys: HashSet<u64> = HashSet::new();
+        let mut passed_over: Vec<(u64, u64, StreamRecord)> = Vec::new();
+        let mut remaining_taken = 0usize;
+        let mut passed_keys = KeySet::default();
+        let mut taken_keys = KeySet::default();
         let keyed = !held.is_empty() || max_keys != usize::MAX;
         while batch.records.len() < batch_size {
-            let Some((ordinal, record)) = self.records.pop_front() else {
+            if keyed && taken_keys.len() >= max_keys && remaining_taken == 0 {
+                break;
+            }
+            let Some((ordinal, key, record)) = self.records.pop_front() else {
                 break;
             };
             if keyed {
-                let key = record.ordering_hash();
                 let over_limit = !taken_keys.contains(&key) && taken_keys.len() >= max_keys;
                 if held.contains(&key) || passed_keys.contains(&key) || over_limit {
                     passed_keys.insert(key);
-                    passed_over.push((ordinal, record));
+                    passed_over.push((ordinal, key, record));
                     continue;
                 }
-                taken_keys.insert(key);
+                if taken_keys.insert(key) {
+                    remaining_taken += self.key_counts.get(&key).copied().unwrap_or(0);
+                }
             }
             let before = batch.event.len();
             if !batch.records.is_empty() {
@@ -193,10 +246,17 @@ impl ReadBuffer {
             encode_record(ctx, &record, &mut batch.event);
             if !batch.records.is_empty() && batch.event.len() + EVENT_SUFFIX.len() > cap_bytes {
                 batch.event.truncate(before);
-                self.records.push_front((ordinal, record));
+                self.records.push_front((ordinal, key, record));
                 break;
             }
             self.min_bytes -= min_encoded_bytes(&record);
+            remaining_taken = remaining_taken.saturating_sub(1);
+            if let Some(count) = self.key_counts.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    self.key_counts.remove(&key);
+                }
+            }
             batch.spans.push(start..batch.event.len());
             batch.records.push(record);
             batch.ordinals.push(ordinal);
@@ -255,7 +315,7 @@ mod tests {
             PAYLOAD_CAP_BYTES,
             &ctx(),
             Vec::new(),
-            &HashSet::new(),
+            &KeySet::default(),
             usize::MAX,
         );
         assert_eq!(batch.len(), 20);
@@ -275,7 +335,7 @@ mod tests {
             PAYLOAD_CAP_BYTES,
             &ctx(),
             Vec::new(),
-            &HashSet::new(),
+            &KeySet::default(),
             usize::MAX,
         );
         let mut scratch = Vec::new();
@@ -297,14 +357,14 @@ mod tests {
                 PAYLOAD_CAP_BYTES,
                 &ctx(),
                 Vec::new(),
-                &HashSet::new(),
+                &KeySet::default(),
                 usize::MAX,
             )
             .into_buffer()
             .len();
         let cap = one * 2; // room for two records in one envelope, not three
         let mut buffer = buffer_of(10, 1000);
-        let batch = buffer.take_batch(10, cap, &ctx(), Vec::new(), &HashSet::new(), usize::MAX);
+        let batch = buffer.take_batch(10, cap, &ctx(), Vec::new(), &KeySet::default(), usize::MAX);
         assert_eq!(batch.len(), 2);
         assert!(batch.event(0..2, &mut Vec::new()).len() <= cap);
         assert_eq!(buffer.len(), 8);
@@ -312,7 +372,7 @@ mod tests {
             buffer
                 .records
                 .front()
-                .map(|(_, r)| r.sequence_number.0.as_str()),
+                .map(|(_, _, r)| r.sequence_number.0.as_str()),
             Some("1002")
         );
     }
@@ -330,7 +390,7 @@ mod tests {
             usize::MAX,
             &ctx(),
             Vec::new(),
-            &HashSet::new(),
+            &KeySet::default(),
             usize::MAX,
         );
         assert!(batch.event(0..8, &mut Vec::new()).len() >= min);
@@ -338,7 +398,7 @@ mod tests {
     }
 
     fn keyed(keys: &[&str]) -> ReadBuffer {
-        let mut buffer = ReadBuffer::default();
+        let mut buffer = ReadBuffer::keyed();
         for (i, key) in keys.iter().enumerate() {
             buffer.push(
                 i as u64,
@@ -366,11 +426,11 @@ mod tests {
     #[test]
     fn held_keys_and_every_later_record_of_them_are_passed_over_and_stay_in_order() {
         let mut buffer = keyed(&["a", "b", "a", "c", "b", "d"]);
-        let held = HashSet::from([keyed(&["a"]).records[0].1.ordering_hash()]);
+        let held = KeySet::from_iter([keyed(&["a"]).records[0].2.ordering_hash()]);
         let batch = buffer.take_batch(10, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &held, usize::MAX);
         assert_eq!(keys_of(&batch), vec!["b", "c", "b", "d"]);
         assert_eq!(batch.ordinals, vec![1, 3, 4, 5]);
-        let rest: Vec<u64> = buffer.records.iter().map(|(o, _)| *o).collect();
+        let rest: Vec<u64> = buffer.records.iter().map(|(o, _, _)| *o).collect();
         assert_eq!(
             rest,
             vec![0, 2],
@@ -381,7 +441,7 @@ mod tests {
             PAYLOAD_CAP_BYTES,
             &ctx(),
             Vec::new(),
-            &HashSet::new(),
+            &KeySet::default(),
             usize::MAX,
         );
         assert_eq!(keys_of(&later), vec!["a", "a"]);
@@ -391,10 +451,10 @@ mod tests {
     #[test]
     fn a_batch_size_limit_leaves_the_passed_over_records_before_the_rest() {
         let mut buffer = keyed(&["a", "b", "c", "a", "d"]);
-        let held = HashSet::from([keyed(&["a"]).records[0].1.ordering_hash()]);
+        let held = KeySet::from_iter([keyed(&["a"]).records[0].2.ordering_hash()]);
         let batch = buffer.take_batch(2, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &held, usize::MAX);
         assert_eq!(keys_of(&batch), vec!["b", "c"]);
-        let rest: Vec<u64> = buffer.records.iter().map(|(o, _)| *o).collect();
+        let rest: Vec<u64> = buffer.records.iter().map(|(o, _, _)| *o).collect();
         assert_eq!(rest, vec![0, 3, 4]);
         assert_eq!(batch.key_hashes().len(), 2);
     }
@@ -402,13 +462,13 @@ mod tests {
     #[test]
     fn a_key_limit_leaves_the_other_keys_for_other_lanes_in_order() {
         let mut buffer = keyed(&["a", "b", "c", "a", "b", "c"]);
-        assert_eq!(buffer.free(&HashSet::new()), (6, 3));
+        assert_eq!(buffer.free(&KeySet::default()), (6, 3));
         let batch = buffer.take_batch(
             10,
             PAYLOAD_CAP_BYTES,
             &ctx(),
             Vec::new(),
-            &HashSet::new(),
+            &KeySet::default(),
             2,
         );
         assert_eq!(keys_of(&batch), vec!["a", "b", "a", "b"]);
@@ -426,7 +486,7 @@ mod tests {
     #[test]
     fn a_single_record_larger_than_the_cap_still_makes_a_batch_of_one() {
         let mut buffer = buffer_of(2, 100);
-        let batch = buffer.take_batch(10, 10, &ctx(), Vec::new(), &HashSet::new(), usize::MAX);
+        let batch = buffer.take_batch(10, 10, &ctx(), Vec::new(), &KeySet::default(), usize::MAX);
         assert_eq!(batch.len(), 1);
         assert_eq!(buffer.len(), 1);
     }

@@ -23,14 +23,13 @@
 //! batch; a rewind (paused only) abandons the lanes' work and the buffer and re-opens the
 //! shard at the new position.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use super::batcher::{Batch, ReadBuffer, PAYLOAD_CAP_BYTES};
+use super::batcher::{Batch, KeySet, ReadBuffer, PAYLOAD_CAP_BYTES};
 use super::checkpointer::Checkpointer;
 use super::context::MappingContext;
 use super::control::{Request, RewindTo, ShardRequest};
@@ -192,11 +191,15 @@ pub async fn run_shard(
     let (mut idle, mut signals) = new_lanes(&ctx, &shard_id, &status, &checkpointer, &window);
     let mut running: FuturesUnordered<LaneFuture> = FuturesUnordered::new();
     // Ordering keys of the batches in flight (only with factor > 1).
-    let mut held: HashSet<u64> = HashSet::new();
+    let mut held = KeySet::default();
     let mut reader = Reader::at(position, ctx.clock.now_ms());
     let mut read: Option<ReadFuture> = None;
     let mut rng = Rng::derived(ctx.seed, &format!("{}/{}/reader", mapping.name, shard_id));
-    let mut buffer = ReadBuffer::default();
+    let mut buffer = if factor > 1 {
+        ReadBuffer::keyed()
+    } else {
+        ReadBuffer::default()
+    };
     // Event buffers of finished batches, reused for the next ones.
     let mut spares: Vec<Vec<u8>> = Vec::new();
     let mut window_start_ms = ctx.clock.now_ms();
@@ -433,12 +436,7 @@ pub async fn run_shard(
 /// Whether to read more: not while the buffer holds a batch for every lane. With
 /// several lanes, records of keys held by a failing lane do not count (they may wait a
 /// long time, and the other keys behind them must still be read), up to a hard bound.
-fn room_to_read(
-    buffer: &ReadBuffer,
-    held: &HashSet<u64>,
-    batch_size: usize,
-    factor: usize,
-) -> bool {
+fn room_to_read(buffer: &ReadBuffer, held: &KeySet, batch_size: usize, factor: usize) -> bool {
     let enough = batch_size * factor;
     if factor == 1 || held.is_empty() {
         return !buffer.holds_full_batch(enough);

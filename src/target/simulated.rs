@@ -236,7 +236,8 @@ impl Target for SimulatedFunction {
 /// simulated producers write one), carried from the event's `state`. `None` for an event
 /// without a window.
 fn windowed_state(payload: &[u8]) -> Option<serde_json::Value> {
-    memchr::memmem::find(payload, b"\"isFinalInvokeForWindow\"")?;
+    let tail = &payload[payload.len().saturating_sub(96)..];
+    memchr::memmem::find(tail, b"\"isFinalInvokeForWindow\"")?;
     let event: serde_json::Value = serde_json::from_slice(payload).ok()?;
     let state = &event["state"];
     let (mut count, mut sum) = (
