@@ -51,9 +51,15 @@ impl Checkpointer {
         self.progress.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admits a record just read; a filtered-out record is admitted done.
-    pub fn admit(&self, sequence_number: SequenceNumber, done: bool) -> u64 {
-        self.progress().admit(sequence_number, done)
+    /// Admits the records of a page just read, in order (a filtered-out record is
+    /// admitted done); returns the first one's ordinal (the others follow it).
+    pub fn admit_page(&self, records: impl Iterator<Item = (SequenceNumber, bool)>) -> u64 {
+        let mut progress = self.progress();
+        let first = progress.next_ordinal();
+        for (sequence_number, done) in records {
+            progress.admit(sequence_number, done);
+        }
+        first
     }
 
     /// Marks records done and saves the checkpoint if it moved.

@@ -20,9 +20,14 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// The ordinal the next record admitted gets.
+    pub fn next_ordinal(&self) -> u64 {
+        self.base + self.entries.len() as u64
+    }
+
     /// Admits the next record read; returns its ordinal.
     pub fn admit(&mut self, sequence_number: SequenceNumber, done: bool) -> u64 {
-        let ordinal = self.base + self.entries.len() as u64;
+        let ordinal = self.next_ordinal();
         self.entries.push_back((sequence_number, done));
         if !done {
             self.open += 1;

@@ -588,14 +588,21 @@ fn accept_page(
         reader.resume = IteratorPosition::AfterSequence(last.sequence_number.clone());
     }
     let filter = &ctx.mapping.filter;
-    let mut filtered = 0u64;
-    for record in page.records {
-        let keep = filter.is_empty() || filter.keeps(&record);
-        let ordinal = checkpointer.admit(record.sequence_number.clone(), !keep);
+    let kept: Vec<bool> = page
+        .records
+        .iter()
+        .map(|record| filter.is_empty() || filter.keeps(record))
+        .collect();
+    let filtered = kept.iter().filter(|keep| !**keep).count() as u64;
+    let first = checkpointer.admit_page(
+        page.records
+            .iter()
+            .zip(&kept)
+            .map(|(record, keep)| (record.sequence_number.clone(), !keep)),
+    );
+    for ((ordinal, record), keep) in (first..).zip(page.records).zip(kept) {
         if keep {
             buffer.push(ordinal, record);
-        } else {
-            filtered += 1;
         }
     }
     if filtered > 0 {
