@@ -608,6 +608,15 @@ fn a_disabled_mapping_never_invokes_and_leaves_every_record_pending() {
     assert_eq!(c.records_pending, 300);
     assert_eq!(c.invocations, 0);
     assert_conserved(&run.report);
+    assert!(!run.report.shards.is_empty(), "the shards are listed");
+    assert!(
+        run.report
+            .shards
+            .iter()
+            .all(|s| s.state == esm_sim::engine::status::ShardState::Disabled),
+        "every shard shows it is disabled: {:?}",
+        run.report.shards
+    );
 }
 
 type Keys = Arc<Mutex<Vec<(String, String)>>>;

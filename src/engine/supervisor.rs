@@ -33,6 +33,7 @@ pub async fn run_mapping(ctx: Arc<MappingContext>) {
     let name = ctx.mapping.name.clone();
     if !ctx.mapping.enabled {
         tracing::info!(mapping = %name, "mapping disabled: not polling; positions are kept");
+        show_disabled_shards(&ctx).await;
         ctx.cancel.cancelled().await;
         return;
     }
@@ -165,5 +166,24 @@ fn start_ready_shards(
             let end = run_shard(ctx, info, position, status).await;
             let _ = done_tx.send((shard_id, end));
         });
+    }
+}
+
+/// A disabled mapping reads nothing, but its shards are listed once so operators see them
+/// (state `disabled`, with the position they will resume from).
+async fn show_disabled_shards(ctx: &MappingContext) {
+    let checkpoints = ctx.store.load_all(&ctx.mapping.name).unwrap_or_default();
+    match ctx.source.list_shards().await {
+        Ok(listed) => {
+            for info in listed {
+                let status = ctx.status.shard(&info);
+                let mut s = status.update();
+                s.state = ShardState::Disabled;
+                s.checkpoint = checkpoints.get(&info.shard_id).map(Checkpoint::encode);
+            }
+        }
+        Err(error) => {
+            tracing::warn!(mapping = %ctx.mapping.name, %error, "cannot list the shards of the disabled mapping");
+        }
     }
 }
