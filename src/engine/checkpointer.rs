@@ -15,7 +15,7 @@ use super::progress::Progress;
 use super::status::ShardStatus;
 use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::clock::Clock;
-use crate::model::{SequenceNumber, ShardId};
+use crate::model::{SequenceNumber, ShardId, StreamRecord};
 
 pub struct Checkpointer {
     mapping: String,
@@ -51,25 +51,27 @@ impl Checkpointer {
         self.progress.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admits the records of a page just read, in order (a filtered-out record is
-    /// admitted done); returns the first one's ordinal (the others follow it).
-    pub fn admit_page(&self, records: impl Iterator<Item = (SequenceNumber, bool)>) -> u64 {
+    /// Admits the records of a page just read, in order: open (`None`), or done with its
+    /// sequence number (filtered out); returns the first one's ordinal (the others follow).
+    pub fn admit_page(&self, records: impl Iterator<Item = Option<SequenceNumber>>) -> u64 {
         let mut progress = self.progress();
         let first = progress.next_ordinal();
-        for (sequence_number, done) in records {
-            progress.admit(sequence_number, done);
+        for done in records {
+            progress.admit(done);
         }
         first
     }
 
-    /// Marks records done and saves the checkpoint if it moved.
-    pub fn done(&self, ordinals: &[u64]) {
+    /// Marks records done (`ordinals[i]` is `records[i]`'s) and saves the checkpoint if it
+    /// moved; with no records, passes records admitted done (filtered).
+    pub fn done(&self, ordinals: &[u64], records: &[StreamRecord]) {
         let (moved, waiting) = {
             let mut progress = self.progress();
-            for &ordinal in ordinals {
-                progress.mark_done(ordinal);
-            }
-            (progress.advance(), progress.waiting())
+            let done = ordinals
+                .iter()
+                .copied()
+                .zip(records.iter().map(|r| &r.sequence_number));
+            (progress.complete(done), progress.waiting())
         };
         self.status.update().records_waiting = waiting as u64;
         let Some(last_done) = moved else {

@@ -229,7 +229,10 @@ impl Lane {
             let resolution = retry.on_outcome(&outcome);
             if let Some(succeeded) = resolution.succeeded {
                 self.status.update().records_succeeded += succeeded.len() as u64;
-                self.checkpointer.done(&batch.ordinals[succeeded]);
+                self.checkpointer.done(
+                    &batch.ordinals[succeeded.clone()],
+                    &batch.records[succeeded],
+                );
             }
             if let Some(discard) = &resolution.discarded {
                 if !self.discard(batch, discard).await {
@@ -585,7 +588,7 @@ impl Lane {
             }
         }
         self.checkpointer
-            .done(&batch.ordinals[discard.range.clone()]);
+            .done(&batch.ordinals[discard.range.clone()], records);
         true
     }
 }

@@ -3,8 +3,11 @@
 //! checkpoint follows the lowest record not yet done, so a restart never skips anything
 //! (records after it that were already done may be delivered again: at-least-once).
 //!
-//! Every record read is admitted in order and gets an ordinal; lanes mark ordinals done
-//! (filtered records are admitted done). Pure and O(1) per record.
+//! Every record read is admitted in order and gets an ordinal; lanes complete ordinals
+//! (filtered records are admitted done). Pure and O(1) per record. A record's sequence
+//! number is copied only when it is done but cannot be passed yet (a record before it is
+//! still open): in order (ParallelizationFactor 1) that never happens, so the only copy
+//! is the new checkpoint's.
 
 use std::collections::VecDeque;
 
@@ -14,7 +17,9 @@ use crate::model::SequenceNumber;
 pub struct Progress {
     /// Ordinal of `entries[0]`.
     base: u64,
-    entries: VecDeque<(SequenceNumber, bool)>,
+    /// Done or not; the sequence number where it may be needed later (a done record that
+    /// could not be passed when it was completed, or a filtered one).
+    entries: VecDeque<(Option<SequenceNumber>, bool)>,
     /// Entries not done.
     open: usize,
 }
@@ -25,38 +30,59 @@ impl Progress {
         self.base + self.entries.len() as u64
     }
 
-    /// Admits the next record read; returns its ordinal.
-    pub fn admit(&mut self, sequence_number: SequenceNumber, done: bool) -> u64 {
+    /// Admits the next record read: done (filtered out) with its sequence number, or open.
+    pub fn admit(&mut self, done: Option<SequenceNumber>) -> u64 {
         let ordinal = self.next_ordinal();
-        self.entries.push_back((sequence_number, done));
-        if !done {
+        let is_done = done.is_some();
+        self.entries.push_back((done, is_done));
+        if !is_done {
             self.open += 1;
         }
         ordinal
     }
 
-    /// Marks a record done (again is harmless; an ordinal already passed is ignored).
-    pub fn mark_done(&mut self, ordinal: u64) {
-        let Some(index) = ordinal.checked_sub(self.base) else {
-            return;
-        };
-        if let Some(entry) = self.entries.get_mut(index as usize) {
-            if !entry.1 {
-                entry.1 = true;
-                self.open -= 1;
+    /// Marks records done (ordinal and sequence number each; again is harmless, an
+    /// ordinal already passed is ignored), then passes every done record at the front.
+    /// Returns the new checkpoint: the last record passed (`None`: it did not move).
+    pub fn complete<'a>(
+        &mut self,
+        done: impl IntoIterator<Item = (u64, &'a SequenceNumber)>,
+    ) -> Option<SequenceNumber> {
+        let done: Vec<(u64, &SequenceNumber)> = done.into_iter().collect();
+        for &(ordinal, _) in &done {
+            let Some(index) = ordinal.checked_sub(self.base) else {
+                continue;
+            };
+            if let Some(entry) = self.entries.get_mut(index as usize) {
+                if !entry.1 {
+                    entry.1 = true;
+                    self.open -= 1;
+                }
             }
         }
-    }
-
-    /// Drops the done records at the front; the last of them is the new checkpoint
-    /// (`None`: the checkpoint did not move).
-    pub fn advance(&mut self) -> Option<SequenceNumber> {
-        let mut last = None;
+        let mut last: Option<(u64, Option<SequenceNumber>)> = None;
         while self.entries.front().is_some_and(|(_, done)| *done) {
-            last = self.entries.pop_front().map(|(seq, _)| seq);
-            self.base += 1;
+            if let Some((seq, _)) = self.entries.pop_front() {
+                last = Some((self.base, seq));
+                self.base += 1;
+            }
         }
-        last
+        // Records completed now that must wait for an earlier one keep their number.
+        for &(ordinal, seq) in &done {
+            if let Some(index) = ordinal.checked_sub(self.base) {
+                if let Some(entry) = self.entries.get_mut(index as usize) {
+                    if entry.0.is_none() {
+                        entry.0 = Some(seq.clone());
+                    }
+                }
+            }
+        }
+        let (ordinal, seq) = last?;
+        seq.or_else(|| {
+            done.iter()
+                .find(|(o, _)| *o == ordinal)
+                .map(|(_, seq)| (*seq).clone())
+        })
     }
 
     /// Records admitted and not done.
@@ -81,64 +107,72 @@ mod tests {
         SequenceNumber(n.to_string())
     }
 
+    fn admit_open(p: &mut Progress, n: u64) -> Vec<u64> {
+        (0..n).map(|_| p.admit(None)).collect()
+    }
+
     #[test]
     fn the_checkpoint_waits_for_the_lowest_record_not_done() {
         let mut p = Progress::default();
-        let ordinals: Vec<u64> = (1..=4).map(|n| p.admit(seq(n), false)).collect();
-        p.mark_done(ordinals[1]);
-        p.mark_done(ordinals[2]);
-        assert_eq!(p.advance(), None, "record 1 is not done");
+        let o = admit_open(&mut p, 4);
+        let (s2, s3, s1, s4) = (seq(2), seq(3), seq(1), seq(4));
+        assert_eq!(
+            p.complete([(o[1], &s2), (o[2], &s3)]),
+            None,
+            "record 1 is not done"
+        );
         assert_eq!(p.waiting(), 2);
-        p.mark_done(ordinals[0]);
-        assert_eq!(p.advance(), Some(seq(3)));
-        assert_eq!(p.advance(), None);
-        p.mark_done(ordinals[3]);
-        p.mark_done(ordinals[3]);
-        assert_eq!(p.advance(), Some(seq(4)));
+        assert_eq!(p.complete([(o[0], &s1)]), Some(seq(3)), "3 kept its number");
+        assert_eq!(p.complete([]), None);
+        assert_eq!(p.complete([(o[3], &s4), (o[3], &s4)]), Some(seq(4)));
         assert_eq!(p.waiting(), 0);
     }
 
     #[test]
     fn filtered_records_are_admitted_done_and_passed_at_once() {
         let mut p = Progress::default();
-        p.admit(seq(1), true);
-        p.admit(seq(2), true);
-        assert_eq!(p.advance(), Some(seq(2)));
+        p.admit(Some(seq(1)));
+        p.admit(Some(seq(2)));
+        assert_eq!(p.complete([]), Some(seq(2)));
         assert_eq!(p.waiting(), 0);
     }
 
     #[test]
     fn after_a_clear_old_ordinals_are_ignored() {
         let mut p = Progress::default();
-        let old = p.admit(seq(1), false);
+        let old = p.admit(None);
         p.clear();
-        let new = p.admit(seq(1), false);
+        let new = p.admit(None);
         assert_ne!(old, new);
-        p.mark_done(old);
-        assert_eq!(p.advance(), None);
+        let one = seq(1);
+        assert_eq!(p.complete([(old, &one)]), None);
         assert_eq!(p.waiting(), 1);
-        p.mark_done(new);
-        assert_eq!(p.advance(), Some(seq(1)));
+        assert_eq!(p.complete([(new, &one)]), Some(seq(1)));
     }
 
     proptest! {
-        /// Whatever order records finish in, the checkpoint only moves forward and never
-        /// passes a record that is not done; once all are done it is the last record.
+        /// Whatever order and grouping records finish in, the checkpoint only moves
+        /// forward, never passes a record that is not done, names the record it passed
+        /// last, and ends at the last record.
         #[test]
-        fn never_passes_an_open_record(order in Just((0u64..40).collect::<Vec<_>>()).prop_shuffle()) {
+        fn never_passes_an_open_record(
+            order in Just((0u64..40).collect::<Vec<_>>()).prop_shuffle(),
+            group in 1usize..5,
+        ) {
             let mut p = Progress::default();
-            for n in 0..40 {
-                p.admit(seq(n), false);
-            }
+            let seqs: Vec<SequenceNumber> = (0..40).map(seq).collect();
+            admit_open(&mut p, 40);
             let mut done = [false; 40];
             let mut checkpoint: Option<u64> = None;
-            for ordinal in order {
-                p.mark_done(ordinal);
-                done[ordinal as usize] = true;
-                if let Some(moved) = p.advance() {
+            for chunk in order.chunks(group) {
+                for &o in chunk {
+                    done[o as usize] = true;
+                }
+                if let Some(moved) = p.complete(chunk.iter().map(|&o| (o, &seqs[o as usize]))) {
                     let at: u64 = moved.0.parse().unwrap();
                     prop_assert!(checkpoint.is_none_or(|c| at > c));
                     prop_assert!(done[..=at as usize].iter().all(|d| *d));
+                    prop_assert!(at == 39 || !done[at as usize + 1], "stopped at the first open record");
                     checkpoint = Some(at);
                 }
             }

@@ -598,7 +598,7 @@ fn accept_page(
         page.records
             .iter()
             .zip(&kept)
-            .map(|(record, keep)| (record.sequence_number.clone(), !keep)),
+            .map(|(record, keep)| (!keep).then(|| record.sequence_number.clone())),
     );
     for ((ordinal, record), keep) in (first..).zip(page.records).zip(kept) {
         if keep {
@@ -608,7 +608,7 @@ fn accept_page(
     if filtered > 0 {
         status.update().records_filtered += filtered;
         // Filtered records at the front move the checkpoint without an invocation.
-        checkpointer.done(&[]);
+        checkpointer.done(&[], &[]);
     } else {
         checkpointer.publish_waiting();
     }
