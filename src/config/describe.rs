@@ -124,6 +124,16 @@ fn write_mapping(out: &mut String, config: &Config, m: &Mapping) -> std::fmt::Re
     };
     writeln!(out, "mapping {:?} ({state})", m.name)?;
     writeln!(out, "  event_source_arn: {}", m.event_source_arn)?;
+    match &m.consumer {
+        Some(super::mapping::FanOutConsumer::Arn(arn)) => {
+            writeln!(out, "  enhanced fan-out: through consumer {arn}")?
+        }
+        Some(super::mapping::FanOutConsumer::Name(name)) => writeln!(
+            out,
+            "  enhanced fan-out: through consumer {name:?} (registered at start if missing)"
+        )?,
+        None => {}
+    }
     match config
         .streams
         .iter()
@@ -446,6 +456,21 @@ mod tests {
         assert!(
             text.contains(
                 "functions without a mapping:\n  \"idle\" (simulated), timeout 3 s, latency 0 ms"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn names_the_enhanced_fan_out_consumer() {
+        let text = "[[functions]]\nname = \"f\"\n\n[[mappings]]\nname = \"m\"\n\
+             event_source_arn = \"arn:aws:kinesis:us-east-1:123456789012:stream/s\"\n\
+             consumer_name = \"esm\"\nfunction_name = \"f\"\nstarting_position = \"LATEST\"\n";
+        let config = parse(text, Path::new("")).unwrap();
+        let text = describe(&config);
+        assert!(
+            text.contains(
+                "  enhanced fan-out: through consumer \"esm\" (registered at start if missing)"
             ),
             "{text}"
         );
