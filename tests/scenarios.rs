@@ -686,6 +686,16 @@ fn parallelization_factor_10_multiplies_a_slow_shard_s_throughput_and_keeps_ever
 
 #[test]
 fn with_parallelization_a_poison_record_holds_back_only_its_batch_s_keys_and_the_checkpoint() {
+    let whole_batches = poison_holds_back_only_its_keys(false);
+    let with_bisect = poison_holds_back_only_its_keys(true);
+    assert!(
+        with_bisect <= whole_batches,
+        "with bisect, resolved records free their keys: {with_bisect} keys held, {whole_batches} without"
+    );
+}
+
+/// Runs the poison world with factor 10; checks what is held back; returns how many keys.
+fn poison_holds_back_only_its_keys(bisect: bool) -> usize {
     type Invoked = Arc<Mutex<Vec<(String, String, bool, bool)>>>;
     let invoked: Invoked = Arc::default();
     let sink = invoked.clone();
@@ -712,7 +722,14 @@ fn with_parallelization_a_poison_record_holds_back_only_its_batch_s_keys_and_the
         },
     );
     // Every 300th record is poison: 3 of the 1,000, retried forever.
-    let run = run_text(&parallel_fixture(10, Some(300)), Some(tap));
+    let mut text = parallel_fixture(10, Some(300));
+    if bisect {
+        text = text.replace(
+            "maximum_retry_attempts = -1",
+            "maximum_retry_attempts = -1\nbisect_batch_on_function_error = true",
+        );
+    }
+    let run = run_text(&text, Some(tap));
     assert!(
         !run.report.drained,
         "poison records retried forever block their keys"
@@ -723,11 +740,16 @@ fn with_parallelization_a_poison_record_holds_back_only_its_batch_s_keys_and_the
         poison.iter().all(|r| !r.3),
         "a poison record never succeeds"
     );
-    // A failing batch holds the keys of its records: for each of them, nothing after its
-    // first failed record goes through.
+    // A failing batch holds the keys of its records that are never resolved: for each of
+    // them, nothing after its first such record goes through.
+    let succeeded: std::collections::BTreeSet<&str> = invoked
+        .iter()
+        .filter(|r| r.3)
+        .map(|r| r.1.as_str())
+        .collect();
     let mut blocked_from: std::collections::BTreeMap<&str, &str> = Default::default();
-    for (key, seq, _, ok) in invoked.iter() {
-        if *ok {
+    for (key, seq, _, _) in invoked.iter() {
+        if succeeded.contains(seq.as_str()) {
             continue;
         }
         let first = blocked_from.entry(key.as_str()).or_insert(seq.as_str());
@@ -793,6 +815,7 @@ fn with_parallelization_a_poison_record_holds_back_only_its_batch_s_keys_and_the
         Some(before_poison),
         "checkpoint held just before the lowest poison record {lowest_poison}"
     );
+    blocked_from.len()
 }
 
 #[test]

@@ -42,7 +42,7 @@ impl Hasher for KeyHasher {
     }
 }
 pub type KeySet = HashSet<u64, BuildHasherDefault<KeyHasher>>;
-type KeyMap = HashMap<u64, usize, BuildHasherDefault<KeyHasher>>;
+pub type KeyCounts = HashMap<u64, usize, BuildHasherDefault<KeyHasher>>;
 
 /// Lambda's synchronous invocation payload limit: 6 MB (6,291,456 bytes).
 pub const PAYLOAD_CAP_BYTES: usize = 6 * 1024 * 1024;
@@ -53,6 +53,8 @@ pub struct Batch {
     pub records: Vec<StreamRecord>,
     /// Each record's ordinal in the shard's `Progress`.
     pub ordinals: Vec<u64>,
+    /// Each record's ordering-key hash (only when cut with ParallelizationFactor > 1).
+    pub keys: Vec<u64>,
     /// The event of the whole batch.
     event: Vec<u8>,
     /// Where each record's fragment lies in `event`.
@@ -83,14 +85,6 @@ impl Batch {
         scratch
     }
 
-    /// The ordering-key hashes of the batch's records (the keys it holds while in flight).
-    pub fn key_hashes(&self) -> KeySet {
-        self.records
-            .iter()
-            .map(StreamRecord::ordering_hash)
-            .collect()
-    }
-
     /// Gives back the event's buffer, to build the next batch in without allocating.
     pub fn into_buffer(self) -> Vec<u8> {
         self.event
@@ -104,7 +98,7 @@ pub struct ReadBuffer {
     /// Lower bound of the encoded size of `records`.
     min_bytes: usize,
     /// Buffered records per ordering-key hash.
-    key_counts: KeyMap,
+    key_counts: KeyCounts,
     /// Whether keys are counted (ParallelizationFactor > 1).
     keyed: bool,
 }
@@ -212,6 +206,7 @@ impl ReadBuffer {
         let mut batch = Batch {
             records: Vec::with_capacity(batch_size.min(self.len())),
             ordinals: Vec::with_capacity(batch_size.min(self.len())),
+            keys: Vec::new(),
             event: buffer,
             spans: Vec::new(),
         };
@@ -260,6 +255,9 @@ impl ReadBuffer {
             batch.spans.push(start..batch.event.len());
             batch.records.push(record);
             batch.ordinals.push(ordinal);
+            if keyed {
+                batch.keys.push(key);
+            }
         }
         for pending in passed_over.into_iter().rev() {
             self.records.push_front(pending);
@@ -456,7 +454,7 @@ mod tests {
         assert_eq!(keys_of(&batch), vec!["b", "c"]);
         let rest: Vec<u64> = buffer.records.iter().map(|(o, _, _)| *o).collect();
         assert_eq!(rest, vec![0, 3, 4]);
-        assert_eq!(batch.key_hashes().len(), 2);
+        assert_eq!(batch.keys.iter().copied().collect::<KeySet>().len(), 2);
     }
 
     #[test]
@@ -477,7 +475,7 @@ mod tests {
             PAYLOAD_CAP_BYTES,
             &ctx(),
             Vec::new(),
-            &batch.key_hashes(),
+            &batch.keys.iter().copied().collect(),
             1,
         );
         assert_eq!(keys_of(&rest), vec!["c", "c"]);

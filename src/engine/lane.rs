@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::batcher::Batch;
 use super::checkpointer::Checkpointer;
 use super::context::MappingContext;
+use super::held_keys::HeldKeys;
 use super::invocation_log::InvocationLine;
 use super::status::{InFlight, ShardState, ShardStatus};
 use crate::destination::delivery::Delivery;
@@ -80,6 +81,8 @@ pub struct Lane {
     event_ctx: EventContext,
     /// Where a windowed event is assembled.
     windowed: Vec<u8>,
+    /// The shard's held ordering keys: released record by record as they are resolved.
+    held: Arc<HeldKeys>,
 }
 
 impl Lane {
@@ -90,6 +93,7 @@ impl Lane {
         status: Arc<ShardStatus>,
         checkpointer: Arc<Checkpointer>,
         window: Option<Arc<Mutex<WindowTracker>>>,
+        held: Arc<HeldKeys>,
     ) -> Self {
         let name = if index == 0 {
             format!("{}/{}/lane", ctx.mapping.name, shard_id)
@@ -117,6 +121,7 @@ impl Lane {
             window,
             event_ctx,
             windowed: Vec::new(),
+            held,
         }
     }
 
@@ -229,10 +234,7 @@ impl Lane {
             let resolution = retry.on_outcome(&outcome);
             if let Some(succeeded) = resolution.succeeded {
                 self.status.update().records_succeeded += succeeded.len() as u64;
-                self.checkpointer.done(
-                    &batch.ordinals[succeeded.clone()],
-                    &batch.records[succeeded],
-                );
+                self.resolved(batch, succeeded);
             }
             if let Some(discard) = &resolution.discarded {
                 if !self.discard(batch, discard).await {
@@ -587,9 +589,20 @@ impl Lane {
                 }
             }
         }
-        self.checkpointer
-            .done(&batch.ordinals[discard.range.clone()], records);
+        self.resolved(batch, discard.range.clone());
         true
+    }
+
+    /// Records succeeded or discarded: done for the checkpoint, their keys free for the
+    /// other lanes.
+    fn resolved(&self, batch: &Batch, range: std::ops::Range<usize>) {
+        self.checkpointer.done(
+            &batch.ordinals[range.clone()],
+            &batch.records[range.clone()],
+        );
+        if !batch.keys.is_empty() {
+            self.held.release(&batch.keys[range]);
+        }
     }
 }
 

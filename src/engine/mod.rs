@@ -9,6 +9,7 @@ pub mod batcher;
 pub mod checkpointer;
 pub mod context;
 pub mod control;
+pub mod held_keys;
 pub mod invocation_log;
 pub mod lane;
 pub mod latency;

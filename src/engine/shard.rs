@@ -33,6 +33,7 @@ use super::batcher::{Batch, KeySet, ReadBuffer, PAYLOAD_CAP_BYTES};
 use super::checkpointer::Checkpointer;
 use super::context::MappingContext;
 use super::control::{Request, RewindTo, ShardRequest};
+use super::held_keys::HeldKeys;
 use super::lane::{BatchEnd, Lane, LaneSignal};
 use super::status::{ShardState, ShardStatus};
 use crate::checkpoint::Checkpoint;
@@ -108,9 +109,8 @@ impl Reader {
     }
 }
 
-/// A lane's batch, done: the lane (idle again), the batch (for its buffer) and the keys
-/// it held.
-type LaneDone = (Lane, Batch, Vec<u64>, BatchEnd);
+/// A lane's batch, done: the lane (idle again) and the batch (for its buffer).
+type LaneDone = (Lane, Batch, BatchEnd);
 type LaneFuture = Pin<Box<dyn Future<Output = LaneDone> + Send>>;
 type ReadFuture = Pin<Box<dyn Future<Output = ReadAnswer> + Send>>;
 
@@ -134,6 +134,7 @@ fn new_lanes(
     status: &Arc<ShardStatus>,
     checkpointer: &Arc<Checkpointer>,
     window: &Option<SharedWindow>,
+    held: &Arc<HeldKeys>,
 ) -> (Vec<Lane>, Vec<Arc<LaneSignal>>) {
     let factor = ctx.mapping.parallelization_factor.max(1) as usize;
     let lanes: Vec<Lane> = (0..factor)
@@ -145,6 +146,7 @@ fn new_lanes(
                 status.clone(),
                 checkpointer.clone(),
                 window.clone(),
+                held.clone(),
             )
         })
         .collect();
@@ -188,10 +190,11 @@ pub async fn run_shard(
     ));
     let factor = mapping.parallelization_factor.max(1) as usize;
     let mut window = new_window(&ctx);
-    let (mut idle, mut signals) = new_lanes(&ctx, &shard_id, &status, &checkpointer, &window);
+    // Ordering keys of the records in flight (only with factor > 1).
+    let held_keys = Arc::new(HeldKeys::default());
+    let (mut idle, mut signals) =
+        new_lanes(&ctx, &shard_id, &status, &checkpointer, &window, &held_keys);
     let mut running: FuturesUnordered<LaneFuture> = FuturesUnordered::new();
-    // Ordering keys of the batches in flight (only with factor > 1).
-    let mut held = KeySet::default();
     let mut reader = Reader::at(position, ctx.clock.now_ms());
     let mut read: Option<ReadFuture> = None;
     let mut rng = Rng::derived(ctx.seed, &format!("{}/{}/reader", mapping.name, shard_id));
@@ -214,6 +217,11 @@ pub async fn run_shard(
             return ShardEnd::Stopped;
         }
         let is_paused = *paused.borrow_and_update();
+        let mut held = if factor > 1 {
+            held_keys.set()
+        } else {
+            KeySet::default()
+        };
         // Every buffered record's key is held by a busy lane: nothing to cut until a lane
         // finishes or more records are read.
         let mut all_held = false;
@@ -250,7 +258,7 @@ pub async fn run_shard(
                         status.update().caught_up = false;
                         running.push(Box::pin(async move {
                             let end = lane.process(&batch).await;
-                            (lane, batch, Vec::new(), end)
+                            (lane, batch, end)
                         }));
                     } else {
                         idle.push(lane);
@@ -260,7 +268,7 @@ pub async fn run_shard(
                     checkpointer.hold();
                     running.push(Box::pin(async move {
                         let end = lane.final_invoke().await;
-                        (lane, Batch::default(), Vec::new(), end)
+                        (lane, Batch::default(), end)
                     }));
                 }
                 window::Step::Wait { until_ms } => {
@@ -300,16 +308,12 @@ pub async fn run_shard(
                 idle.push(lane);
                 break;
             }
-            let keys: Vec<u64> = if factor > 1 {
-                batch.key_hashes().into_iter().collect()
-            } else {
-                Vec::new()
-            };
-            held.extend(keys.iter().copied());
+            held_keys.hold(&batch.keys);
+            held.extend(batch.keys.iter().copied());
             status.update().caught_up = false;
             running.push(Box::pin(async move {
                 let end = lane.process(&batch).await;
-                (lane, batch, keys, end)
+                (lane, batch, end)
             }));
         }
         let window_open = window.as_ref().is_some_and(|w| lock(w).window().is_some());
@@ -364,10 +368,7 @@ pub async fn run_shard(
         tokio::select! {
             biased;
             _ = ctx.cancel.cancelled() => {}
-            Some((lane, batch, keys, _)) = running.next(), if !running.is_empty() => {
-                for key in keys {
-                    held.remove(&key);
-                }
+            Some((lane, batch, _)) = running.next(), if !running.is_empty() => {
                 idle.push(lane);
                 spares.push(batch.into_buffer());
                 window_start_ms = ctx.clock.now_ms();
@@ -401,9 +402,9 @@ pub async fn run_shard(
                         }
                         // Abandon the lanes' work and everything read: it is read again.
                         running.clear();
-                        held.clear();
+                        held_keys.clear();
                         window = new_window(&ctx);
-                        (idle, signals) = new_lanes(&ctx, &shard_id, &status, &checkpointer, &window);
+                        (idle, signals) = new_lanes(&ctx, &shard_id, &status, &checkpointer, &window, &held_keys);
                         read = None;
                         buffer.clear();
                         let (checkpoint, position) = match to {
@@ -428,6 +429,7 @@ pub async fn run_shard(
                 }
             }
             Ok(()) = paused.changed() => {}
+            _ = held_keys.released(), if factor > 1 => {}
             _ = tokio::time::sleep(std::time::Duration::from_millis(sleep_ms.unwrap_or(0))), if sleep_ms.is_some() => {}
         }
     }
