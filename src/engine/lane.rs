@@ -77,7 +77,7 @@ pub struct Lane {
     /// or a bisect); kept to reuse its allocation.
     scratch: Vec<u8>,
     /// The shard's tumbling window, when the mapping has one.
-    window: Option<Arc<Mutex<WindowTracker>>>,
+    window: Option<SharedWindow>,
     event_ctx: EventContext,
     /// Where a windowed event is assembled.
     windowed: Vec<u8>,
@@ -92,7 +92,7 @@ impl Lane {
         index: usize,
         status: Arc<ShardStatus>,
         checkpointer: Arc<Checkpointer>,
-        window: Option<Arc<Mutex<WindowTracker>>>,
+        window: Option<SharedWindow>,
         held: Arc<HeldKeys>,
     ) -> Self {
         let name = if index == 0 {
@@ -622,6 +622,10 @@ fn function_error_message(result: &InvokeResult) -> Option<String> {
     })
 }
 
-fn lock(window: &Mutex<WindowTracker>) -> std::sync::MutexGuard<'_, WindowTracker> {
+/// A shard's tumbling window, shared by the shard task (which decides the next step) and
+/// its lane (which carries the state).
+pub type SharedWindow = Arc<Mutex<WindowTracker>>;
+
+pub fn lock(window: &Mutex<WindowTracker>) -> std::sync::MutexGuard<'_, WindowTracker> {
     window.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -34,7 +34,7 @@ use super::checkpointer::Checkpointer;
 use super::context::MappingContext;
 use super::control::{Request, RewindTo, ShardRequest};
 use super::held_keys::HeldKeys;
-use super::lane::{BatchEnd, Lane, LaneSignal};
+use super::lane::{lock, BatchEnd, Lane, LaneSignal, SharedWindow};
 use super::status::{ShardState, ShardStatus};
 use crate::checkpoint::Checkpoint;
 use crate::config::StartingPosition;
@@ -114,17 +114,11 @@ type LaneDone = (Lane, Batch, BatchEnd);
 type LaneFuture = Pin<Box<dyn Future<Output = LaneDone> + Send>>;
 type ReadFuture = Pin<Box<dyn Future<Output = ReadAnswer> + Send>>;
 
-type SharedWindow = Arc<Mutex<WindowTracker>>;
-
 /// The shard's tumbling window, when the mapping has one (a fresh state: a new shard, or a
 /// rewind).
 fn new_window(ctx: &MappingContext) -> Option<SharedWindow> {
     let seconds = ctx.mapping.tumbling_window_in_seconds;
     (seconds > 0).then(|| Arc::new(Mutex::new(WindowTracker::new(seconds, AWS_CLOSE_GRACE_MS))))
-}
-
-fn lock(window: &SharedWindow) -> std::sync::MutexGuard<'_, WindowTracker> {
-    window.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The shard's lanes, idle ones first to be taken, and how to signal each.
