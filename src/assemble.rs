@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::schema::{AwsIdentity, FunctionConfig, SimStreamConfig};
 use crate::config::{Config, StartingPosition};
 use crate::destination::delivery::FailureDelivery;
-use crate::destination::file::JsonlFile;
+use crate::destination::file::{JsonlFile, LineSync};
 use crate::destination::sns::SnsDestination;
 use crate::destination::sqs::SqsDestination;
 use crate::destination::FailureDestination;
@@ -64,6 +64,9 @@ pub struct Environment<'a> {
     /// How to reach AWS; `None` (simulate) refuses real streams and destinations, whose
     /// network waits would break virtual time.
     pub aws: Option<&'a AwsFactory>,
+    /// Whether failure files (the `file://` destinations, the dead-letter file) fsync each
+    /// line: `run`, where the checkpoint after a discarded batch relies on it.
+    pub line_sync: LineSync,
     pub cancel: CancellationToken,
 }
 
@@ -76,6 +79,7 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
         invocation_log,
         tap,
         aws,
+        line_sync,
         cancel,
     } = env;
     let mut streams = BTreeMap::new();
@@ -110,7 +114,7 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
         }
         functions.insert(&function.name, target);
     }
-    let dead_letter = Arc::new(JsonlFile::new(&config.dead_letter_file));
+    let dead_letter = Arc::new(JsonlFile::open(&config.dead_letter_file, line_sync)?);
     let mut files: BTreeMap<PathBuf, Arc<JsonlFile>> = BTreeMap::new();
     let mut contexts = Vec::new();
     for mapping in &config.mappings {
@@ -177,12 +181,15 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
                             mapping.name
                         )
                     })?;
-                Some(
-                    files
-                        .entry(path.clone())
-                        .or_insert_with(|| Arc::new(JsonlFile::new(&path)))
-                        .clone(),
-                )
+                let file = match files.get(&path) {
+                    Some(file) => file.clone(),
+                    None => {
+                        let file = Arc::new(JsonlFile::open(&path, line_sync)?);
+                        files.insert(path, file.clone());
+                        file
+                    }
+                };
+                Some(file)
             }
         };
         let pace = &mapping.pace;

@@ -21,6 +21,7 @@ use crate::checkpoint::embedded::EmbeddedStore;
 use crate::checkpoint::CheckpointStore;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::destination::file::LineSync;
 use crate::engine::supervisor::run_mapping;
 use crate::target::tap::Observer;
 
@@ -50,7 +51,10 @@ pub async fn run_until(
 ) -> anyhow::Result<()> {
     let clock = Clock::wall();
     let store_path = config.state_dir.join("checkpoints.redb");
-    let store: Arc<dyn CheckpointStore> = Arc::new(EmbeddedStore::open(&store_path)?);
+    let store: Arc<dyn CheckpointStore> = Arc::new(EmbeddedStore::open(
+        &store_path,
+        Duration::from_millis(config.checkpoint_flush_ms),
+    )?);
     tracing::info!(state = %store_path.display(), "checkpoint store open");
     let cancel = CancellationToken::new();
     let created_at = |stream: &crate::config::schema::SimStreamConfig| -> anyhow::Result<i64> {
@@ -75,6 +79,7 @@ pub async fn run_until(
         invocation_log: None,
         tap,
         aws: Some(&aws),
+        line_sync: LineSync::EveryLine,
         cancel: cancel.clone(),
     };
     let parts = Arc::new(assemble(config, env).await?);

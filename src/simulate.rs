@@ -24,6 +24,7 @@ use crate::checkpoint::embedded::EmbeddedStore;
 use crate::checkpoint::{CheckpointStore, MemoryStore, SHARD_END};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::destination::file::LineSync;
 use crate::engine::context::MappingContext;
 use crate::engine::invocation_log::InvocationLog;
 use crate::engine::status::ShardSnapshot;
@@ -132,7 +133,10 @@ async fn simulate_on_paused_clock(
     let wall_start = std::time::Instant::now();
     let seed = options.seed.unwrap_or(config.simulation.seed);
     let store: Arc<dyn CheckpointStore> = match &options.state_dir {
-        Some(dir) => Arc::new(EmbeddedStore::open(&dir.join("checkpoints.redb"))?),
+        Some(dir) => Arc::new(EmbeddedStore::open(
+            &dir.join("checkpoints.redb"),
+            std::time::Duration::from_millis(config.checkpoint_flush_ms),
+        )?),
         None => Arc::new(MemoryStore::default()),
     };
     let resumed_at = store
@@ -160,6 +164,7 @@ async fn simulate_on_paused_clock(
         invocation_log: invocation_log.clone(),
         tap: options.tap.clone(),
         aws: None,
+        line_sync: LineSync::None,
         cancel: cancel.clone(),
     };
     let parts = assemble(config, env).await?;

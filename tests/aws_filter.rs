@@ -111,7 +111,11 @@ async fn run_daemon_until(
         }
     }
     daemon.stop().await;
-    let store = EmbeddedStore::open(&state.join("checkpoints.redb")).expect("checkpoint store");
+    let store = EmbeddedStore::open(
+        &state.join("checkpoints.redb"),
+        std::time::Duration::from_secs(1),
+    )
+    .expect("checkpoint store");
     let checkpoints = store.load_all(MAPPING).expect("checkpoints");
     assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
     let checkpoint = checkpoints.into_values().next().expect("one checkpoint");

@@ -121,7 +121,11 @@ starting_position = "TRIM_HORIZON"
 
 /// The checkpoint a stopped daemon stored for the shard.
 fn stored_checkpoint(state: &std::path::Path) -> Option<Checkpoint> {
-    let store = EmbeddedStore::open(&state.join("checkpoints.redb")).expect("checkpoint store");
+    let store = EmbeddedStore::open(
+        &state.join("checkpoints.redb"),
+        std::time::Duration::from_secs(1),
+    )
+    .expect("checkpoint store");
     let mut checkpoints = store.load_all(MAPPING).expect("checkpoints");
     checkpoints.remove(&ShardId(SHARD.into()))
 }

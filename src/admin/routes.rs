@@ -244,8 +244,14 @@ async fn action(
 ) -> Answer {
     let status = shard_status(&state, &mapping, &shard)?;
     let result = match action.as_str() {
-        "pause" => Ok(status.pause()),
-        "resume" => Ok(status.resume()),
+        "pause" | "resume" => Ok(context(&state, &mapping)?
+            .set_paused(&status, &shard, action == "pause")
+            .map_err(|e| {
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("{action} not done: it could not be stored: {e}"),
+                )
+            })?),
         "skip" => status.skip().await,
         "rewind" => {
             let to = parse_rewind(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;

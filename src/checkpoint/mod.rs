@@ -4,8 +4,9 @@
 //! calls are synchronous: the embedded store answers in microseconds, and keeping them off
 //! the async path keeps simulations deterministic (tokio's paused clock would advance while
 //! a blocking task ran). `memory` is for simulations and tests, `embedded` (redb on disk)
-//! is the default of `run`. The store also keeps a few named values (`meta`), such as when
-//! a simulated world was created, so a restarted daemon finds the same world.
+//! is the default of `run`; its saves are durable within `checkpoint_flush_ms`. The store
+//! also keeps a few named values (`meta`), such as when a simulated world was created, so
+//! a restarted daemon finds the same world, and which shards an operator paused.
 
 pub mod embedded;
 
@@ -76,10 +77,13 @@ pub trait CheckpointStore: Send + Sync {
     ) -> Result<(), StoreError>;
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
-    /// Makes every save so far durable (called on shutdown).
+    /// Makes every save so far durable now (shutdown, an operator's action).
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Asks for every save so far to be made durable soon, without waiting for it (a
+    /// shard went idle: its last checkpoint should not wait for the flush deadline).
+    fn flush_soon(&self) {}
 }
 
 /// Checkpoints in memory: for `simulate` and tests.

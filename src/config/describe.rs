@@ -43,6 +43,11 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
     )?;
     writeln!(
         out,
+        "checkpoint_flush_ms: {} (a checkpoint is durable at most this long after it is saved)",
+        config.checkpoint_flush_ms
+    )?;
+    writeln!(
+        out,
         "aws: region {}, account {}",
         config.aws.region, config.aws.account_id
     )?;

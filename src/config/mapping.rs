@@ -107,6 +107,8 @@ pub struct Mapping {
 pub struct Config {
     pub state_dir: PathBuf,
     pub dead_letter_file: PathBuf,
+    /// Longest time from a checkpoint save to it being durable (see `checkpoint::embedded`).
+    pub checkpoint_flush_ms: u64,
     pub aws: super::schema::AwsIdentity,
     pub simulation: Simulation,
     pub stats_interval_ms: u64,

@@ -38,6 +38,10 @@ pub const MAX_PACE_SECONDS: u64 = 86_400;
 pub const MAX_EPOCH_SECONDS: f64 = 253_402_300_799.0;
 /// Default `state_dir`, relative to the config's directory.
 pub const DEFAULT_STATE_DIR: &str = ".esm-sim";
+/// `checkpoint_flush_ms` unless given: a crash re-delivers at most about a second.
+pub const DEFAULT_CHECKPOINT_FLUSH_MS: u64 = 1_000;
+/// Most `checkpoint_flush_ms`: a minute.
+pub const MAX_CHECKPOINT_FLUSH_MS: u64 = 60_000;
 /// Default dead-letter file name inside `state_dir`.
 pub const DEFAULT_DEAD_LETTER_FILE: &str = "dead-letter.jsonl";
 
@@ -58,6 +62,7 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
     let ConfigFile {
         state_dir,
         dead_letter_file,
+        checkpoint_flush_ms,
         aws,
         simulation,
         log,
@@ -71,6 +76,14 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
     let simulation = resolve_simulation(&simulation, &mut p);
     let stats_interval_ms = resolve_log(&log, &mut p);
     let admin = resolve_admin(&admin, &mut p);
+    let checkpoint_flush_ms = checkpoint_flush_ms.unwrap_or(DEFAULT_CHECKPOINT_FLUSH_MS);
+    p.range(
+        "top level",
+        "checkpoint_flush_ms",
+        checkpoint_flush_ms,
+        0,
+        MAX_CHECKPOINT_FLUSH_MS,
+    );
 
     let state_dir = state_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     if state_dir.as_os_str().is_empty() {
@@ -166,6 +179,7 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
     Ok(Config {
         state_dir,
         dead_letter_file,
+        checkpoint_flush_ms,
         aws,
         simulation,
         stats_interval_ms,

@@ -21,6 +21,9 @@ pub struct ConfigFile {
     /// Where discarded-batch records go when the on-failure destination cannot take them
     /// (or none is configured). Default `<state_dir>/dead-letter.jsonl`.
     pub dead_letter_file: Option<PathBuf>,
+    /// Longest time from a checkpoint save to it being durable (surviving `kill -9` or a
+    /// power loss), idle or not. Default 1000; 0 makes every save durable at once.
+    pub checkpoint_flush_ms: Option<u64>,
     /// Region and account used to build ARNs of simulated resources.
     #[serde(default)]
     pub aws: AwsIdentity,

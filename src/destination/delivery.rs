@@ -95,6 +95,7 @@ impl FailureDelivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::destination::file::LineSync;
     use crate::destination::DestinationError;
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -132,7 +133,10 @@ mod tests {
         });
         let delivery = FailureDelivery {
             destination: Some(flaky.clone()),
-            dead_letter: Arc::new(JsonlFile::new(&dir.path().join("dead-letter.jsonl"))),
+            dead_letter: Arc::new(
+                JsonlFile::open(&dir.path().join("dead-letter.jsonl"), LineSync::None)
+                    .expect("open"),
+            ),
             on_failure,
             retry_ms: 10_000,
             backoff_initial_ms: 100,

@@ -6,9 +6,13 @@
 //! its final invoke succeeds (spec 2.6), so a restart replays an unfinished window from
 //! its start with a fresh state.
 //!
-//! Saving goes to the store (durable once a second, see `checkpoint::embedded`) and to the
-//! shard's published status, so what operators see is what a restart would resume from.
+//! Saving goes to the store (durable within `checkpoint_flush_ms`, see
+//! `checkpoint::embedded`) and to the shard's published status, so what operators see is
+//! what a restart would resume from. When the shard goes idle (caught up with the stream
+//! and every record read done) or ends, it asks the store to make its last checkpoint
+//! durable at once rather than at the flush deadline.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::progress::Progress;
@@ -26,6 +30,8 @@ pub struct Checkpointer {
     progress: Mutex<Progress>,
     /// While a tumbling window is open: `Some`, holding the checkpoint not yet written.
     held: Mutex<Option<Option<SequenceNumber>>>,
+    /// A checkpoint was saved since the shard last asked for a flush.
+    unflushed: AtomicBool,
 }
 
 impl Checkpointer {
@@ -44,6 +50,7 @@ impl Checkpointer {
             status,
             progress: Mutex::new(Progress::default()),
             held: Mutex::new(None),
+            unflushed: AtomicBool::new(false),
         }
     }
 
@@ -83,6 +90,7 @@ impl Checkpointer {
             None => {
                 drop(held);
                 self.save(Checkpoint::After(last_done));
+                self.flush_if_idle(waiting);
             }
         }
     }
@@ -109,9 +117,26 @@ impl Checkpointer {
     }
 
     /// Publishes how many records wait, after records were admitted.
+    /// (A page was just read: when it was empty and nothing waits, the shard is idle.)
     pub fn publish_waiting(&self) {
         let waiting = self.progress().waiting();
         self.status.update().records_waiting = waiting as u64;
+        self.flush_if_idle(waiting);
+    }
+
+    /// Asks the store to make the last checkpoint durable now if the shard is idle (caught
+    /// up, nothing waiting) and saved one since it last asked.
+    fn flush_if_idle(&self, waiting: usize) {
+        if waiting == 0 && self.status.update().caught_up {
+            self.flush_soon();
+        }
+    }
+
+    /// Asks the store to make the last checkpoint durable now (once per save).
+    pub fn flush_soon(&self) {
+        if self.unflushed.swap(false, Ordering::Relaxed) {
+            self.store.flush_soon();
+        }
     }
 
     /// Forgets every admitted record and sets the checkpoint (a rewind).
@@ -120,9 +145,11 @@ impl Checkpointer {
         *self.held.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.status.update().records_waiting = 0;
         self.save(checkpoint);
+        self.flush_soon();
     }
 
     pub fn save(&self, checkpoint: Checkpoint) {
+        self.unflushed.store(true, Ordering::Relaxed);
         if let Err(error) = self.store.save(&self.mapping, &self.shard_id, &checkpoint) {
             tracing::error!(shard = %self.shard_id, %error, "checkpoint not saved: a restart will deliver these records again");
         }

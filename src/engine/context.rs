@@ -1,16 +1,19 @@
 //! Everything a mapping's tasks share: the resolved mapping, its source, target, failure
-//! delivery, checkpoint store, clock, status and shutdown token.
+//! delivery, checkpoint store, clock, status and shutdown token; and the operator state
+//! that must outlive the process (a paused shard stays paused after a restart or a crash),
+//! kept in the checkpoint store next to the checkpoints.
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use super::invocation_log::InvocationLog;
-use super::status::MappingStatus;
-use crate::checkpoint::CheckpointStore;
+use super::status::{MappingStatus, ShardSnapshot, ShardStatus};
+use crate::checkpoint::{CheckpointStore, StoreError};
 use crate::clock::Clock;
 use crate::config::Mapping;
 use crate::destination::delivery::FailureDelivery;
+use crate::model::ShardInfo;
 use crate::source::StreamSource;
 use crate::target::Target;
 
@@ -42,5 +45,46 @@ impl MappingContext {
             _ = self.cancel.cancelled() => false,
             _ = tokio::time::sleep(std::time::Duration::from_millis(ms)) => true,
         }
+    }
+
+    /// A shard's status, created when the shard is first seen; a shard an operator paused
+    /// before a restart or a crash is paused again.
+    pub fn shard_status(&self, info: &ShardInfo) -> Arc<ShardStatus> {
+        let status = self.status.shard(info);
+        match self.store.get_meta(&self.paused_key(&info.shard_id.0)) {
+            Ok(Some(value)) if value == "true" => {
+                if !status.control().is_paused() {
+                    tracing::info!(mapping = %self.mapping.name, shard = %info.shard_id, "shard paused by an operator before the restart: it stays paused until resumed");
+                    status.pause();
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(mapping = %self.mapping.name, shard = %info.shard_id, %error, "cannot read whether the shard was paused; it runs")
+            }
+        }
+        status
+    }
+
+    /// Pauses or resumes a shard, stored durably first so it holds across restarts.
+    pub fn set_paused(
+        &self,
+        status: &ShardStatus,
+        shard_id: &str,
+        paused: bool,
+    ) -> Result<ShardSnapshot, StoreError> {
+        self.store.set_meta(
+            &self.paused_key(shard_id),
+            if paused { "true" } else { "false" },
+        )?;
+        Ok(if paused {
+            status.pause()
+        } else {
+            status.resume()
+        })
+    }
+
+    fn paused_key(&self, shard_id: &str) -> String {
+        format!("paused/{}\0{shard_id}", self.mapping.name)
     }
 }

@@ -314,6 +314,7 @@ pub async fn run_shard(
         if reader.ended && buffer.is_empty() && running.is_empty() && read.is_none() && !window_open
         {
             checkpointer.save(Checkpoint::ShardEnd);
+            checkpointer.flush_soon();
             let mut s = status.update();
             s.state = ShardState::Ended;
             s.caught_up = true;
@@ -648,6 +649,7 @@ mod tests {
             invocation_log: None,
             tap: None,
             aws: None,
+            line_sync: crate::destination::file::LineSync::None,
             cancel: tokio_util::sync::CancellationToken::new(),
         };
         let parts = assemble(&config, env).await.expect("assemble");

@@ -61,16 +61,14 @@ pub async fn run_mapping(ctx: Arc<MappingContext>) {
                         }
                         let checkpoint = checkpoints.get(&info.shard_id);
                         let finished = matches!(checkpoint, Some(Checkpoint::ShardEnd));
+                        let status = ctx.shard_status(&info);
                         if let Some(checkpoint) = checkpoint {
-                            let status = ctx.status.shard(&info);
                             let mut s = status.update();
                             s.resumed_from = Some(checkpoint.encode());
                             s.checkpoint = Some(checkpoint.encode());
                             if finished {
                                 s.state = ShardState::Ended;
                             }
-                        } else {
-                            ctx.status.shard(&info);
                         }
                         let slot = if finished {
                             Slot::Finished
@@ -111,7 +109,7 @@ pub async fn run_mapping(ctx: Arc<MappingContext>) {
                     // once, even if a listing would not show them yet; list again anyway.
                     for child in children {
                         if !shards.contains_key(&child.shard_id) {
-                            ctx.status.shard(&child);
+                            ctx.shard_status(&child);
                             shards.insert(child.shard_id.clone(), (child, Slot::Waiting));
                         }
                     }
@@ -176,7 +174,7 @@ async fn show_disabled_shards(ctx: &MappingContext) {
     match ctx.source.list_shards().await {
         Ok(listed) => {
             for info in listed {
-                let status = ctx.status.shard(&info);
+                let status = ctx.shard_status(&info);
                 let mut s = status.update();
                 s.state = ShardState::Disabled;
                 s.checkpoint = checkpoints.get(&info.shard_id).map(Checkpoint::encode);
