@@ -19,6 +19,7 @@ pub mod engine;
 pub mod event;
 pub mod filter;
 pub mod load;
+pub mod log_redaction;
 pub mod model;
 pub mod ops;
 pub mod policy;

@@ -6,7 +6,7 @@
 //! becomes a `MappingEntry` (the TOML form), so `resolve` applies one set of defaults and
 //! range checks whatever the source. Keys that AWS prints but that do not configure the
 //! mapping (State, LastModified, ...) are accepted and ignored; any other unknown key is an
-//! error naming the key and the file, exactly like an unknown TOML key.
+//! error naming the key, the file and the position, exactly like an unknown TOML key.
 
 use std::path::Path;
 
@@ -91,10 +91,10 @@ pub fn load(path: &Path) -> Result<MappingEntry, String> {
     from_json(&text, &path.display().to_string())
 }
 
-/// Convert a document; `origin` (the file) is named in errors.
+/// Convert a document; `origin` (the file) is named in errors, with the line and column
+/// of a wrong value or unknown key (`esm.json:3:16: BatchSize = "ten": expected an integer`).
 pub fn from_json(text: &str, origin: &str) -> Result<MappingEntry, String> {
-    let doc: AwsEventSourceMapping =
-        serde_json::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+    let doc: AwsEventSourceMapping = super::type_error::from_json(text, origin)?;
     doc.into_entry().map_err(|e| format!("{origin}: {e}"))
 }
 
@@ -303,16 +303,123 @@ mod tests {
     fn unknown_key_is_rejected_with_its_name_and_the_file() {
         let err = from_json(r#"{"FunctionName": "f", "BatchSise": 10}"#, "esm.json").unwrap_err();
         assert!(
-            err.starts_with("esm.json: unknown field `BatchSise`"),
+            err.starts_with("esm.json:1:23: BatchSise: unknown key (did you mean BatchSize?); allowed: FunctionName, FunctionArn, EventSourceArn, "),
             "{err}"
         );
-        assert!(err.contains("line 1"), "{err}");
     }
 
     #[test]
     fn keys_of_other_event_sources_are_rejected() {
         let err = from_json(r#"{"FunctionName": "f", "Queues": ["q"]}"#, "esm.json").unwrap_err();
-        assert!(err.contains("unknown field `Queues`"), "{err}");
+        assert!(
+            err.starts_with("esm.json:1:23: Queues: unknown key; allowed: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_the_key_the_value_and_the_position() {
+        let err = from_json(
+            "{\n  \"FunctionName\": \"f\",\n  \"BatchSize\": \"ten\"\n}",
+            "esm.json",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "esm.json:3:16: BatchSize = \"ten\": expected an integer"
+        );
+        let err = from_json(
+            r#"{"DestinationConfig": {"OnFailure": {"Destination": 5}}}"#,
+            "esm.json",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "esm.json:1:53: DestinationConfig.OnFailure.Destination = 5: expected a string"
+        );
+        let err = from_json(
+            r#"{"FilterCriteria": {"Filters": [{"Pattern": "{}"}, {}]}}"#,
+            "esm.json",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "esm.json:1:52: FilterCriteria.Filters[1].Pattern is required"
+        );
+        let err = from_json(r#"{"Enabled": "yes"}"#, "esm.json").unwrap_err();
+        assert_eq!(
+            err,
+            "esm.json:1:13: Enabled = \"yes\": expected a boolean (true or false)"
+        );
+        let err = from_json(r#"{"BatchSize": {"a": 1}}"#, "esm.json").unwrap_err();
+        assert_eq!(
+            err,
+            "esm.json:1:15: BatchSize = {\"a\": 1}: expected an integer"
+        );
+        let err = from_json(r#"{"BatchSize":[1]}"#, "esm.json").unwrap_err();
+        assert_eq!(err, "esm.json:1:14: BatchSize = [1]: expected an integer");
+        let err = from_json("{\"État\": 1,\n \"Enabled\": \"é\"}", "esm.json").unwrap_err();
+        assert!(
+            err.starts_with("esm.json:1:2: État: unknown key (did you mean State?); allowed: "),
+            "{err}"
+        );
+        let err = from_json("{\"Enabled\": \"é\"}", "esm.json").unwrap_err();
+        assert_eq!(
+            err,
+            "esm.json:1:13: Enabled = \"é\": expected a boolean (true or false)"
+        );
+        let err = from_json("[1, 2]", "esm.json").unwrap_err();
+        assert_eq!(
+            err,
+            "esm.json:1:1: expected a JSON object (the mapping's parameters)"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Random edits of an AWS JSON mapping never panic, and every error has a position.
+        #[test]
+        fn random_edits_never_panic_and_every_error_has_a_position(
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), 0usize..8,
+                 proptest::sample::select(&["", "\"", "{", "}", "[", "]", ",", ":", "1", "\"x\"", "\\", "é", "\n", "null", "true"][..]),
+                 proptest::prelude::any::<char>(), proptest::prelude::any::<bool>()),
+                1..4,
+            )
+        ) {
+            let original = include_str!("../../fixtures/aws/get-kinesis-output.json");
+            let mut text: Vec<char> = original.chars().collect();
+            for (at, delete, token, c, use_char) in edits {
+                let at = at.index(text.len() + 1);
+                let end = (at + delete).min(text.len());
+                let insert: Vec<char> = if use_char { vec![c] } else { token.chars().collect() };
+                text.splice(at..end, insert);
+            }
+            let text: String = text.into_iter().collect();
+            if let Err(err) = from_json(&text, "x.json") {
+                let rest = err.strip_prefix("x.json:").unwrap_or("");
+                let mut parts = rest.splitn(3, ':');
+                let number = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p != "0" && p.bytes().all(|b| b.is_ascii_digit()));
+                // Errors of the conversion (after reading) have no position: `x.json: ...`.
+                proptest::prop_assert!(
+                    rest.starts_with(' ') || (number(parts.next()) && number(parts.next())),
+                    "{}", err
+                );
+                proptest::prop_assert!(!err.contains('\n'), "{}", err);
+            }
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_has_its_position() {
+        let err = from_json("{\n  \"Enabled\": tru\n}", "esm.json").unwrap_err();
+        assert_eq!(err, "esm.json:3:1: JSON syntax error: expected ident");
+        let err = from_json("", "esm.json").unwrap_err();
+        assert_eq!(
+            err,
+            "esm.json:1:1: JSON syntax error: EOF while parsing a value"
+        );
     }
 
     #[test]

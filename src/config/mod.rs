@@ -12,6 +12,7 @@ pub mod describe;
 pub mod mapping;
 pub mod resolve;
 pub mod schema;
+mod type_error;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -42,9 +43,9 @@ impl fmt::Display for ConfigSource {
 
 /// Everything wrong with a config, one problem per entry (and per line when displayed).
 ///
-/// A TOML syntax error or unknown key is a single problem holding toml's own message, which
-/// names the key and shows the line; validation problems are all collected, so one run
-/// lists every one of them.
+/// A TOML syntax error, a value of the wrong type or an unknown key is a single problem
+/// naming the file position, the entry and the key (`type_error`); validation problems are
+/// all collected, so one run lists every one of them.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}", .problems.join("\n"))]
 pub struct ConfigError {
@@ -83,7 +84,7 @@ pub fn load(path: Option<&Path>) -> Result<(Config, ConfigSource), ConfigError> 
 /// Parse TOML text; relative paths (aws_json, file:// destinations, state_dir,
 /// dead_letter_file) resolve against `base_dir`.
 pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
-    let file = resolve::parse_toml(text)?;
+    let file = resolve::parse_toml(text, None)?;
     resolve::resolve(file, base_dir)
 }
 
@@ -96,16 +97,11 @@ fn load_file(path: &Path) -> Result<(Config, ConfigSource), ConfigError> {
     Ok((config, ConfigSource::File(path.to_path_buf())))
 }
 
-/// `parse`, with a TOML syntax error prefixed by where the text came from (validation
-/// problems name their mapping, stream or function and need no prefix).
+/// `parse`, with an error in reading the text prefixed by where the text came from
+/// (`config.toml:14:14: ...`; validation problems name their mapping, stream or function
+/// and need no prefix).
 fn parse_with_origin(text: &str, base_dir: &Path, origin: &str) -> Result<Config, ConfigError> {
-    let file = resolve::parse_toml(text).map_err(|e| ConfigError {
-        problems: e
-            .problems
-            .into_iter()
-            .map(|p| format!("{origin}: {p}"))
-            .collect(),
-    })?;
+    let file = resolve::parse_toml(text, Some(origin))?;
     resolve::resolve(file, base_dir)
 }
 
@@ -153,9 +149,12 @@ mod tests {
         std::fs::write(&path, "state_dir = \n").unwrap();
         let err = load(Some(&path)).unwrap_err();
         assert_eq!(err.problems.len(), 1);
-        assert!(
-            err.problems[0].starts_with(&format!("{}: TOML parse error", path.display())),
-            "{err}"
+        assert_eq!(
+            err.problems[0],
+            format!(
+                "{}:1:13: TOML syntax error: string values must be quoted, expected literal string",
+                path.display()
+            )
         );
     }
 

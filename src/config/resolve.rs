@@ -24,6 +24,7 @@ use super::schema::{
     AdminSettings, AwsIdentity, ConfigFile, FunctionConfig, LogSettings, MappingEntry, PaceConfig,
     ProducerConfig, ReshardConfig, SimStreamConfig, SimulationSettings,
 };
+use super::type_error;
 use super::ConfigError;
 use crate::filter::{FilterCriteria, FilterError};
 use crate::model::{StreamKind, StreamViewType};
@@ -45,10 +46,12 @@ pub const MAX_CHECKPOINT_FLUSH_MS: u64 = 60_000;
 /// Default dead-letter file name inside `state_dir`.
 pub const DEFAULT_DEAD_LETTER_FILE: &str = "dead-letter.jsonl";
 
-/// The TOML text as written. A syntax error or unknown key is one problem: toml's message,
-/// which names the key and shows the line.
-pub fn parse_toml(text: &str) -> Result<ConfigFile, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError::single(e.to_string().trim_end()))
+/// The TOML text as written. A syntax error, a value of the wrong type, an unknown or a
+/// missing key is one problem naming the position, the entry, the key, the value and what
+/// was expected (see `type_error`): `config.toml:14:14: mapping "orders": batch_size =
+/// "ten": expected an integer`, prefixed by `origin` (the file) when given.
+pub fn parse_toml(text: &str, origin: Option<&str>) -> Result<ConfigFile, ConfigError> {
+    type_error::from_toml(text, origin).map_err(ConfigError::single)
 }
 
 /// Validate and resolve a parsed file. Relative paths resolve against `base_dir` (an empty
@@ -1940,7 +1943,9 @@ name = "user-processor"
         .is_empty());
         let unknown = mapping_problems("pace = { poll_interval = 5 }");
         assert!(
-            unknown[0].contains("unknown field `poll_interval`"),
+            unknown[0].contains(
+                ": mapping \"m\": pace.poll_interval: unknown key (did you mean poll_interval_ms?); allowed: poll_interval_ms, "
+            ),
             "{unknown:?}"
         );
     }
@@ -2008,22 +2013,25 @@ name = "user-processor"
         let err = parse(&text, Path::new("")).unwrap_err();
         assert_eq!(err.problems.len(), 1);
         let message = &err.problems[0];
-        assert!(message.contains("unknown field `batch_sise`"), "{message}");
         assert!(
-            message.starts_with(&format!("TOML parse error at line {line}, column 1")),
+            message.starts_with(&format!(
+                "{line}:1: mapping \"m\": batch_sise: unknown key (did you mean batch_size?); allowed: name, "
+            )),
             "{message}"
         );
         let err = parse("colour = 1\n", Path::new("")).unwrap_err();
-        assert!(err.problems[0].contains("unknown field `colour`"), "{err}");
+        assert!(
+            err.problems[0].starts_with("1:1: top level: colour: unknown key; allowed: "),
+            "{err}"
+        );
     }
 
     #[test]
     fn syntax_error_keeps_tomls_message() {
         let err = parse("[[mappings]\n", Path::new("")).unwrap_err();
-        assert_eq!(err.problems.len(), 1);
-        assert!(
-            err.problems[0].starts_with("TOML parse error at line 1"),
-            "{err}"
+        assert_eq!(
+            err.problems,
+            vec!["1:12: TOML syntax error: unclosed array table, expected `]`"]
         );
     }
 
@@ -2443,12 +2451,11 @@ maximum_record_age_in_seconds = 30
         let file = dir.path().join("bad.json");
         assert!(
             got[0].starts_with(&format!(
-                "mapping \"m\": aws_json: {}: unknown field `BatchSise`",
+                "mapping \"m\": aws_json: {}:3:3: BatchSise: unknown key (did you mean BatchSize?); allowed: FunctionName, ",
                 file.display()
             )),
             "{got:?}"
         );
-        assert!(got[0].contains("line 3"), "{got:?}");
 
         let got = run("aws_json = \"missing.json\"");
         assert_eq!(got.len(), 1);
