@@ -481,6 +481,25 @@ async fn at_timestamp_and_iterators_not_made_by_the_source_are_refused() {
     ));
 }
 
+/// moto answers a malformed DynamoDB Streams iterator with HTTP 500 and an HTML page (no
+/// error code): like kinesis-local's answer on Kinesis, no throttle but `Other`, so the
+/// engine re-opens an iterator refused the same way again and again (issue 10).
+#[tokio::test]
+async fn a_truncated_iterator_is_a_codeless_http_500_and_not_a_throttle() {
+    let (_, _, arn) = create_table(DdbViewType::KeysOnly).await;
+    let src = source(&arn).await;
+    let shard = only_shard(&src).await;
+    let iterator = src
+        .shard_iterator(&shard, &IteratorPosition::TrimHorizon)
+        .await
+        .expect("GetShardIterator");
+    let truncated = &iterator[..iterator.len() - 20];
+    match src.get_records(truncated, 10).await {
+        Err(SourceError::Other(text)) => assert!(text.ends_with("(HTTP 500)"), "{text}"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn records_read_by_the_source_encode_as_the_lambda_dynamodb_event() {
     let (client, name, arn) = create_table(DdbViewType::NewAndOldImages).await;

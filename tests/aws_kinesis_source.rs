@@ -424,11 +424,11 @@ async fn a_garbage_iterator_or_one_of_a_deleted_stream_is_an_error_not_a_panic()
     put(&client, &arn, "k", b"x").await;
 
     // kinesis-local answers a malformed iterator with an HTTP 500 and an empty body (it
-    // fails to decrypt it); `aws::classify` takes every 5xx for a transient service error,
-    // so it comes back as Throttled. Real AWS says InvalidArgumentException (400): Other.
+    // fails to decrypt it): no error code, so not a throttle but `Other`, as real AWS's
+    // InvalidArgumentException (400) is.
     let garbage = source.get_records("garbage", 10).await;
     match &garbage {
-        Err(SourceError::Throttled(text)) => assert!(text.contains("HTTP 500"), "{text}"),
+        Err(SourceError::Other(text)) => assert!(text.contains("HTTP 500"), "{text}"),
         other => panic!("{other:?}"),
     }
     let garbage = source.get_records("", 10).await;
@@ -478,4 +478,66 @@ async fn a_garbage_iterator_or_one_of_a_deleted_stream_is_an_error_not_a_panic()
         matches!(listed, Err(SourceError::NotFound(_))),
         "{listed:?}"
     );
+}
+
+/// What a corrupted iterator comes back as (issue 10), as the engine sees it: kinesis-local
+/// cannot decrypt it and answers HTTP 500 with an empty body, which the SDK cannot parse
+/// (a response error, no error code), every time word for word. A 5xx without an error
+/// code is no throttle: the source says `Other` (as for AWS's InvalidArgumentException),
+/// so the engine backs off and, after a run of identical answers, re-opens the iterator
+/// at its position (see `engine::shard`). A real iterator still reads afterwards: the
+/// server holds no broken state. moto (the second Kinesis) answers HTTP 500 too, with an
+/// HTML page: the same classification, another text.
+#[tokio::test]
+async fn a_truncated_iterator_is_an_http_500_with_no_error_code_the_same_on_every_call() {
+    let client = admin().await;
+    let stream = TestStream::create(&client, "kinesis-source", 1).await;
+    let source = connect(&stream.arn).await.expect("connect");
+    let shard0 = shard("shardId-000000000000");
+    let seq = put(&client, &stream.arn, "k", b"x").await;
+    let iterator = source
+        .shard_iterator(&shard0, &IteratorPosition::TrimHorizon)
+        .await
+        .expect("GetShardIterator");
+    let truncated = &iterator[..iterator.len() / 2];
+
+    let expected = SourceError::Other("response error: unhandled error: Error (HTTP 500)".into());
+    for call in 1..=3 {
+        let answer = source.get_records(truncated, 10).await;
+        assert_eq!(
+            answer.as_ref().err(),
+            Some(&expected),
+            "call {call}: {answer:?}"
+        );
+    }
+    let page = source.get_records(&iterator, 10).await.expect("GetRecords");
+    assert_eq!(seqs(&page.records), [seq.as_str()]);
+
+    // moto.
+    let moto = aws_sdk_kinesis::Client::new(&support::sdk_config(&support::moto_endpoint()).await);
+    let name = support::unique("kinesis-source");
+    let arn = support::create_stream(&moto, &name, 1).await;
+    let factory = AwsFactory::new(Some(support::moto_endpoint()), "us-east-1".into());
+    let source = KinesisSource::connect(&factory, &arn)
+        .await
+        .expect("connect to moto");
+    let iterator = source
+        .shard_iterator(&shard0, &IteratorPosition::TrimHorizon)
+        .await
+        .expect("GetShardIterator");
+    let answer = source
+        .get_records(&iterator[..iterator.len() / 2], 10)
+        .await;
+    moto.delete_stream()
+        .stream_arn(&arn)
+        .send()
+        .await
+        .expect("DeleteStream");
+    match answer {
+        Err(SourceError::Other(text)) => assert!(
+            text.starts_with("response error: ") && text.ends_with("(HTTP 500)"),
+            "{text}"
+        ),
+        other => panic!("{other:?}"),
+    }
 }

@@ -15,9 +15,11 @@
 //! `min_read_interval_ms` while records wait, and never more than the lanes can take
 //! (about `batch_size × factor` records buffered). Throttles and service errors back off
 //! with jitter and are never counted as attempts; an expired iterator is re-opened after
-//! the last record read (never from StartingPosition); records the stream trimmed before
-//! they were read are counted and logged as lost. Filtered-out records are counted and
-//! marked done as read, so the checkpoint passes them without an invocation.
+//! the last record read (never from StartingPosition), and so is an iterator the stream
+//! refuses the same way `SAME_FAILURES_BEFORE_REOPEN` times in a row (a malformed one);
+//! records the stream trimmed before they were read are counted and logged as lost.
+//! Filtered-out records are counted and marked done as read, so the checkpoint passes them
+//! without an invocation.
 //!
 //! Operator requests arrive here: a skip goes to the lane holding the lowest in-flight
 //! batch; a rewind (paused only) abandons the lanes' work and the buffer and re-opens the
@@ -83,6 +85,22 @@ pub fn start_position(
     }
 }
 
+/// How many identical failures of GetRecords on one iterator (the same error text, not a
+/// throttle) make the reader drop that iterator and open a new one at its position. A
+/// malformed or otherwise refused iterator fails the same way forever (kinesis-local and
+/// moto answer HTTP 500, AWS InvalidArgumentException), while a passing service fault
+/// rarely repeats five times word for word; and five backed-off failures take about 3 s
+/// at the default pace (200, 400, 800, 1,600 ms nominal), so a stuck shard recovers soon,
+/// with at most one GetShardIterator per five reads (AWS allows 5 per second per shard).
+pub const SAME_FAILURES_BEFORE_REOPEN: u32 = 5;
+
+/// A run of identical GetRecords failures on one iterator.
+struct Refusals {
+    iterator: String,
+    error: String,
+    count: u32,
+}
+
 struct Reader {
     iterator: Option<String>,
     /// Where a new iterator starts: the start position, then after the last record read.
@@ -93,6 +111,9 @@ struct Reader {
     more_waiting: bool,
     next_read_ms: i64,
     errors_in_a_row: u32,
+    /// The current iterator's run of identical failures (throttles neither count nor end
+    /// it; any other answer ends it).
+    refusals: Option<Refusals>,
 }
 
 impl Reader {
@@ -105,7 +126,28 @@ impl Reader {
             more_waiting: false,
             next_read_ms: now_ms,
             errors_in_a_row: 0,
+            refusals: None,
         }
+    }
+
+    /// Counts a failure of GetRecords on the current iterator; how many identical ones
+    /// came back in a row on it (0: there was no iterator, GetShardIterator failed).
+    fn refused(&mut self, error: &str) -> u32 {
+        let Some(iterator) = &self.iterator else {
+            self.refusals = None;
+            return 0;
+        };
+        match &mut self.refusals {
+            Some(run) if run.iterator == *iterator && run.error == error => run.count += 1,
+            _ => {
+                self.refusals = Some(Refusals {
+                    iterator: iterator.clone(),
+                    error: error.to_string(),
+                    count: 1,
+                })
+            }
+        }
+        self.refusals.as_ref().map_or(0, |run| run.count)
     }
 }
 
@@ -505,6 +547,7 @@ fn apply_read(
     match answer.result {
         Ok(page) => {
             reader.errors_in_a_row = 0;
+            reader.refusals = None;
             let got_records = !page.records.is_empty();
             accept_page(ctx, shard_id, status, checkpointer, reader, buffer, page);
             // While records wait, reads are spaced from the start of the previous one (the
@@ -523,6 +566,7 @@ fn apply_read(
         Err(SourceError::ExpiredIterator) => {
             tracing::info!(shard = %shard_id, resume = ?reader.resume, "iterator expired; re-opening after the last record read");
             reader.iterator = None;
+            reader.refusals = None;
             reader.next_read_ms = now;
         }
         Err(error) => {
@@ -543,6 +587,21 @@ fn apply_read(
             }
             if matches!(error, SourceError::NotFound(_)) {
                 reader.iterator = None;
+                reader.refusals = None;
+            } else if !throttled {
+                // The same answer again and again: the stream refuses this iterator (it
+                // is malformed, or the server lost it). A new one at the same position
+                // skips nothing; the backoff still applies, so this never spins.
+                let count = reader.refused(&error.to_string());
+                if count >= SAME_FAILURES_BEFORE_REOPEN {
+                    s.iterator_reopens += 1;
+                    tracing::warn!(
+                        mapping = %ctx.mapping.name, shard = %shard_id, count, %error, resume = ?reader.resume, wait_ms = wait,
+                        "GetRecords refused the iterator the same way {count} times in a row; opening a new one at the resume position (after the last record read, else where the shard started)"
+                    );
+                    reader.iterator = None;
+                    reader.refusals = None;
+                }
             }
             reader.next_read_ms = now + wait as i64;
         }
@@ -631,10 +690,20 @@ mod tests {
     use crate::engine::control::{ControlError, RewindTo};
     use crate::engine::status::{ShardSnapshot, ShardStatus};
     use crate::simulate::{simulate, Report, SimulateOptions};
+    use crate::source::{SourceError, StreamSource};
 
     /// Starts the first mapping of `config` (a simulated world) on the test's paused clock
     /// and returns it once its first shard runs, with that shard's status.
     async fn start(config: &str, dir: &std::path::Path) -> (Arc<MappingContext>, Arc<ShardStatus>) {
+        start_with(config, dir, |source| source).await
+    }
+
+    /// `start`, with the mapping reading its stream through `wrap(source)`.
+    async fn start_with(
+        config: &str,
+        dir: &std::path::Path,
+        wrap: impl FnOnce(Arc<dyn StreamSource>) -> Arc<dyn StreamSource>,
+    ) -> (Arc<MappingContext>, Arc<ShardStatus>) {
         let config =
             crate::config::parse(config, dir).unwrap_or_else(|e| panic!("invalid config:\n{e}"));
         let start_ms = config.simulation.start_ms;
@@ -653,7 +722,12 @@ mod tests {
             cancel: tokio_util::sync::CancellationToken::new(),
         };
         let parts = assemble(&config, env).await.expect("assemble");
-        let ctx = parts.contexts[0].clone();
+        let ctx = parts.contexts.into_iter().next().expect("a mapping");
+        let ctx = Arc::try_unwrap(ctx).unwrap_or_else(|_| panic!("the context is shared"));
+        let ctx = Arc::new(MappingContext {
+            source: wrap(ctx.source.clone()),
+            ..ctx
+        });
         tokio::spawn(super::super::supervisor::run_mapping(ctx.clone()));
         for _ in 0..100 {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -826,5 +900,265 @@ pace = { min_read_interval_ms = 0 }
 "#,
         );
         assert_eq!(report.counts.records_succeeded, 15, "{:?}", report.counts);
+    }
+
+    /// Which answers `Faulty` spoils.
+    #[derive(Clone, Copy)]
+    enum Fault {
+        /// The first iterator GetShardIterator hands out is cut in half.
+        FirstIterator,
+        /// Every iterator GetShardIterator hands out is cut in half.
+        EveryIterator,
+        /// The NextShardIterator of the first page with records is cut in half.
+        NextIteratorOfFirstPage,
+        /// The first reads are throttled.
+        ThrottleFirstReads(u32),
+    }
+
+    /// What `Faulty` saw.
+    #[derive(Default)]
+    struct FaultLog {
+        /// Every GetShardIterator position, in order.
+        opened: Vec<crate::source::IteratorPosition>,
+        /// The iterators it spoiled.
+        corrupted: Vec<String>,
+        /// When each read of a spoiled iterator came.
+        refused_at: Vec<tokio::time::Instant>,
+        throttled: u32,
+        /// The last record of the page whose next iterator it spoiled.
+        spoiled_after: Option<crate::model::SequenceNumber>,
+    }
+
+    /// A stream source that spoils some of the answers of the one under it, as a
+    /// fault-injecting proxy would: an iterator cut in half is one the stream refuses.
+    struct Faulty {
+        inner: Arc<dyn StreamSource>,
+        fault: Fault,
+        log: SharedLog,
+    }
+
+    type SharedLog = Arc<std::sync::Mutex<FaultLog>>;
+
+    impl Faulty {
+        /// What `Faulty` will see, and how to put it over a source (for `start_with`).
+        fn wrap(
+            fault: Fault,
+        ) -> (
+            SharedLog,
+            impl FnOnce(Arc<dyn StreamSource>) -> Arc<dyn StreamSource>,
+        ) {
+            let log = SharedLog::default();
+            let shared = log.clone();
+            let wrap = move |inner| -> Arc<dyn StreamSource> {
+                Arc::new(Faulty {
+                    inner,
+                    fault,
+                    log: shared,
+                })
+            };
+            (log, wrap)
+        }
+
+        fn spoil(log: &mut FaultLog, iterator: &str) -> String {
+            let spoiled = iterator[..iterator.len() / 2].to_string();
+            log.corrupted.push(spoiled.clone());
+            spoiled
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl StreamSource for Faulty {
+        fn stream_arn(&self) -> &str {
+            self.inner.stream_arn()
+        }
+
+        fn kind(&self) -> crate::model::StreamKind {
+            self.inner.kind()
+        }
+
+        async fn list_shards(&self) -> Result<Vec<crate::model::ShardInfo>, SourceError> {
+            self.inner.list_shards().await
+        }
+
+        async fn shard_iterator(
+            &self,
+            shard: &crate::model::ShardId,
+            position: &crate::source::IteratorPosition,
+        ) -> Result<String, SourceError> {
+            let iterator = self.inner.shard_iterator(shard, position).await?;
+            let mut log = self.log.lock().expect("log");
+            log.opened.push(position.clone());
+            let spoil = match self.fault {
+                Fault::FirstIterator => log.opened.len() == 1,
+                Fault::EveryIterator => true,
+                _ => false,
+            };
+            Ok(if spoil {
+                Faulty::spoil(&mut log, &iterator)
+            } else {
+                iterator
+            })
+        }
+
+        async fn get_records(
+            &self,
+            iterator: &str,
+            limit: usize,
+        ) -> Result<crate::source::RecordsPage, SourceError> {
+            {
+                let mut log = self.log.lock().expect("log");
+                if log.corrupted.iter().any(|c| c == iterator) {
+                    log.refused_at.push(tokio::time::Instant::now());
+                }
+                if let Fault::ThrottleFirstReads(n) = self.fault {
+                    if log.throttled < n {
+                        log.throttled += 1;
+                        return Err(SourceError::Throttled(
+                            "ProvisionedThroughputExceededException: injected".into(),
+                        ));
+                    }
+                }
+            }
+            let mut page = self.inner.get_records(iterator, limit).await?;
+            let mut log = self.log.lock().expect("log");
+            if matches!(self.fault, Fault::NextIteratorOfFirstPage) && log.spoiled_after.is_none() {
+                if let (Some(last), Some(next)) = (page.records.last(), &page.next_iterator) {
+                    log.spoiled_after = Some(last.sequence_number.clone());
+                    page.next_iterator = Some(Faulty::spoil(&mut log, next));
+                }
+            }
+            Ok(page)
+        }
+    }
+
+    /// 20 records on one simulated Kinesis shard, read from TRIM_HORIZON at the AWS pace
+    /// (throttle backoff 200 ms doubling to 10 s).
+    const TWENTY_RECORDS: &str = r#"
+[[streams]]
+name = "s"
+kind = "kinesis"
+shards = 1
+
+[[streams.producers]]
+rate_per_second = 10.0
+records = 20
+
+[[functions]]
+name = "f"
+
+[[mappings]]
+name = "m"
+event_source_arn = "s"
+function_name = "f"
+starting_position = "TRIM_HORIZON"
+batch_size = 5
+"#;
+
+    /// The reads of a refused iterator came no faster than the backoff allows (its
+    /// fixed half), from the first failure of the shard on.
+    fn assert_backed_off(refused_at: &[tokio::time::Instant]) {
+        for (gap, attempt) in refused_at.windows(2).map(|w| w[1] - w[0]).zip(1u32..) {
+            let least = super::backoff_ms(attempt, 200, 10_000, 0.0);
+            assert!(
+                gap.as_millis() as u64 >= least,
+                "read {} came {gap:?} after the one before: less than {least} ms",
+                attempt + 1
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_first_iterator_is_reopened_at_the_start_after_five_identical_failures() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, wrap) = Faulty::wrap(Fault::FirstIterator);
+        let (ctx, shard) = start_with(TWENTY_RECORDS, dir.path(), wrap).await;
+        wait_until(&shard, |s| s.records_succeeded == 20).await;
+        let s = shard.snapshot();
+        ctx.cancel.cancel();
+        let log = log.lock().expect("log");
+        assert_eq!(
+            log.refused_at.len(),
+            super::SAME_FAILURES_BEFORE_REOPEN as usize,
+            "reads of the refused iterator before the re-open"
+        );
+        assert_eq!(super::SAME_FAILURES_BEFORE_REOPEN, 5);
+        assert_backed_off(&log.refused_at);
+        // Nothing was read before: the new iterator starts where the first one did.
+        use crate::source::IteratorPosition::TrimHorizon;
+        assert_eq!(log.opened, [TrimHorizon, TrimHorizon]);
+        assert_eq!(s.iterator_reopens, 1);
+        assert_eq!((s.records_polled, s.records_invoked), (20, 20), "{s:?}");
+        let error = s.last_error.expect("the failures were published");
+        assert_eq!(
+            (error.kind, error.message.as_str()),
+            (
+                "read",
+                "GetRecords: InvalidArgumentException: shard iterator is malformed"
+            )
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_next_iterator_is_reopened_after_the_last_record_read_and_nothing_is_read_twice(
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, wrap) = Faulty::wrap(Fault::NextIteratorOfFirstPage);
+        let (ctx, shard) = start_with(TWENTY_RECORDS, dir.path(), wrap).await;
+        wait_until(&shard, |s| s.records_succeeded == 20).await;
+        let s = shard.snapshot();
+        ctx.cancel.cancel();
+        let log = log.lock().expect("log");
+        assert_eq!(log.refused_at.len(), 5);
+        let after = log.spoiled_after.clone().expect("a page was spoiled");
+        use crate::source::IteratorPosition::{AfterSequence, TrimHorizon};
+        assert_eq!(log.opened, [TrimHorizon, AfterSequence(after)]);
+        assert_eq!(s.iterator_reopens, 1);
+        assert_eq!((s.records_polled, s.records_invoked), (20, 20), "{s:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_that_refuses_every_iterator_is_re_opened_every_five_failures_with_the_backoff_kept(
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, wrap) = Faulty::wrap(Fault::EveryIterator);
+        let (ctx, shard) = start_with(TWENTY_RECORDS, dir.path(), wrap).await;
+        tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+        let s = shard.snapshot();
+        ctx.cancel.cancel();
+        let log = log.lock().expect("log");
+        let refused = log.refused_at.len();
+        // 200 ms doubling to 10 s, at least half of it each time: about 20 reads in 2 min.
+        assert!((10..=30).contains(&refused), "{refused} reads");
+        assert_backed_off(&log.refused_at);
+        assert_eq!(log.opened.len(), refused.div_ceil(5), "{refused} reads");
+        assert_eq!(s.iterator_reopens as usize, refused / 5);
+        use crate::source::IteratorPosition::TrimHorizon;
+        assert!(
+            log.opened.iter().all(|p| *p == TrimHorizon),
+            "{:?}",
+            log.opened
+        );
+        assert_eq!(
+            (s.records_polled, s.checkpoint),
+            (0, None),
+            "nothing read, nothing skipped"
+        );
+        assert_eq!(s.state, super::ShardState::BackingOff);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttles_never_reopen_the_iterator() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, wrap) = Faulty::wrap(Fault::ThrottleFirstReads(8));
+        let (ctx, shard) = start_with(TWENTY_RECORDS, dir.path(), wrap).await;
+        wait_until(&shard, |s| s.records_succeeded == 20).await;
+        let s = shard.snapshot();
+        ctx.cancel.cancel();
+        let log = log.lock().expect("log");
+        assert_eq!(log.throttled, 8);
+        assert_eq!(log.opened.len(), 1, "{:?}", log.opened);
+        assert_eq!(s.iterator_reopens, 0);
+        assert!(s.read_throttles >= 8, "{s:?}");
+        assert_eq!((s.records_polled, s.records_invoked), (20, 20), "{s:?}");
     }
 }

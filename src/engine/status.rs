@@ -121,6 +121,10 @@ pub struct ShardSnapshot {
     pub invoke_throttles: u64,
     /// GetRecords calls throttled or failed by the stream.
     pub read_throttles: u64,
+    /// Times the reader dropped an iterator the stream kept refusing (the same failure
+    /// several times in a row) and opened a new one after the last record read (where the
+    /// shard started, if nothing was read).
+    pub iterator_reopens: u64,
     /// Failure records delivered to the on-failure destination.
     pub destination_records: u64,
     /// Failure records written to the local dead-letter file instead.
@@ -167,6 +171,7 @@ impl ShardSnapshot {
             invocations: 0,
             invoke_throttles: 0,
             read_throttles: 0,
+            iterator_reopens: 0,
             destination_records: 0,
             dead_lettered_records: 0,
             caught_up: false,

@@ -44,6 +44,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use super::sdk_error::source_error;
 use super::{IteratorPosition, LostRecords, RecordsPage, SourceError, StreamSource};
 use crate::aws::{self, AwsFactory, ErrorClass};
 use crate::model::{
@@ -183,22 +184,6 @@ fn split_iterator(iterator: &str) -> Result<(ShardId, &str, bool), SourceError> 
         return Err(invalid());
     }
     Ok((ShardId(shard.to_string()), service, trimmed))
-}
-
-/// An SDK error as the engine sees it (ExpiredIteratorException and the classes of
-/// `aws::classify`; TrimmedDataAccessException is handled by the callers before this).
-fn source_error<E>(error: &SdkError<E, HttpResponse>) -> SourceError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    if aws::error_code(error) == Some("ExpiredIteratorException") {
-        return SourceError::ExpiredIterator;
-    }
-    match aws::classify(error) {
-        ErrorClass::Transient => SourceError::Throttled(aws::describe(error)),
-        ErrorClass::NotFound => SourceError::NotFound(aws::describe(error)),
-        ErrorClass::Permanent => SourceError::Other(aws::describe(error)),
-    }
 }
 
 fn is_trimmed<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {

@@ -11,6 +11,8 @@
 //! - SDK retries are off (see `aws`): a throttle or a 5xx comes back here at once and
 //!   becomes `SourceError::Throttled`, and the engine backs off with jitter without
 //!   counting it as a retry attempt. SDK retries would hide throttles and double the pace.
+//!   A 5xx without an error code (the local servers' answer to a malformed iterator) is
+//!   `Other` instead: no throttle, so the engine may re-open the iterator it keeps failing.
 //! - Errors are classified only by `aws::classify` (plus the one code the engine treats
 //!   specially, `ExpiredIteratorException`), so the engine never sees an SDK type.
 //! - Calls name the stream by StreamARN, which AWS recommends and which kinesis-local and
@@ -23,11 +25,10 @@
 //!   `lost_to_retention` is always `None`.
 
 use async_trait::async_trait;
-use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::types::ShardIteratorType;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::DateTime;
 
+use super::sdk_error::source_error;
 use super::{IteratorPosition, RecordsPage, SourceError, StreamSource};
 use crate::aws::{self, AwsFactory, ErrorClass};
 use crate::model::{RecordBody, SequenceNumber, ShardId, ShardInfo, StreamKind, StreamRecord};
@@ -111,29 +112,6 @@ impl KinesisSource {
 /// `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME` → `NAME` (the whole string otherwise).
 fn name_from_arn(arn: &str) -> &str {
     arn.split_once(":stream/").map_or(arn, |(_, name)| name)
-}
-
-/// An SDK error as the engine sees it.
-pub(crate) fn source_error<E>(error: &SdkError<E, HttpResponse>) -> SourceError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    if aws::error_code(error) == Some("ExpiredIteratorException") {
-        return SourceError::ExpiredIterator;
-    }
-    let mut text = aws::describe(error);
-    // Without an error code (kinesis-local answers a malformed iterator with a bare HTTP
-    // 500), the status is the only clue left.
-    if aws::error_code(error).is_none() {
-        if let Some(raw) = error.raw_response() {
-            text.push_str(&format!(" (HTTP {})", raw.status().as_u16()));
-        }
-    }
-    match aws::classify(error) {
-        ErrorClass::Transient => SourceError::Throttled(text),
-        ErrorClass::NotFound => SourceError::NotFound(text),
-        ErrorClass::Permanent => SourceError::Other(text),
-    }
 }
 
 pub(crate) fn now_ms() -> i64 {

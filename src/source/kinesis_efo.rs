@@ -26,7 +26,7 @@
 //!   resubscription one GetRecords call checks whether the shard is closed and read to
 //!   its end, because kinesis-local (LocalStack's Kinesis) never sends that event; on AWS
 //!   this costs two calls per shard every 5 minutes.
-//! - Errors are classified like the GetRecords source's (`kinesis::source_error`), plus
+//! - Errors are classified like the GetRecords source's (`sdk_error::source_error`), plus
 //!   ResourceInUseException, which SubscribeToShard answers to a resubscription within
 //!   5 seconds of the previous one: a throttle (back off, do not count).
 
@@ -48,6 +48,7 @@ use aws_smithy_types::DateTime;
 use tokio::time::Instant;
 
 use super::kinesis::{self, KinesisSource};
+use super::sdk_error;
 use super::{IteratorPosition, RecordsPage, SourceError, StreamSource};
 use crate::aws::{self, AwsFactory, ErrorClass};
 use crate::config::FanOutConsumer;
@@ -339,7 +340,7 @@ where
     if aws::error_code(error) == Some("ResourceInUseException") {
         return SourceError::Throttled(aws::describe(error));
     }
-    kinesis::source_error(error)
+    sdk_error::source_error(error)
 }
 
 /// An error inside an open subscription's event stream.

@@ -9,6 +9,7 @@
 pub mod dynamodb_streams;
 pub mod kinesis;
 pub mod kinesis_efo;
+pub(crate) mod sdk_error;
 pub mod simulated;
 
 use async_trait::async_trait;
@@ -51,7 +52,8 @@ pub struct RecordsPage {
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
-    /// ProvisionedThroughputExceeded, LimitExceeded, 5xx: back off, do not count.
+    /// ProvisionedThroughputExceeded, LimitExceeded, a 5xx with an error code, a timeout:
+    /// back off, do not count.
     #[error("throttled: {0}")]
     Throttled(String),
     #[error("iterator expired")]
