@@ -16,7 +16,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_kinesis::config::Credentials;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
-use esm_sim::target::tap::Observer;
+use esm_sim::function::tap::Observer;
 
 const SHARDS: i32 = 4;
 

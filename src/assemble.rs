@@ -23,6 +23,12 @@ use crate::destination::FailureDestination;
 use crate::engine::context::MappingContext;
 use crate::engine::invocation_log::InvocationLog;
 use crate::engine::status::MappingStatus;
+use crate::function::command::CommandFunction;
+use crate::function::http::HttpFunction;
+use crate::function::lambda::LambdaFunction;
+use crate::function::simulated::SimulatedFunction;
+use crate::function::tap::{Observer, Tapped};
+use crate::function::Function;
 use crate::model::StreamKind;
 use crate::sim::SimulatedStream;
 use crate::source::dynamodb_streams::DynamodbStreamsSource;
@@ -30,12 +36,6 @@ use crate::source::kinesis::KinesisSource;
 use crate::source::kinesis_efo::KinesisEfoSource;
 use crate::source::simulated::SimulatedSource;
 use crate::source::StreamSource;
-use crate::target::command::CommandTarget;
-use crate::target::http::HttpTarget;
-use crate::target::lambda::LambdaTarget;
-use crate::target::simulated::SimulatedFunction;
-use crate::target::tap::{Observer, Tapped};
-use crate::target::Target;
 
 /// Everything `run` and `simulate` start from.
 pub struct Parts {
@@ -95,7 +95,7 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
         faults.insert(simulated.arn(), stream.faults.clone());
         streams.insert(simulated.arn(), simulated);
     }
-    let mut functions: BTreeMap<&str, Arc<dyn Target>> = BTreeMap::new();
+    let mut functions: BTreeMap<&str, Arc<dyn Function>> = BTreeMap::new();
     let used = |name: &str| config.mappings.iter().any(|m| m.function_name == name);
     for function in config.functions.iter().filter(|f| used(&f.name)) {
         if aws.is_none() && function.function_type != "simulated" {
@@ -105,14 +105,14 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
                 function.function_type
             );
         }
-        let mut target = build_target(function, &config.aws, aws, seeds.world).await?;
+        let mut invoked = build_function(function, &config.aws, aws, seeds.world).await?;
         if let Some(observer) = &tap {
-            target = Arc::new(Tapped {
-                inner: target,
+            invoked = Arc::new(Tapped {
+                inner: invoked,
                 observer: observer.clone(),
             });
         }
-        functions.insert(&function.name, target);
+        functions.insert(&function.name, invoked);
     }
     let dead_letter = Arc::new(JsonlFile::open(&config.dead_letter_file, line_sync)?);
     let mut files: BTreeMap<PathBuf, Arc<JsonlFile>> = BTreeMap::new();
@@ -152,7 +152,7 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
                 }
             }
         };
-        let target = functions
+        let function = functions
             .get(mapping.function_name.as_str())
             .cloned()
             .ok_or_else(|| {
@@ -196,7 +196,7 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
         contexts.push(Arc::new(MappingContext {
             mapping: mapping.clone(),
             source,
-            target,
+            function,
             delivery: FailureDelivery {
                 destination,
                 dead_letter: dead_letter.clone(),
@@ -226,19 +226,19 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
     Ok(Parts { contexts, streams })
 }
 
-/// The target of one `[[functions]]` entry, by its `type`. Shared with `esm-sim redrive`.
-pub async fn build_target(
+/// The function of one `[[functions]]` entry, by its `type`. Shared with `esm-sim redrive`.
+pub async fn build_function(
     function: &FunctionConfig,
     identity: &AwsIdentity,
     aws: Option<&AwsFactory>,
     world_seed: u64,
-) -> anyhow::Result<Arc<dyn Target>> {
+) -> anyhow::Result<Arc<dyn Function>> {
     Ok(match function.function_type.as_str() {
-        "http" => Arc::new(HttpTarget::new(function, identity)?),
-        "command" => Arc::new(CommandTarget::new(function, identity)?),
+        "http" => Arc::new(HttpFunction::new(function, identity)?),
+        "command" => Arc::new(CommandFunction::new(function, identity)?),
         "lambda" => {
             let what = format!("the Lambda function {:?}", function.name);
-            Arc::new(LambdaTarget::connect(real(aws, &function.name, &what)?, function).await?)
+            Arc::new(LambdaFunction::connect(real(aws, &function.name, &what)?, function).await?)
         }
         _ => Arc::new(SimulatedFunction::new(function, identity, world_seed)),
     })

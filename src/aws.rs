@@ -93,10 +93,10 @@ pub fn dynamodb_streams(config: &SdkConfig) -> aws_sdk_dynamodbstreams::Client {
 /// The longest a Lambda function can run (900 s), plus 10 s for the round trip.
 pub const LAMBDA_MAX_INVOKE: Duration = Duration::from_secs(910);
 
-/// Lambda client for the `lambda` target; SDK retries off (a throttled or failed Invoke
+/// Lambda client for the `lambda` function; SDK retries off (a throttled or failed Invoke
 /// comes back to the engine, which paces it and does not count it). A synchronous Invoke
 /// lasts as long as the function runs, so the read, attempt and operation timeouts are
-/// long: the longest function timeout plus 10 s here, tightened by `LambdaTarget::connect`
+/// long: the longest function timeout plus 10 s here, tightened by `LambdaFunction::connect`
 /// to the function's own timeout plus 10 s.
 pub fn lambda(config: &SdkConfig) -> aws_sdk_lambda::Client {
     let timeouts = TimeoutConfig::builder()

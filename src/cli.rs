@@ -65,7 +65,7 @@ pub enum Command {
     /// Print a shard's records from a sequence number (Kinesis or DynamoDB stream).
     Inspect(crate::ops::InspectArgs),
     /// Fetch the batches of on-failure records (SQS queue or JSONL file) back from the
-    /// stream; print them or invoke a target with them again.
+    /// stream; print them or invoke a function with them again.
     Redrive(crate::ops::RedriveArgs),
     /// A running daemon's shards as a table (state, iterator age, last advance, attempt,
     /// blocking records, last error), from its admin API.

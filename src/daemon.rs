@@ -23,7 +23,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::destination::file::LineSync;
 use crate::engine::supervisor::run_mapping;
-use crate::target::tap::Observer;
+use crate::function::tap::Observer;
 
 /// The daemon until SIGINT or SIGTERM.
 pub async fn run(config: &Config) -> anyhow::Result<()> {

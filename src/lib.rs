@@ -3,7 +3,7 @@
 //!
 //! Layers, from pure to I/O: `model` (domain types), `policy` (the pure retry / bisect /
 //! expiry decisions), `event` (the exact Lambda JSON), `engine` (supervisor and shard
-//! tasks), and the seams `source`, `target`, `destination`, `checkpoint`, with the
+//! tasks), and the seams `source`, `function`, `destination`, `checkpoint`, with the
 //! simulated world in `sim`.
 
 pub mod admin;
@@ -18,6 +18,7 @@ pub mod destination;
 pub mod engine;
 pub mod event;
 pub mod filter;
+pub mod function;
 pub mod load;
 pub mod log_redaction;
 pub mod model;
@@ -27,4 +28,3 @@ pub mod rng;
 pub mod sim;
 pub mod simulate;
 pub mod source;
-pub mod target;

@@ -29,9 +29,9 @@ use crate::engine::context::MappingContext;
 use crate::engine::invocation_log::InvocationLog;
 use crate::engine::status::ShardSnapshot;
 use crate::engine::supervisor::run_mapping;
+use crate::function::tap::Observer;
 use crate::model::{SequenceNumber, ShardId};
 use crate::sim::SimulatedStream;
-use crate::target::tap::Observer;
 
 #[derive(Default)]
 pub struct SimulateOptions {

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use esm_sim::function::tap::Observer;
+use esm_sim::function::InvokeResult;
 use esm_sim::model::{ShardId, StreamRecord};
-use esm_sim::target::tap::Observer;
-use esm_sim::target::InvokeResult;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use esm_sim::function::tap::Observer;
+use esm_sim::function::InvokeResult;
 use esm_sim::model::{RecordBody, ShardId, StreamRecord};
-use esm_sim::target::tap::Observer;
-use esm_sim::target::InvokeResult;
 use serde_json::Value;
 use support::daemon::{start_error, wait_for, Daemon};
 use support::{daemon_config, put_record};

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use esm_sim::admin::client::AdminClient;
 use esm_sim::checkpoint::embedded::EmbeddedStore;
 use esm_sim::checkpoint::{Checkpoint, CheckpointStore};
+use esm_sim::function::tap::Observer;
+use esm_sim::function::InvokeResult;
 use esm_sim::model::{RecordBody, SequenceNumber, ShardId, StreamRecord};
-use esm_sim::target::tap::Observer;
-use esm_sim::target::InvokeResult;
 use serde_json::Value;
 use support::daemon::Daemon;
 

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use esm_sim::config;
+use esm_sim::function::InvokeResult;
 use esm_sim::model::{RecordBody, ShardId, StreamRecord};
 use esm_sim::simulate::{simulate, Report, SimulateOptions};
-use esm_sim::target::InvokeResult;
 use serde_json::Value;
 
 const PAYLOAD_CAP: u64 = 6 * 1024 * 1024;
@@ -37,7 +37,7 @@ fn jsonl(path: &Path) -> Vec<Value> {
     }
 }
 
-fn run_text(text: &str, tap: Option<esm_sim::target::tap::Observer>) -> Run {
+fn run_text(text: &str, tap: Option<esm_sim::function::tap::Observer>) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let config =
         config::parse(text, dir.path()).unwrap_or_else(|e| panic!("invalid fixture:\n{e}"));
@@ -278,7 +278,7 @@ fn every_event_stays_within_the_6_mb_payload_cap() {
 type Seen = Arc<Mutex<Vec<(String, String, u64, u64, bool)>>>;
 
 /// A tap that records (shard, key, producer, n, succeeded) for every record invoked.
-fn recording_tap() -> (Seen, esm_sim::target::tap::Observer) {
+fn recording_tap() -> (Seen, esm_sim::function::tap::Observer) {
     let seen: Seen = Arc::default();
     let sink = seen.clone();
     let observer = Arc::new(
@@ -464,7 +464,7 @@ fn a_dynamodb_stream_with_rollovers_delivers_item_changes_in_order_and_reports_d
     type Changes = Arc<Mutex<Vec<(String, String, bool, bool, String)>>>;
     let changes: Changes = Arc::default();
     let sink = changes.clone();
-    let tap: esm_sim::target::tap::Observer = Arc::new(
+    let tap: esm_sim::function::tap::Observer = Arc::new(
         move |_: &ShardId, records: &[StreamRecord], _: &InvokeResult| {
             let mut changes = sink.lock().expect("lock");
             for record in records {
@@ -622,7 +622,7 @@ fn a_disabled_mapping_never_invokes_and_leaves_every_record_pending() {
 type Keys = Arc<Mutex<Vec<(String, String)>>>;
 
 /// A tap that records (key, sequence number) of every record invoked.
-fn recording_keys_tap() -> (Keys, esm_sim::target::tap::Observer) {
+fn recording_keys_tap() -> (Keys, esm_sim::function::tap::Observer) {
     let seen: Keys = Arc::default();
     let sink = seen.clone();
     let observer = Arc::new(
@@ -699,7 +699,7 @@ fn poison_holds_back_only_its_keys(bisect: bool) -> usize {
     type Invoked = Arc<Mutex<Vec<(String, String, bool, bool)>>>;
     let invoked: Invoked = Arc::default();
     let sink = invoked.clone();
-    let tap: esm_sim::target::tap::Observer = Arc::new(
+    let tap: esm_sim::function::tap::Observer = Arc::new(
         move |_: &ShardId, records: &[StreamRecord], result: &InvokeResult| {
             let ok = matches!(result, InvokeResult::Response(r) if r.function_error.is_none());
             let mut invoked = sink.lock().expect("lock");
@@ -823,7 +823,7 @@ fn every_tumbling_window_s_final_state_is_the_sum_of_its_records_across_retries(
     type Calls = Arc<Mutex<Vec<(String, Vec<(i64, u64)>, Option<Value>)>>>;
     let calls: Calls = Arc::default();
     let sink = calls.clone();
-    let tap: esm_sim::target::tap::Observer = Arc::new(
+    let tap: esm_sim::function::tap::Observer = Arc::new(
         move |shard: &ShardId, records: &[StreamRecord], result: &InvokeResult| {
             let InvokeResult::Response(response) = result else {
                 return;

@@ -1,5 +1,5 @@
 //! The admin API as the terminal commands call it: a small HTTP/1 JSON client (hyper, as
-//! the HTTP target uses, so no second HTTP stack), with errors that say what failed and
+//! the HTTP function uses, so no second HTTP stack), with errors that say what failed and
 //! what to check (the daemon not running, a missing token, the API's own message).
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Everything a mapping's tasks share: the resolved mapping, its source, target, failure
+//! Everything a mapping's tasks share: the resolved mapping, its source, function, failure
 //! delivery, checkpoint store, clock, status and shutdown token; and the operator state
 //! that must outlive the process (a paused shard stays paused after a restart or a crash),
 //! kept in the checkpoint store next to the checkpoints.
@@ -13,14 +13,14 @@ use crate::checkpoint::{CheckpointStore, StoreError};
 use crate::clock::Clock;
 use crate::config::Mapping;
 use crate::destination::delivery::FailureDelivery;
+use crate::function::Function;
 use crate::model::ShardInfo;
 use crate::source::StreamSource;
-use crate::target::Target;
 
 pub struct MappingContext {
     pub mapping: Mapping,
     pub source: Arc<dyn StreamSource>,
-    pub target: Arc<dyn Target>,
+    pub function: Arc<dyn Function>,
     pub delivery: FailureDelivery,
     pub store: Arc<dyn CheckpointStore>,
     pub clock: Clock,

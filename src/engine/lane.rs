@@ -2,7 +2,7 @@
 //! applying the policy's decisions (spec 2.1 steps 2-5).
 //!
 //! The lane owns the I/O around the pure `BatchRetry`: it assembles payloads, invokes the
-//! target, sleeps the backoffs, sends failure records, and marks resolved records done in
+//! function, sleeps the backoffs, sends failure records, and marks resolved records done in
 //! the shard's `Progress`, saving the checkpoint whenever the lowest record not yet done
 //! moves; so a restart mid-batch resumes right after what is done. A shard runs up to
 //! ParallelizationFactor lanes at once, each on batches of keys no other lane holds.
@@ -27,12 +27,12 @@ use super::status::{InFlight, ShardState, ShardStatus};
 use crate::destination::delivery::Delivery;
 use crate::event::window::{add_window_fields, assemble_window_event};
 use crate::event::{BatchInfo, EventContext, FailureRecord};
+use crate::function::{Invocation, InvokeResult};
 use crate::model::{SequenceNumber, ShardId, StreamRecord};
 use crate::policy::backoff::backoff_ms;
 use crate::policy::window::{classify_window, WindowTracker};
 use crate::policy::{classify, BatchRetry, Discard, Next, Outcome, RetryLimits, Step};
 use crate::rng::Rng;
-use crate::target::{Invocation, InvokeResult};
 
 /// How processing a batch ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -407,7 +407,7 @@ impl Lane {
         }
     }
 
-    /// Invokes the target; on shutdown the in-flight invoke may still finish within the
+    /// Invokes the function; on shutdown the in-flight invoke may still finish within the
     /// grace period, after which it is abandoned (`None`) and its records stay before the
     /// checkpoint.
     async fn invoke(&self, records: &[StreamRecord], payload: &[u8]) -> Option<InvokeResult> {
@@ -420,7 +420,7 @@ impl Lane {
         let cancel: &CancellationToken = &self.ctx.cancel;
         tokio::select! {
             biased;
-            result = self.ctx.target.invoke(invocation) => Some(result),
+            result = self.ctx.function.invoke(invocation) => Some(result),
             _ = async {
                 cancel.cancelled().await;
                 tokio::time::sleep(std::time::Duration::from_millis(grace_ms)).await;
@@ -543,7 +543,7 @@ impl Lane {
         let (first, last) = (&records[0], &records[records.len() - 1]);
         let document = FailureRecord {
             request_id: self.rng.uuid(),
-            function_arn: ctx.target.function_arn().to_string(),
+            function_arn: ctx.function.function_arn().to_string(),
             condition: discard.condition,
             approximate_invoke_count: discard.approximate_invoke_count,
             response: discard.response.clone(),

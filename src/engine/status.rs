@@ -52,7 +52,7 @@ pub struct InFlight {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LastError {
     /// `function_error`, `function_timeout`, `partial_failure`, `invalid_response`,
-    /// `not_reached` (throttled or unreachable target), `read` (GetRecords) or
+    /// `not_reached` (throttled or unreachable function), `read` (GetRecords) or
     /// `destination`.
     pub kind: &'static str,
     pub message: String,

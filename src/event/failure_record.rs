@@ -11,8 +11,8 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::function::FunctionResponse;
 use crate::model::{SequenceNumber, ShardId, StreamKind, StreamRecord};
-use crate::target::FunctionResponse;
 
 /// Why the batch was discarded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

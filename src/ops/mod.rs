@@ -1,6 +1,6 @@
 //! Operator commands on real streams: `esm-sim inspect` (print a shard's records by
 //! sequence number) and `esm-sim redrive` (read on-failure records back, fetch their
-//! batches from the stream and print them or invoke a target with them again).
+//! batches from the stream and print them or invoke a function with them again).
 //!
 //! AWS gives users only the sequence numbers of a discarded batch; these commands turn
 //! those numbers back into records. They read with the engine's own sources

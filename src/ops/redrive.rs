@@ -1,6 +1,6 @@
 //! `esm-sim redrive`: reads on-failure records back (from an SQS queue or a JSONL file),
 //! fetches each discarded batch from the stream by its sequence range, and prints it or
-//! invokes a target with it again, as one batch event built exactly as the engine builds
+//! invokes a function with it again, as one batch event built exactly as the engine builds
 //! it (`event::encode_record` + `event::assemble_event`, the engine's `EventContext`), its
 //! answer classified by `policy::classify`.
 //!
@@ -17,7 +17,7 @@
 //!   Every other message (failed, printed, dry run) is made visible again (visibility 0)
 //!   when the run ends, so a rerun sees it at once; after a crash, when the timeout ends.
 //!   A message received twice in a run (its timeout ran out) is handled once.
-//! - Without a target the batches are printed and nothing is deleted; `--dry-run` fetches
+//! - Without a function the batches are printed and nothing is deleted; `--dry-run` fetches
 //!   and reports without invoking or deleting.
 //! - A JSONL file is never modified; `--failed-out FILE` writes its failed lines verbatim,
 //!   a file to redrive from again.
@@ -34,15 +34,15 @@ use clap::Args;
 use super::failure_source::{batch_of_body, read_lines, FromSpec, Message, Origin, Queue};
 use super::range::{read_range, Pace, Until};
 use super::{block_on, connect_source, show};
-use crate::assemble::{build_target, invoke_identity_arn};
+use crate::assemble::{build_function, invoke_identity_arn};
 use crate::aws::{self, AwsFactory};
 use crate::config::schema::{AwsIdentity, FunctionConfig};
 use crate::event::{assemble_event, encode_record, BatchInfo, EventContext};
+use crate::function::{Function, Invocation};
 use crate::load::commands::AwsArgs;
 use crate::model::{SequenceNumber, StreamRecord};
 use crate::policy::{classify, Outcome};
 use crate::source::StreamSource;
-use crate::target::{Invocation, Target};
 
 /// Function name (for the function ARN and the role in `invokeIdentityArn`) of a `--target`
 /// given as a URL or a command.
@@ -85,14 +85,14 @@ pub struct RedriveArgs {
     /// With a JSONL --from: write the lines that failed to this file
     #[arg(long, value_name = "FILE")]
     pub failed_out: Option<PathBuf>,
-    /// Print records as JSON lines (without a target); the report then goes to stderr
+    /// Print records as JSON lines (without a function); the report then goes to stderr
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
 
-/// The function a `--target` names, as a `[[functions]]` entry for `assemble::build_target`.
+/// The function a `--target` names, as a `[[functions]]` entry for `assemble::build_function`.
 pub fn parse_target(spec: &str, timeout_seconds: u64) -> Result<FunctionConfig, String> {
     let base = FunctionConfig {
         name: ADHOC_FUNCTION_NAME.to_string(),
@@ -150,9 +150,9 @@ enum Action {
     Invoke(Redriver),
 }
 
-/// A target and what its events need.
+/// A function and what its events need.
 struct Redriver {
-    target: Arc<dyn Target>,
+    function: Arc<dyn Function>,
     function_name: String,
     account_id: String,
     /// `awsRegion` when a stream ARN has none.
@@ -187,7 +187,7 @@ impl Redriver {
     async fn invoke(&self, batch: &BatchInfo, records: &[StreamRecord]) -> Outcome {
         let payload = self.event(batch, records);
         let result = self
-            .target
+            .function
             .invoke(Invocation {
                 shard_id: &batch.shard_id,
                 payload: &payload,
@@ -424,14 +424,14 @@ impl RedriveArgs {
             } = self.resolve(adhoc).await?;
             let action = match function {
                 None => Action::Print { json: self.json },
-                Some(function) => {
-                    let target = build_target(&function, &identity, Some(&factory), seed).await?;
+                Some(config) => {
+                    let function = build_function(&config, &identity, Some(&factory), seed).await?;
                     if self.dry_run {
                         Action::DryRun
                     } else {
                         Action::Invoke(Redriver {
-                            target,
-                            function_name: function.name.clone(),
+                            function,
+                            function_name: config.name.clone(),
                             account_id: identity.account_id.clone(),
                             default_region: identity.region.clone(),
                             report_batch_item_failures: self.report_batch_item_failures,
@@ -619,9 +619,9 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
+    use crate::function::{FunctionResponse, InvokeResult};
     use crate::model::{RecordBody, ShardId, StreamKind};
     use crate::ops::range::tests::{record, seq, FakeShard};
-    use crate::target::{FunctionResponse, InvokeResult};
 
     #[test]
     fn a_target_is_a_url_a_lambda_function_or_a_command() {
@@ -675,7 +675,7 @@ mod tests {
     }
 
     #[async_trait]
-    impl Target for Recorder {
+    impl Function for Recorder {
         fn function_arn(&self) -> &str {
             "arn:aws:lambda:us-east-1:123456789012:function:f"
         }
@@ -724,7 +724,7 @@ mod tests {
             body,
         });
         let action = Action::Invoke(Redriver {
-            target: recorder.clone(),
+            function: recorder.clone(),
             function_name: "f".into(),
             account_id: "123456789012".into(),
             default_region: "us-east-1".into(),

@@ -1,4 +1,4 @@
-//! How `inspect` and `redrive` (without a target) print a record: one line of text, or one
+//! How `inspect` and `redrive` (without a function) print a record: one line of text, or one
 //! JSON object per line with `--json`. Pure: records in, text out.
 //!
 //! Kinesis data is shown as JSON when it parses as JSON, else as text when it is UTF-8,

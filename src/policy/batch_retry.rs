@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! loop { match next_step(arrivals, now) {
-//!     Invoke{range}  => invoke the target, then on_outcome(outcome) -> Resolution
+//!     Invoke{range}  => invoke the function, then on_outcome(outcome) -> Resolution
 //!     Discard(d)     => send d's failure record, checkpoint after d.range
 //!     Done           => the batch is finished } }
 //! ```
@@ -69,7 +69,7 @@ impl Segment {
 /// What the caller does next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Invoke the target with these records; `attempt` is 1 for the first try of the segment.
+    /// Invoke the function with these records; `attempt` is 1 for the first try of the segment.
     Invoke { range: Range<usize>, attempt: u32 },
     /// Send these records' failure record and checkpoint past them.
     Discard(Discard),

@@ -1,4 +1,4 @@
-//! Classifies a target's answer into the outcomes of spec section 2.1 / 2.4.
+//! Classifies a function's answer into the outcomes of spec section 2.1 / 2.4.
 //!
 //! Without ReportBatchItemFailures the body is ignored; with it, the body is read with
 //! `event::parse_batch_response`. A body that is not a valid batch response is a complete
@@ -6,8 +6,8 @@
 //! `functionError: null` [decision, README].
 
 use crate::event::{parse_batch_response, BatchResponse, ResponseContext};
+use crate::function::InvokeResult;
 use crate::model::SequenceNumber;
-use crate::target::InvokeResult;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -94,7 +94,7 @@ pub fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::FunctionResponse;
+    use crate::function::FunctionResponse;
 
     fn seqs(n: usize) -> Vec<SequenceNumber> {
         (1..=n).map(|i| SequenceNumber(i.to_string())).collect()

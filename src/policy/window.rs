@@ -24,9 +24,9 @@
 
 use crate::event::window::{parse_window_response, WindowFields, WindowResponse};
 use crate::event::{EventContext, ResponseContext};
+use crate::function::InvokeResult;
 use crate::model::SequenceNumber;
 use crate::policy::Outcome;
-use crate::target::InvokeResult;
 
 /// AWS: "Your state can be a maximum of 1 MB per shard. If it exceeds that size, Lambda
 /// terminates the window early." A state of more bytes (compact JSON) ends the window.
@@ -288,8 +288,8 @@ pub fn classify_window(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::function::FunctionResponse;
     use crate::model::ShardId;
-    use crate::target::FunctionResponse;
     use proptest::prelude::*;
 
     const MIN: i64 = 60_000;

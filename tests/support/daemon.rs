@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use esm_sim::target::tap::Observer;
+use esm_sim::function::tap::Observer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use esm_sim::config::schema::{AwsIdentity, FunctionConfig};
+use esm_sim::function::http::HttpFunction;
+use esm_sim::function::{Function, FunctionResponse, Invocation, InvokeResult};
 use esm_sim::model::{RecordBody, SequenceNumber, ShardId, StreamRecord};
 use esm_sim::policy::{classify, Outcome};
-use esm_sim::target::http::HttpTarget;
-use esm_sim::target::{FunctionResponse, Invocation, InvokeResult, Target};
 use serde_json::Value;
 use support::daemon::Daemon;
 use support::http_server::{Reply, Server};
@@ -33,8 +33,8 @@ fn function(url: &str, timeout_seconds: u64) -> FunctionConfig {
     }
 }
 
-fn target(url: &str) -> HttpTarget {
-    HttpTarget::new(&function(url, 3), &AwsIdentity::default()).expect("target")
+fn target(url: &str) -> HttpFunction {
+    HttpFunction::new(&function(url, 3), &AwsIdentity::default()).expect("target")
 }
 
 fn seq(i: usize) -> String {
@@ -56,7 +56,7 @@ fn records() -> Vec<StreamRecord> {
 
 const PAYLOAD: &[u8] = br#"{"Records":[{"kinesis":{"data":"eyJuIjowfQ=="}}]}"#;
 
-async fn invoke(target: &HttpTarget) -> InvokeResult {
+async fn invoke(target: &HttpFunction) -> InvokeResult {
     let shard = ShardId("shardId-000000000000".into());
     let records = records();
     target
@@ -125,7 +125,7 @@ async fn the_function_receives_exactly_the_payload_with_the_configured_headers()
     let mut cfg = function(&server.url, 3);
     cfg.headers.insert("x-api-key".into(), "s3cret".into());
     cfg.headers.insert("X-Tenant".into(), "blue".into());
-    let target = HttpTarget::new(&cfg, &AwsIdentity::default()).expect("target");
+    let target = HttpFunction::new(&cfg, &AwsIdentity::default()).expect("target");
     for _ in 0..3 {
         assert_eq!(classified(&invoke(&target).await, false), Outcome::Success);
     }
@@ -215,7 +215,7 @@ async fn a_function_slower_than_its_timeout_times_out() {
         reply
     })
     .await;
-    let target = HttpTarget::new(&function(&server.url, 1), &AwsIdentity::default()).unwrap();
+    let target = HttpFunction::new(&function(&server.url, 1), &AwsIdentity::default()).unwrap();
     let started = Instant::now();
     let result = invoke(&target).await;
     let took = started.elapsed();

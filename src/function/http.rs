@@ -1,9 +1,9 @@
-//! The HTTP target: each invocation POSTs the event JSON to a URL and reads the answer as
+//! The HTTP function type: each invocation POSTs the event JSON to a URL and reads the answer as
 //! Lambda's synchronous Invoke would report it.
 //!
 //! The request is `POST <url>` with the exact event bytes, `Content-Type: application/json`
 //! and the configured `headers` (which may override the content type). Plain `http://`
-//! and `https://` (Lambda function URLs; native root certificates) both work; the target
+//! and `https://` (Lambda function URLs; native root certificates) both work; the function
 //! keeps one pooled HTTP/1.1 client, so connections are reused between invocations. The
 //! Lambda Runtime Interface Emulator works as is (`.../2015-03-31/functions/function/invocations`).
 //!
@@ -44,7 +44,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 
-use super::{FunctionResponse, Invocation, InvokeResult, Target};
+use super::{Function, FunctionResponse, Invocation, InvokeResult};
 use crate::config::schema::{AwsIdentity, FunctionConfig};
 
 /// Lambda's limit on a synchronous response payload.
@@ -55,7 +55,7 @@ const TOO_LARGE_BODY: &str = r#"{"errorMessage":"Response payload size exceeded 
 
 const FUNCTION_ERROR_HEADER: &str = "x-amz-function-error";
 
-pub struct HttpTarget {
+pub struct HttpFunction {
     arn: String,
     uri: Uri,
     headers: HeaderMap,
@@ -63,8 +63,8 @@ pub struct HttpTarget {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
-impl HttpTarget {
-    pub fn new(cfg: &FunctionConfig, aws: &AwsIdentity) -> anyhow::Result<HttpTarget> {
+impl HttpFunction {
+    pub fn new(cfg: &FunctionConfig, aws: &AwsIdentity) -> anyhow::Result<HttpFunction> {
         let what = || format!("function {:?}", cfg.name);
         let url = cfg
             .url
@@ -126,7 +126,7 @@ impl HttpTarget {
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
 
-        Ok(HttpTarget {
+        Ok(HttpFunction {
             arn: cfg.arn(aws),
             uri,
             headers,
@@ -261,7 +261,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 #[async_trait]
-impl Target for HttpTarget {
+impl Function for HttpFunction {
     fn function_arn(&self) -> &str {
         &self.arn
     }
@@ -302,12 +302,12 @@ mod tests {
     #[tokio::test]
     async fn bad_urls_and_headers_are_refused_when_built() {
         let aws = AwsIdentity::default();
-        assert!(HttpTarget::new(&config("ftp://x/"), &aws).is_err());
-        assert!(HttpTarget::new(&config("not a url"), &aws).is_err());
+        assert!(HttpFunction::new(&config("ftp://x/"), &aws).is_err());
+        assert!(HttpFunction::new(&config("not a url"), &aws).is_err());
         let mut bad_header = config("http://127.0.0.1:1/");
         bad_header.headers.insert("bad header".into(), "v".into());
-        assert!(HttpTarget::new(&bad_header, &aws).is_err());
-        let ok = HttpTarget::new(&config("http://127.0.0.1:1/"), &aws).expect("valid");
+        assert!(HttpFunction::new(&bad_header, &aws).is_err());
+        let ok = HttpFunction::new(&config("http://127.0.0.1:1/"), &aws).expect("valid");
         assert_eq!(
             ok.function_arn(),
             "arn:aws:lambda:us-east-1:123456789012:function:f"

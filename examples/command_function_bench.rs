@@ -1,5 +1,5 @@
 //! Invocations per second through the command target, one process per invocation:
-//! `cargo run --release --example command_target_bench` (N=500 invocations per handler by
+//! `cargo run --release --example command_function_bench` (N=500 invocations per handler by
 //! default; set N to change it, and PYTHON to pick the interpreter, default `python3`).
 //!
 //! The event is a realistic 100-record Kinesis event (100-byte JSON payloads, built by the
@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use esm_sim::config::schema::{AwsIdentity, FunctionConfig};
+use esm_sim::function::command::CommandFunction;
+use esm_sim::function::{Function, Invocation, InvokeResult};
 use esm_sim::model::{ShardId, StreamRecord};
-use esm_sim::target::command::CommandTarget;
-use esm_sim::target::{Invocation, InvokeResult, Target};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "support/event.rs"]
@@ -39,7 +39,7 @@ fn report(name: &str, mut samples: Vec<Duration>, wall: Duration) {
 
 async fn run_target(
     name: &str,
-    target: Arc<CommandTarget>,
+    target: Arc<CommandFunction>,
     payload: Arc<Vec<u8>>,
     records: Arc<Vec<StreamRecord>>,
     n: usize,
@@ -79,7 +79,7 @@ async fn run_target(
     Ok(())
 }
 
-fn target(argv: &[&str]) -> anyhow::Result<Arc<CommandTarget>> {
+fn target(argv: &[&str]) -> anyhow::Result<Arc<CommandFunction>> {
     let cfg = FunctionConfig {
         name: "bench".into(),
         function_type: "command".into(),
@@ -88,7 +88,10 @@ fn target(argv: &[&str]) -> anyhow::Result<Arc<CommandTarget>> {
         timeout_seconds: 10,
         ..Default::default()
     };
-    Ok(Arc::new(CommandTarget::new(&cfg, &AwsIdentity::default())?))
+    Ok(Arc::new(CommandFunction::new(
+        &cfg,
+        &AwsIdentity::default(),
+    )?))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
 
     let cat = target(&["cat"])?;
     run_target(
-        "CommandTarget cat",
+        "CommandFunction cat",
         cat.clone(),
         payload.clone(),
         records.clone(),
@@ -143,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     run_target(
-        "CommandTarget cat, 4 callers",
+        "CommandFunction cat, 4 callers",
         cat,
         payload.clone(),
         records.clone(),
@@ -153,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let tiny = target(&[&python, "respond.py", "null"])?;
     run_target(
-        &format!("CommandTarget {python} respond.py"),
+        &format!("CommandFunction {python} respond.py"),
         tiny,
         payload.clone(),
         records.clone(),
@@ -163,7 +166,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let handler = target(&[&python, "handler.py"])?;
     run_target(
-        &format!("CommandTarget {python} handler.py"),
+        &format!("CommandFunction {python} handler.py"),
         handler,
         payload,
         records,

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use memchr::memmem;
 use serde_json::json;
 
-use super::{FunctionResponse, Invocation, InvokeResult, Target};
+use super::{Function, FunctionResponse, Invocation, InvokeResult};
 use crate::config::schema::{AwsIdentity, FailureRule, FunctionConfig, RuleAction};
 use crate::model::{ShardId, StreamRecord};
 use crate::rng::Rng;
@@ -217,7 +217,7 @@ fn sample_latency_ms(p50: f64, p99: Option<f64>, rng: &mut Rng) -> u64 {
 }
 
 #[async_trait]
-impl Target for SimulatedFunction {
+impl Function for SimulatedFunction {
     fn function_arn(&self) -> &str {
         &self.arn
     }

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use esm_sim::aws::AwsFactory;
 use esm_sim::config::schema::FunctionConfig;
+use esm_sim::function::lambda::LambdaFunction;
+use esm_sim::function::{Function, Invocation, InvokeResult};
 use esm_sim::model::{SequenceNumber, ShardId};
 use esm_sim::policy::{classify, Outcome};
-use esm_sim::target::lambda::LambdaTarget;
-use esm_sim::target::{Invocation, InvokeResult, Target};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -230,12 +230,12 @@ fn function_config(lambda_function: &str) -> FunctionConfig {
     parsed.functions.remove(0)
 }
 
-async fn connect(server: &FakeLambda, lambda_function: &str) -> anyhow::Result<LambdaTarget> {
+async fn connect(server: &FakeLambda, lambda_function: &str) -> anyhow::Result<LambdaFunction> {
     let factory = AwsFactory::new(Some(server.url.clone()), "us-east-1".into());
-    LambdaTarget::connect(&factory, &function_config(lambda_function)).await
+    LambdaFunction::connect(&factory, &function_config(lambda_function)).await
 }
 
-async fn invoke(target: &LambdaTarget, payload: &str) -> InvokeResult {
+async fn invoke(target: &LambdaFunction, payload: &str) -> InvokeResult {
     let shard = ShardId("shardId-000000000000".into());
     target
         .invoke(Invocation {
@@ -355,7 +355,7 @@ async fn connect_fails_when_the_endpoint_is_unreachable() {
     let dead = format!("http://{}", closed.local_addr().expect("addr"));
     drop(closed);
     let factory = AwsFactory::new(Some(dead), "us-east-1".into());
-    let error = LambdaTarget::connect(&factory, &function_config(FUNCTION))
+    let error = LambdaFunction::connect(&factory, &function_config(FUNCTION))
         .await
         .err()
         .expect("connect fails without a server");

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use esm_sim::config::schema::{AwsIdentity, FunctionConfig};
+use esm_sim::function::command::CommandFunction;
+use esm_sim::function::tap::Observer;
+use esm_sim::function::{Function, FunctionResponse, Invocation, InvokeResult};
 use esm_sim::model::{RecordBody, SequenceNumber, ShardId, StreamRecord};
 use esm_sim::policy::outcome::{classify, Outcome};
-use esm_sim::target::command::CommandTarget;
-use esm_sim::target::tap::Observer;
-use esm_sim::target::{FunctionResponse, Invocation, InvokeResult, Target};
 use serde_json::Value;
 
 fn handlers() -> PathBuf {
@@ -30,12 +30,12 @@ fn function(argv: &[&str], timeout_seconds: u64) -> FunctionConfig {
     }
 }
 
-fn target(argv: &[&str], timeout_seconds: u64) -> CommandTarget {
-    CommandTarget::new(&function(argv, timeout_seconds), &AwsIdentity::default())
+fn target(argv: &[&str], timeout_seconds: u64) -> CommandFunction {
+    CommandFunction::new(&function(argv, timeout_seconds), &AwsIdentity::default())
         .unwrap_or_else(|e| panic!("new: {e:#}"))
 }
 
-async fn invoke(target: &CommandTarget, payload: &[u8]) -> FunctionResponse {
+async fn invoke(target: &CommandFunction, payload: &[u8]) -> FunctionResponse {
     let shard = ShardId("shardId-000000000000".into());
     let result = target
         .invoke(Invocation {
@@ -229,7 +229,7 @@ async fn each_row_of_the_batch_response_table_is_classified_as_the_spec_says() {
 #[test]
 fn a_program_that_cannot_be_started_fails_at_start_naming_it() {
     let aws = AwsIdentity::default();
-    let err = CommandTarget::new(&function(&["no-such-handler-xyz", "a"], 3), &aws)
+    let err = CommandFunction::new(&function(&["no-such-handler-xyz", "a"], 3), &aws)
         .err()
         .expect("a missing program is an error");
     let text = format!("{err:#}");
@@ -237,7 +237,7 @@ fn a_program_that_cannot_be_started_fails_at_start_naming_it() {
         text.contains("no-such-handler-xyz") && text.contains("\"cmd\""),
         "{text}"
     );
-    let err = CommandTarget::new(&function(&["./missing.py"], 3), &aws)
+    let err = CommandFunction::new(&function(&["./missing.py"], 3), &aws)
         .err()
         .expect("a missing relative program is an error");
     let text = format!("{err:#}");
@@ -250,7 +250,7 @@ fn a_program_that_cannot_be_started_fails_at_start_naming_it() {
     std::fs::write(dir.path().join("plain.py"), "print(1)\n").expect("write");
     let mut cfg = function(&["./plain.py"], 3);
     cfg.working_dir = Some(dir.path().to_path_buf());
-    let err = CommandTarget::new(&cfg, &aws)
+    let err = CommandFunction::new(&cfg, &aws)
         .err()
         .expect("not executable");
     assert!(format!("{err:#}").contains("not executable"), "{err:#}");

@@ -1,4 +1,4 @@
-//! The Lambda target: each batch is a synchronous `Invoke` (InvocationType
+//! The Lambda function type: each batch is a synchronous `Invoke` (InvocationType
 //! RequestResponse) of a real Lambda function, on AWS or on an emulator such as LocalStack.
 //!
 //! How Lambda's answer maps (spec 2.1):
@@ -33,14 +33,14 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use serde_json::json;
 
-use super::{FunctionResponse, Invocation, InvokeResult, Target};
+use super::{Function, FunctionResponse, Invocation, InvokeResult};
 use crate::aws::{self, AwsFactory, ErrorClass};
 use crate::config::schema::FunctionConfig;
 
 /// Lambda's limit on a synchronous response payload, as its error message states it.
 pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
 
-pub struct LambdaTarget {
+pub struct LambdaFunction {
     /// The config's function name (for logs).
     name: String,
     /// What Invoke is called with: the config's `lambda_function`, as given.
@@ -50,11 +50,11 @@ pub struct LambdaTarget {
     client: aws_sdk_lambda::Client,
 }
 
-impl LambdaTarget {
+impl LambdaFunction {
     pub async fn connect(
         factory: &AwsFactory,
         cfg: &FunctionConfig,
-    ) -> anyhow::Result<LambdaTarget> {
+    ) -> anyhow::Result<LambdaFunction> {
         let function = cfg
             .lambda_function
             .clone()
@@ -100,8 +100,8 @@ impl LambdaTarget {
                 )
             })?;
         let arn = qualified_arn(arn, qualifier_of(&function));
-        tracing::info!(function = %cfg.name, arn = %arn, "lambda target connected");
-        Ok(LambdaTarget {
+        tracing::info!(function = %cfg.name, arn = %arn, "lambda function connected");
+        Ok(LambdaFunction {
             name: cfg.name.clone(),
             function,
             arn,
@@ -111,7 +111,7 @@ impl LambdaTarget {
 }
 
 #[async_trait]
-impl Target for LambdaTarget {
+impl Function for LambdaFunction {
     fn function_arn(&self) -> &str {
         &self.arn
     }

@@ -1,8 +1,8 @@
-//! The target seam: something that receives an invocation event and answers like Lambda.
+//! The function seam (the `[[functions]]` of the config, the AWS term): something that receives an invocation event and answers like Lambda.
 //!
-//! A target reports what happened in Lambda's terms (a response with or without a function
+//! A function reports what happened in Lambda's terms (a response with or without a function
 //! error, or an invocation that never reached the function); deciding what that means for
-//! the batch is the policy's job, not the target's.
+//! the batch is the policy's job, not the function's.
 
 pub mod command;
 pub mod http;
@@ -43,7 +43,7 @@ pub enum InvokeResult {
 }
 
 #[async_trait]
-pub trait Target: Send + Sync {
+pub trait Function: Send + Sync {
     /// The ARN written into failure records (`requestContext.functionArn`).
     fn function_arn(&self) -> &str;
     async fn invoke(&self, invocation: Invocation<'_>) -> InvokeResult;

@@ -1,5 +1,5 @@
 //! Latency the HTTP target adds to an invocation, against a local server that answers at
-//! once: `cargo run --release --example http_target_bench` (N=2000 invocations by
+//! once: `cargo run --release --example http_function_bench` (N=2000 invocations by
 //! default; set N to change it).
 //!
 //! The event is a realistic 100-record Kinesis event (100-byte JSON payloads, built by the
@@ -10,9 +10,9 @@
 use std::time::{Duration, Instant};
 
 use esm_sim::config::schema::{AwsIdentity, FunctionConfig};
+use esm_sim::function::http::HttpFunction;
+use esm_sim::function::{Function, Invocation, InvokeResult};
 use esm_sim::model::ShardId;
-use esm_sim::target::http::HttpTarget;
-use esm_sim::target::{Invocation, InvokeResult, Target};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -125,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
         timeout_seconds: 3,
         ..Default::default()
     };
-    let target = HttpTarget::new(&cfg, &AwsIdentity::default())?;
+    let target = HttpFunction::new(&cfg, &AwsIdentity::default())?;
     let shard = ShardId("shardId-000000000000".into());
     let mut samples = Vec::with_capacity(n);
     for i in 0..n + 100 {
@@ -146,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
             samples.push(took);
         }
     }
-    let (p50, p99) = report("HttpTarget::invoke", samples);
+    let (p50, p99) = report("HttpFunction::invoke", samples);
     println!(
         "added by the target over bare loopback HTTP: p50 {:.1} µs, p99 {:.1} µs",
         p50 - bare_p50,

@@ -1,4 +1,4 @@
-//! A tap on a target: passes every invocation through unchanged and shows its records to
+//! A tap on a function: passes every invocation through unchanged and shows its records to
 //! an observer first. Tests use it to check order and delivery record by record; it is
 //! also the hook for tracing what a function received.
 
@@ -6,19 +6,19 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Invocation, InvokeResult, Target};
+use super::{Function, Invocation, InvokeResult};
 use crate::model::{ShardId, StreamRecord};
 
 /// Sees the records of every invocation, with its result.
 pub type Observer = Arc<dyn Fn(&ShardId, &[StreamRecord], &InvokeResult) + Send + Sync>;
 
 pub struct Tapped {
-    pub inner: Arc<dyn Target>,
+    pub inner: Arc<dyn Function>,
     pub observer: Observer,
 }
 
 #[async_trait]
-impl Target for Tapped {
+impl Function for Tapped {
     fn function_arn(&self) -> &str {
         self.inner.function_arn()
     }

@@ -1,4 +1,4 @@
-//! The command target: a local program run once per invocation, answering like Lambda.
+//! The command function type: a local program run once per invocation, answering like Lambda.
 //!
 //! The program (argv from the config, no shell) gets the event JSON on its stdin, which is
 //! then closed; its stdout is the response body. Exit 0 is a successful invoke; a non-zero
@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::{FunctionResponse, Invocation, InvokeResult, Target};
+use super::{Function, FunctionResponse, Invocation, InvokeResult};
 use crate::config::schema::{AwsIdentity, FunctionConfig};
 use crate::model::ShardId;
 
@@ -36,7 +36,7 @@ const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
 const KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// A function of the config's `[[functions]]` with `type = "command"`.
-pub struct CommandTarget {
+pub struct CommandFunction {
     name: String,
     arn: String,
     /// The program, resolved to the path that is executed.
@@ -47,8 +47,8 @@ pub struct CommandTarget {
     timeout: Duration,
 }
 
-impl CommandTarget {
-    pub fn new(cfg: &FunctionConfig, aws: &AwsIdentity) -> anyhow::Result<CommandTarget> {
+impl CommandFunction {
+    pub fn new(cfg: &FunctionConfig, aws: &AwsIdentity) -> anyhow::Result<CommandFunction> {
         let argv = cfg.command.as_deref().unwrap_or_default();
         let Some((program, args)) = argv.split_first() else {
             anyhow::bail!("function {:?}: command: must name a program", cfg.name);
@@ -78,7 +78,7 @@ impl CommandTarget {
             ("AWS_REGION".to_string(), aws.region.clone()),
         ];
         env.extend(cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Ok(CommandTarget {
+        Ok(CommandFunction {
             name: cfg.name.clone(),
             arn: cfg.arn(aws),
             program,
@@ -127,7 +127,7 @@ impl CommandTarget {
 }
 
 #[async_trait]
-impl Target for CommandTarget {
+impl Function for CommandFunction {
     fn function_arn(&self) -> &str {
         &self.arn
     }
