@@ -47,9 +47,15 @@ pub async fn run_async(dir: &Path, args: Vec<String>) -> Output {
 
 /// Runs `esm-sim args...` without any server (argument errors): no AWS variables needed.
 pub fn run_offline(dir: &Path, args: &[&str]) -> Output {
+    run_offline_with_env(dir, args, &[])
+}
+
+/// `run_offline` with these environment variables set too.
+pub fn run_offline_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = assert_cmd::Command::cargo_bin("esm-sim").expect("the esm-sim binary");
     cmd.current_dir(dir)
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .timeout(Duration::from_secs(60))
         .args(args);
     output(cmd)
