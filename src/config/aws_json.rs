@@ -362,14 +362,7 @@ mod tests {
             )
         ) {
             let original = include_str!("../../fixtures/aws/get-kinesis-output.json");
-            let mut text: Vec<char> = original.chars().collect();
-            for (at, delete, token, c, use_char) in edits {
-                let at = at.index(text.len() + 1);
-                let end = (at + delete).min(text.len());
-                let insert: Vec<char> = if use_char { vec![c] } else { token.chars().collect() };
-                text.splice(at..end, insert);
-            }
-            let text: String = text.into_iter().collect();
+            let text = crate::config::type_error::apply_edits(original, &edits);
             if let Err(err) = from_json(&text, "x.json") {
                 let rest = err.strip_prefix("x.json:").unwrap_or("");
                 let mut parts = rest.splitn(3, ':');

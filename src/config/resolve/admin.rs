@@ -12,17 +12,13 @@ pub const MAX_STUCK_AFTER_SECONDS: u64 = 86_400;
 /// `[admin]`: the listen address, the token (from `token_env` if so given) and the stuck
 /// threshold. A non-loopback address without a token is refused: the API moves shards.
 pub(super) fn resolve_admin(a: &AdminSettings, p: &mut Problems) -> Admin {
-    let stuck_after_ms = if p.range(
+    let stuck_after_ms = p.seconds_as_ms(
         "admin",
         "stuck_after_seconds",
         a.stuck_after_seconds,
         1,
         MAX_STUCK_AFTER_SECONDS,
-    ) {
-        (a.stuck_after_seconds * 1000) as i64
-    } else {
-        0
-    };
+    ) as i64;
     let token = match (&a.token, &a.token_env) {
         (Some(_), Some(_)) => {
             p.add("admin", "token and token_env are exclusive: give one");

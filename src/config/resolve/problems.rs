@@ -46,6 +46,22 @@ impl Problems {
         self.bound(ok, subject, key, &value, format_args!("{lo}..={hi}"))
     }
 
+    /// `seconds` as milliseconds when it is in `lo..=hi`, else 0 and a `range` problem.
+    pub(super) fn seconds_as_ms(
+        &mut self,
+        subject: &str,
+        key: &str,
+        seconds: u64,
+        lo: u64,
+        hi: u64,
+    ) -> u64 {
+        if self.range(subject, key, seconds, lo, hi) {
+            seconds * 1000
+        } else {
+            0
+        }
+    }
+
     /// `key = value: must be -1 or lo..=hi` unless the value is -1 (AWS's "unlimited") or
     /// in range.
     pub(super) fn range_or_minus_one(

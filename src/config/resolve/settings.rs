@@ -43,17 +43,13 @@ pub(super) fn resolve_simulation(s: &SimulationSettings, p: &mut Problems) -> Si
             0
         }
     };
-    let max_duration_ms = if p.range(
+    let max_duration_ms = p.seconds_as_ms(
         "simulation",
         "max_duration_seconds",
         s.max_duration_seconds,
         1,
         MAX_SECONDS,
-    ) {
-        (s.max_duration_seconds * 1000) as i64
-    } else {
-        0
-    };
+    ) as i64;
     Simulation {
         seed: s.seed,
         start_ms,
@@ -62,17 +58,13 @@ pub(super) fn resolve_simulation(s: &SimulationSettings, p: &mut Problems) -> Si
 }
 
 pub(super) fn resolve_log(log: &LogSettings, p: &mut Problems) -> u64 {
-    if p.range(
+    p.seconds_as_ms(
         "log",
         "stats_interval_seconds",
         log.stats_interval_seconds,
         1,
         MAX_SECONDS,
-    ) {
-        log.stats_interval_seconds * 1000
-    } else {
-        0
-    }
+    )
 }
 
 #[cfg(test)]

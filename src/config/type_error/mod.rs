@@ -39,8 +39,31 @@ pub fn from_json<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, Str
     serde_json::from_str(text).map_err(|error| format!("{origin}:{}", describe_json(text, &error)))
 }
 
+/// One random edit of a text, for the tests that fuzz reading: at an index, delete up to
+/// that many characters and insert the token or (when the flag is set) the character.
+#[cfg(test)]
+pub(super) type Edit = (proptest::sample::Index, usize, &'static str, char, bool);
+
+/// `original` with `edits` applied in order.
+#[cfg(test)]
+pub(super) fn apply_edits(original: &str, edits: &[Edit]) -> String {
+    let mut text: Vec<char> = original.chars().collect();
+    for (at, delete, token, c, use_char) in edits {
+        let at = at.index(text.len() + 1);
+        let end = (at + delete).min(text.len());
+        let insert: Vec<char> = if *use_char {
+            vec![*c]
+        } else {
+            token.chars().collect()
+        };
+        text.splice(at..end, insert);
+    }
+    text.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::apply_edits;
     use std::path::Path;
 
     use proptest::prelude::*;
@@ -337,14 +360,7 @@ mod tests {
                 1..4,
             )
         ) {
-            let mut text: Vec<char> = EMBEDDED_DEFAULT.chars().collect();
-            for (at, delete, token, c, use_char) in edits {
-                let at = at.index(text.len() + 1);
-                let end = (at + delete).min(text.len());
-                let insert: Vec<char> = if use_char { vec![c] } else { token.chars().collect() };
-                text.splice(at..end, insert);
-            }
-            let text: String = text.into_iter().collect();
+            let text = apply_edits(EMBEDDED_DEFAULT, &edits);
             if let Err(err) = resolve::parse_toml(&text, None) {
                 prop_assert_eq!(err.problems.len(), 1);
                 prop_assert!(has_position(&err.problems[0]), "{:?}", err.problems[0]);
