@@ -3,7 +3,7 @@
 //! real Kinesis stream). The ARN shapes themselves are `crate::arn`'s.
 
 use super::problems::Problems;
-use super::rules::is_name_char;
+use super::rules::{is_name, is_name_char};
 use crate::arn::StreamArn;
 use crate::config::mapping::FanOutConsumer;
 use crate::config::schema::{AwsIdentity, MappingEntry, SimStreamConfig};
@@ -135,8 +135,7 @@ fn resolve_consumer(
             source.stream_arn
         ));
     }
-    let len = name.chars().count();
-    if !(1..=128).contains(&len) || !name.chars().all(is_name_char) {
+    if !is_name(name, 1..=128, is_name_char) {
         return Err(format!(
             "consumer_name = {name:?}: must be 1..=128 characters of letters, digits, '-', '_' and '.'"
         ));

@@ -2,6 +2,7 @@
 //! timeout, and the latency and rules of a simulated function.
 
 use super::problems::Problems;
+use super::rules::is_name;
 use crate::config::schema::{FunctionConfig, RuleAction};
 
 pub(super) fn check_function(index: usize, f: &FunctionConfig, p: &mut Problems) {
@@ -11,13 +12,9 @@ pub(super) fn check_function(index: usize, f: &FunctionConfig, p: &mut Problems)
         format!("function {:?}", f.name)
     };
     let subject = subject.as_str();
-    let len = f.name.chars().count();
-    if !(1..=64).contains(&len)
-        || !f
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if !is_name(&f.name, 1..=64, |c| {
+        c.is_ascii_alphanumeric() || c == '-' || c == '_'
+    }) {
         p.add(
             subject,
             format!(

@@ -12,7 +12,7 @@ use super::destination::{resolve_destination_config, resolve_on_destination_fail
 use super::event_source::resolve_source;
 use super::pace::resolve_pace;
 use super::problems::Problems;
-use super::rules::{is_name_char, join};
+use super::rules::{is_name, is_name_char, join};
 use super::starting_position::resolve_starting_position;
 use crate::arn::lambda_function_name;
 use crate::config::aws_json;
@@ -139,9 +139,7 @@ fn check_name(name: Option<&str>, subject: &str, p: &mut Problems) {
     match name {
         None => p.add(subject, "name is required (or aws_json with a UUID)"),
         Some(name) => {
-            let len = name.chars().count();
-            if !(1..=128).contains(&len) || !name.chars().all(is_name_char) || name.starts_with('.')
-            {
+            if !is_name(name, 1..=128, is_name_char) || name.starts_with('.') {
                 p.add(
                     subject,
                     format!("name = {name:?}: must be 1..=128 characters of letters, digits, '-', '_' and '.', not starting with '.'"),

@@ -1,6 +1,7 @@
 //! The few rules several sections share: which characters a name may have, the longest
 //! duration where AWS sets no limit, and how a relative path in the config resolves.
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 /// Longest duration (seconds) accepted where no AWS limit applies: one year.
@@ -10,6 +11,16 @@ pub const MAX_SECONDS: u64 = 31_536_000;
 /// consumer names.
 pub(super) fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'
+}
+
+/// Whether `name` has `lengths` characters (not bytes), each `allowed`: the shape of every
+/// name AWS checks (each check words its own message).
+pub(super) fn is_name(
+    name: &str,
+    lengths: RangeInclusive<usize>,
+    allowed: impl Fn(char) -> bool,
+) -> bool {
+    lengths.contains(&name.chars().count()) && name.chars().all(allowed)
 }
 
 /// `path` against `base` unless it is absolute or `base` is empty or `.`.

@@ -3,7 +3,7 @@
 
 use super::pace::MAX_PACE_SECONDS;
 use super::problems::Problems;
-use super::rules::{is_name_char, MAX_SECONDS};
+use super::rules::{is_name, is_name_char, MAX_SECONDS};
 use crate::config::schema::{ProducerConfig, ReshardConfig, SimStreamConfig};
 use crate::model::{StreamKind, StreamViewType};
 
@@ -19,8 +19,7 @@ pub(super) fn resolve_stream(index: usize, s: &mut SimStreamConfig, p: &mut Prob
         StreamKind::Kinesis => ("stream", 128, 1),
         StreamKind::Dynamodb => ("table", 255, 3),
     };
-    let len = s.name.chars().count();
-    if len < min_len || len > max_len || !s.name.chars().all(is_name_char) {
+    if !is_name(&s.name, min_len..=max_len, is_name_char) {
         p.add(
             subject,
             format!("name = {:?}: a {what} name must be {min_len}..={max_len} characters of letters, digits, '-', '_' and '.'", s.name),
