@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use tokio_util::sync::CancellationToken;
 
+use crate::arn::Arn;
 use crate::aws::AwsFactory;
 use crate::checkpoint::CheckpointStore;
 use crate::clock::Clock;
@@ -165,10 +166,10 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
         let destination: Option<Arc<dyn FailureDestination>> = match &mapping.on_failure_destination
         {
             None => None,
-            Some(uri) if uri.starts_with("arn:aws:sqs:") => Some(Arc::new(
+            Some(uri) if Arn::parse(uri).is_ok_and(|arn| arn.service() == "sqs") => Some(Arc::new(
                 SqsDestination::connect(real(aws, &mapping.name, uri)?, uri).await?,
             )),
-            Some(uri) if uri.starts_with("arn:aws:sns:") => Some(Arc::new(
+            Some(uri) if Arn::parse(uri).is_ok_and(|arn| arn.service() == "sns") => Some(Arc::new(
                 SnsDestination::connect(real(aws, &mapping.name, uri)?, uri).await?,
             )),
             Some(uri) => {
@@ -208,10 +209,9 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
             store: store.clone(),
             clock,
             seed: seeds.engine,
-            aws_region: mapping
-                .event_source_arn
-                .split(':')
-                .nth(3)
+            aws_region: Arn::parse(&mapping.event_source_arn)
+                .ok()
+                .and_then(|arn| arn.region())
                 .unwrap_or(&config.aws.region)
                 .to_string(),
             invoke_identity_arn: invoke_identity_arn(

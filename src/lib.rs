@@ -7,6 +7,7 @@
 //! simulated world in `sim`.
 
 pub mod admin;
+pub mod arn;
 pub mod assemble;
 pub mod aws;
 pub mod checkpoint;

@@ -13,6 +13,8 @@ use std::path::Path;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
+use crate::arn::lambda_function_name;
+
 use super::schema::{DestinationConfig, Filter, FilterCriteria, MappingEntry, OnFailure};
 
 /// The document, key for key. Read-only output fields are kept only so that they are not
@@ -109,7 +111,7 @@ impl AwsEventSourceMapping {
         let function_name = self
             .function_name
             .or(self.function_arn)
-            .map(|f| function_name_of(&f).to_string());
+            .map(|f| lambda_function_name(&f).to_string());
         let enabled = self.enabled.or(match self.state.as_deref() {
             Some("Disabled") | Some("Disabling") => Some(false),
             _ => None,
@@ -157,16 +159,6 @@ impl AwsEventSourceMapping {
             pace: None,
         })
     }
-}
-
-/// The function's name out of a name, partial ARN or ARN, without a `:qualifier`
-/// (version or alias): `arn:aws:lambda:us-east-1:123456789012:function:f:live` → `f`.
-pub fn function_name_of(s: &str) -> &str {
-    let rest = match s.rfind("function:") {
-        Some(at) => &s[at + "function:".len()..],
-        None => s,
-    };
-    rest.split(':').next().unwrap_or(rest)
 }
 
 /// StartingPositionTimestamp as epoch seconds: a JSON number, or a string holding a number
@@ -247,25 +239,6 @@ pub fn merge(toml: MappingEntry, file: MappingEntry) -> MappingEntry {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn function_names_lose_arn_prefix_and_qualifier() {
-        assert_eq!(function_name_of("order-processor"), "order-processor");
-        assert_eq!(function_name_of("order-processor:live"), "order-processor");
-        assert_eq!(
-            function_name_of("123456789012:function:order-processor"),
-            "order-processor"
-        );
-        assert_eq!(
-            function_name_of("arn:aws:lambda:us-east-1:123456789012:function:order-processor"),
-            "order-processor"
-        );
-        assert_eq!(
-            function_name_of("arn:aws:lambda:us-east-1:123456789012:function:order-processor:7"),
-            "order-processor"
-        );
-        assert_eq!(function_name_of(""), "");
-    }
 
     #[test]
     fn timestamps_are_numbers_or_iso_8601() {
@@ -389,14 +362,7 @@ mod tests {
             )
         ) {
             let original = include_str!("../../fixtures/aws/get-kinesis-output.json");
-            let mut text: Vec<char> = original.chars().collect();
-            for (at, delete, token, c, use_char) in edits {
-                let at = at.index(text.len() + 1);
-                let end = (at + delete).min(text.len());
-                let insert: Vec<char> = if use_char { vec![c] } else { token.chars().collect() };
-                text.splice(at..end, insert);
-            }
-            let text: String = text.into_iter().collect();
+            let text = crate::config::type_error::apply_edits(original, &edits);
             if let Err(err) = from_json(&text, "x.json") {
                 let rest = err.strip_prefix("x.json:").unwrap_or("");
                 let mut parts = rest.splitn(3, ':');

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde_json::Value;
 
+use crate::arn::Arn;
 use crate::aws::{self, AwsFactory};
 use crate::destination::sqs::SqsDestination;
 use crate::event::failure_record::parse_batch_info;
@@ -34,7 +35,7 @@ impl FromSpec {
             return Ok(FromSpec::Queue(from.to_string()));
         }
         if from.starts_with("arn:") {
-            return if from.split(':').nth(2) == Some("sqs") {
+            return if Arn::parse(from).is_ok_and(|arn| arn.service() == "sqs") {
                 Ok(FromSpec::Queue(from.to_string()))
             } else {
                 Err(format!(

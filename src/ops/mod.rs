@@ -22,6 +22,7 @@ use std::sync::Arc;
 pub use inspect::InspectArgs;
 pub use redrive::RedriveArgs;
 
+use crate::arn::Arn;
 use crate::aws::AwsFactory;
 use crate::model::StreamKind;
 use crate::source::dynamodb_streams::DynamodbStreamsSource;
@@ -31,7 +32,7 @@ use crate::source::StreamSource;
 /// The kind of a stream named by the user: a DynamoDB stream ARN (service `dynamodb`), or
 /// else a Kinesis stream (ARN or name).
 pub fn kind_of(stream: &str) -> StreamKind {
-    if stream.starts_with("arn:") && stream.split(':').nth(2) == Some("dynamodb") {
+    if Arn::parse(stream).is_ok_and(|arn| arn.service() == "dynamodb") {
         StreamKind::Dynamodb
     } else {
         StreamKind::Kinesis

@@ -34,8 +34,9 @@ use clap::Args;
 use super::failure_source::{batch_of_body, read_lines, FromSpec, Message, Origin, Queue};
 use super::range::{read_range, Pace, Until};
 use super::{block_on, connect_source, show};
+use crate::arn::{self, Arn};
 use crate::assemble::{build_function, invoke_identity_arn};
-use crate::aws::{self, AwsFactory};
+use crate::aws::AwsFactory;
 use crate::config::schema::{AwsIdentity, FunctionConfig};
 use crate::event::{assemble_event, encode_record, BatchInfo, EventContext};
 use crate::function::{Function, Invocation};
@@ -135,12 +136,7 @@ pub fn parse_target(spec: &str, timeout_seconds: u64) -> Result<FunctionConfig, 
 /// The function name in `name`, `name:qualifier` or
 /// `arn:aws:lambda:REGION:ACCOUNT:function:name[:qualifier]`.
 fn lambda_function_name(function: &str) -> Option<&str> {
-    let name = if function.starts_with("arn:") {
-        function.split(':').nth(6)
-    } else {
-        function.split(':').next()
-    };
-    name.filter(|n| !n.is_empty())
+    Some(arn::lambda_function_name(function)).filter(|n| !n.is_empty())
 }
 
 /// What is done with each fetched batch.
@@ -166,7 +162,9 @@ impl Redriver {
         let ctx = EventContext {
             shard_id: batch.shard_id.clone(),
             event_source_arn: batch.stream_arn.clone(),
-            aws_region: aws::region_of(&batch.stream_arn)
+            aws_region: Arn::parse(&batch.stream_arn)
+                .ok()
+                .and_then(|arn| arn.region())
                 .unwrap_or(&self.default_region)
                 .to_string(),
             invoke_identity_arn: invoke_identity_arn(&self.account_id, &self.function_name),

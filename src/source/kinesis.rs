@@ -30,6 +30,7 @@ use aws_smithy_types::DateTime;
 
 use super::sdk_error::source_error;
 use super::{IteratorPosition, RecordsPage, SourceError, StreamSource};
+use crate::arn::StreamArn;
 use crate::aws::{self, AwsFactory, ErrorClass};
 use crate::model::{RecordBody, SequenceNumber, ShardId, ShardInfo, StreamKind, StreamRecord};
 
@@ -111,7 +112,10 @@ impl KinesisSource {
 
 /// `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME` → `NAME` (the whole string otherwise).
 fn name_from_arn(arn: &str) -> &str {
-    arn.split_once(":stream/").map_or(arn, |(_, name)| name)
+    match StreamArn::parse(arn) {
+        Ok(StreamArn::Kinesis { name, .. }) => name,
+        _ => arn,
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {
