@@ -21,6 +21,7 @@ pub mod filter;
 pub mod function;
 pub mod load;
 pub mod log_redaction;
+pub mod log_time;
 pub mod model;
 pub mod ops;
 pub mod policy;
