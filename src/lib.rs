@@ -19,6 +19,7 @@ pub mod engine;
 pub mod event;
 pub mod filter;
 pub mod function;
+pub mod limits;
 pub mod load;
 pub mod log_redaction;
 pub mod log_time;

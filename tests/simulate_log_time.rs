@@ -75,8 +75,10 @@ fn simulate_log_lines_carry_the_virtual_time_of_the_run_not_the_wall_clock() {
         &std::fs::read_to_string(dir.path().join("report.json")).expect("the report"),
     )
     .expect("the report is JSON");
-    let simulated_ms = (report["simulated_seconds"].as_f64().expect("simulated_seconds") * 1000.0)
-        as i64;
+    let simulated_ms = (report["simulated_seconds"]
+        .as_f64()
+        .expect("simulated_seconds")
+        * 1000.0) as i64;
     let start: DateTime<Utc> = "2020-02-02T02:02:02Z".parse().unwrap();
     let end = start + chrono::Duration::milliseconds(simulated_ms);
 

@@ -27,6 +27,7 @@ use super::schema::{
 use super::type_error;
 use super::ConfigError;
 use crate::filter::{FilterCriteria, FilterError};
+use crate::limits;
 use crate::model::{StreamKind, StreamViewType};
 
 /// Longest duration (seconds) accepted where no AWS limit applies: one year.
@@ -432,8 +433,16 @@ fn resolve_stream(index: usize, s: &mut SimStreamConfig, p: &mut Problems) {
 
     match s.kind {
         StreamKind::Kinesis => {
-            let hours = s.retention_hours.unwrap_or(24);
-            p.range(subject, "retention_hours", hours, 24, 8760);
+            let hours = s
+                .retention_hours
+                .unwrap_or(limits::KINESIS_DEFAULT_RETENTION_HOURS);
+            p.range(
+                subject,
+                "retention_hours",
+                hours,
+                limits::KINESIS_DEFAULT_RETENTION_HOURS,
+                limits::KINESIS_MAX_RETENTION_HOURS,
+            );
             s.retention_hours = Some(hours);
             if let Some(view) = s.stream_view_type {
                 p.add(
@@ -453,13 +462,13 @@ fn resolve_stream(index: usize, s: &mut SimStreamConfig, p: &mut Problems) {
         }
         StreamKind::Dynamodb => {
             match s.retention_hours {
-                None | Some(24) => {}
+                None | Some(limits::DYNAMODB_STREAMS_RETENTION_HOURS) => {}
                 Some(hours) => p.add(
                     subject,
                     format!("retention_hours = {hours}: DynamoDB streams always keep 24 hours (leave it out or set 24)"),
                 ),
             }
-            s.retention_hours = Some(24);
+            s.retention_hours = Some(limits::DYNAMODB_STREAMS_RETENTION_HOURS);
             s.stream_view_type = Some(
                 s.stream_view_type
                     .unwrap_or(StreamViewType::NewAndOldImages),
@@ -488,8 +497,8 @@ fn resolve_stream(index: usize, s: &mut SimStreamConfig, p: &mut Problems) {
         );
     }
     let expiry = faults.iterator_expiry_seconds.unwrap_or(match s.kind {
-        StreamKind::Kinesis => 300,
-        StreamKind::Dynamodb => 900,
+        StreamKind::Kinesis => limits::KINESIS_ITERATOR_LIFETIME_SECONDS,
+        StreamKind::Dynamodb => limits::DYNAMODB_ITERATOR_LIFETIME_SECONDS,
     });
     p.range(
         subject,
@@ -542,7 +551,7 @@ fn check_producer(subject: &str, producer: &ProducerConfig, p: &mut Problems) {
         "payload_bytes",
         producer.payload_bytes,
         64,
-        1_048_576,
+        limits::KINESIS_MAX_RECORD_DATA_BYTES,
     );
     if let Some(every) = producer.poison_every {
         if every < 1 {
@@ -619,7 +628,13 @@ fn check_function(index: usize, f: &FunctionConfig, p: &mut Problems) {
         );
     }
     check_function_type(subject, f, p);
-    p.range(subject, "timeout_seconds", f.timeout_seconds, 1, 900);
+    p.range(
+        subject,
+        "timeout_seconds",
+        f.timeout_seconds,
+        1,
+        limits::LAMBDA_MAX_TIMEOUT_SECONDS,
+    );
     let p50_ok = p.float_min(subject, "latency.p50_ms", f.latency.p50_ms, 0.0, false);
     if let Some(p99) = f.latency.p99_ms {
         if p50_ok && p99.partial_cmp(&f.latency.p50_ms).is_none_or(|o| o.is_lt()) {
@@ -824,14 +839,20 @@ fn resolve_mapping(
     };
 
     let batch_size = entry.batch_size.unwrap_or(100);
-    p.range(subject, "batch_size", batch_size, 1, 10_000);
+    p.range(
+        subject,
+        "batch_size",
+        batch_size,
+        1,
+        limits::ESM_MAX_BATCH_SIZE,
+    );
     let window = entry.maximum_batching_window_in_seconds.unwrap_or(0);
     p.range(
         subject,
         "maximum_batching_window_in_seconds",
         window,
         0,
-        300,
+        limits::ESM_MAX_BATCHING_WINDOW_SECONDS,
     );
 
     let starting_position = resolve_starting_position(&entry, kind, subject, p);
@@ -842,18 +863,20 @@ fn resolve_mapping(
         "parallelization_factor",
         parallelization_factor,
         1,
-        10,
+        limits::ESM_MAX_PARALLELIZATION_FACTOR,
     );
 
     let retries = entry.maximum_retry_attempts.unwrap_or(-1);
-    if retries != -1 && !(0..=10_000).contains(&retries) {
+    if retries != -1 && !(0..=limits::ESM_MAX_RETRY_ATTEMPTS).contains(&retries) {
         p.add(
             subject,
             format!("maximum_retry_attempts = {retries}: must be -1 or 0..=10000"),
         );
     }
     let age = entry.maximum_record_age_in_seconds.unwrap_or(-1);
-    if age != -1 && !(60..=604_800).contains(&age) {
+    if age != -1
+        && !(limits::ESM_MIN_RECORD_AGE_SECONDS..=limits::ESM_MAX_RECORD_AGE_SECONDS).contains(&age)
+    {
         p.add(
             subject,
             format!("maximum_record_age_in_seconds = {age}: must be -1 or 60..=604800"),
@@ -873,8 +896,13 @@ fn resolve_mapping(
     };
 
     let tumbling = entry.tumbling_window_in_seconds.unwrap_or(0);
-    if p.range(subject, "tumbling_window_in_seconds", tumbling, 0, 900)
-        && tumbling > 0
+    if p.range(
+        subject,
+        "tumbling_window_in_seconds",
+        tumbling,
+        0,
+        limits::ESM_MAX_TUMBLING_WINDOW_SECONDS,
+    ) && tumbling > 0
         && parallelization_factor > 1
     {
         // A window's state is per shard, carried from one invocation to the next: it
@@ -1327,8 +1355,8 @@ fn resolve_pace(
 
     if let Some(limit) = c.get_records_limit {
         let max = match kind {
-            StreamKind::Kinesis => 10_000,
-            StreamKind::Dynamodb => 1000,
+            StreamKind::Kinesis => limits::KINESIS_GET_RECORDS_MAX_RECORDS as u64,
+            StreamKind::Dynamodb => limits::DYNAMODB_GET_RECORDS_MAX_RECORDS as u64,
         };
         if p.range(subject, "pace.get_records_limit", limit, 1, max) {
             pace.get_records_limit = limit as usize;

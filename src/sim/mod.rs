@@ -42,6 +42,7 @@ mod shards;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::config::schema::{AwsIdentity, SimStreamConfig};
+use crate::limits::KINESIS_DEFAULT_RETENTION_HOURS;
 use crate::model::{SequenceNumber, ShardId, ShardInfo, StreamKind, StreamRecord, StreamViewType};
 use crate::source::{IteratorPosition, LostRecords};
 use advance::StreamState;
@@ -79,7 +80,10 @@ impl SimulatedStream {
         let arn = cfg.arn(aws);
         let (specs, key_spaces) = producer_specs(cfg, seed, created_at_ms);
         let state = StreamState::new(cfg, &arn, seed, created_at_ms, &specs, &key_spaces);
-        let retention_hours = i64::from(cfg.retention_hours.unwrap_or(24));
+        let retention_hours = i64::from(
+            cfg.retention_hours
+                .unwrap_or(KINESIS_DEFAULT_RETENTION_HOURS),
+        );
         SimulatedStream {
             name: cfg.name.clone(),
             kind: cfg.kind,
