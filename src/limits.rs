@@ -5,7 +5,7 @@
 //! once appeared with two values); here each has one name, and config checks, sources,
 //! functions and destinations use that name. Types follow the first use: sizes and counts
 //! are `usize`, event source mapping parameters `i64` (the API's integers, as the config
-//! reads them), durations in seconds `u64`.
+//! reads them), durations in seconds `u64`, SDK parameters the SDK's type.
 
 // ---- Lambda invocation ----
 
@@ -104,6 +104,11 @@ pub const KINESIS_PUT_RECORDS_MAX_RECORDS: usize = 500;
 /// including partition keys."
 pub const KINESIS_PUT_RECORDS_MAX_BYTES: usize = 5 * 1024 * 1024;
 
+/// Longest stream name. CreateStream
+/// (docs.aws.amazon.com/kinesis/latest/APIReference/API_CreateStream.html), StreamName:
+/// "Length Constraints: Minimum length of 1. Maximum length of 128."
+pub const KINESIS_MAX_STREAM_NAME_CHARS: usize = 128;
+
 /// A stream's default retention, which is also its minimum: 24 hours. Change the data
 /// retention period (docs.aws.amazon.com/streams/latest/dev/kinesis-extended-retention.html):
 /// "A Kinesis data stream stores records from 24 hours by default, up to 8760 hours
@@ -114,7 +119,13 @@ pub const KINESIS_DEFAULT_RETENTION_HOURS: u32 = 24;
 /// "The maximum value of a stream's retention period is 8760 hours (365 days).").
 pub const KINESIS_MAX_RETENTION_HOURS: u32 = 8760;
 
-// ---- DynamoDB Streams ----
+// ---- DynamoDB and DynamoDB Streams ----
+
+/// Shortest and longest table name. Constraints in Amazon DynamoDB
+/// (docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html), naming
+/// rules: "Table names and index names must be between 3 and 255 characters long".
+pub const DYNAMODB_MIN_TABLE_NAME_CHARS: usize = 3;
+pub const DYNAMODB_MAX_TABLE_NAME_CHARS: usize = 255;
 
 /// Records one GetRecords call returns at most. DynamoDB Streams GetRecords
 /// (docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetRecords.html):
@@ -143,3 +154,10 @@ pub const DYNAMODB_STREAMS_RETENTION_HOURS: u32 = 24;
 /// characters)." (Topics can now raise this to 1 MiB with their `MaximumMessageSize`
 /// attribute; 262,144 is the default every topic has: docs.aws.amazon.com/sns/latest/dg/large-message-payloads.html.)
 pub const SNS_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+// ---- SQS ----
+
+/// Messages one ReceiveMessage call returns at most. ReceiveMessage
+/// (docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html),
+/// MaxNumberOfMessages: "Valid values: 1 to 10. Default: 1."
+pub const SQS_RECEIVE_MAX_MESSAGES: i32 = 10;

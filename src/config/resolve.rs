@@ -419,8 +419,12 @@ fn resolve_stream(index: usize, s: &mut SimStreamConfig, p: &mut Problems) {
     };
     let subject = subject.as_str();
     let (what, max_len, min_len) = match s.kind {
-        StreamKind::Kinesis => ("stream", 128, 1),
-        StreamKind::Dynamodb => ("table", 255, 3),
+        StreamKind::Kinesis => ("stream", limits::KINESIS_MAX_STREAM_NAME_CHARS, 1),
+        StreamKind::Dynamodb => (
+            "table",
+            limits::DYNAMODB_MAX_TABLE_NAME_CHARS,
+            limits::DYNAMODB_MIN_TABLE_NAME_CHARS,
+        ),
     };
     let len = s.name.chars().count();
     if len < min_len || len > max_len || !s.name.chars().all(is_name_char) {
