@@ -1,10 +1,12 @@
 //! The `esm-sim` binary: logging set-up, then the CLI. Everything else is in the library.
 //!
 //! Every log line, at any level, and the final error go through `log_redaction`: AWS
-//! credentials (the SDK logs the access key id at TRACE) are never printed.
+//! credentials (the SDK logs the access key id at TRACE) are never printed. Log lines are
+//! stamped by `log_time`: the virtual time while `simulate` runs, the wall clock otherwise.
 
 use clap::Parser;
 use esm_sim::log_redaction::{RedactingMakeWriter, Redactor};
+use esm_sim::log_time::LogTime;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -15,6 +17,7 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(filter)
         .with_writer(RedactingMakeWriter::new(std::io::stderr, redactor.clone()))
         .with_ansi(ansi)
+        .with_timer(LogTime)
         .init();
     match esm_sim::cli::main_with(esm_sim::cli::Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -5,7 +5,8 @@
 //! tokio jumps to the next timer whenever every task waits, so hours of traffic take
 //! seconds, and the run is a deterministic function of the config and the seed. The
 //! simulation ends when every producer is done and no record is pending (checked once per
-//! virtual second), or at `max_duration_seconds`.
+//! virtual second), or at `max_duration_seconds`. While it runs, log lines carry the
+//! virtual time (`crate::log_time`).
 //!
 //! Conservation: `records_produced == records_succeeded + records_filtered +
 //! records_discarded + records_trimmed + records_before_start + records_pending`, where
@@ -30,6 +31,7 @@ use crate::engine::invocation_log::InvocationLog;
 use crate::engine::status::ShardSnapshot;
 use crate::engine::supervisor::run_mapping;
 use crate::function::tap::Observer;
+use crate::log_time::VirtualLogTime;
 use crate::model::{SequenceNumber, ShardId};
 use crate::sim::SimulatedStream;
 
@@ -144,6 +146,7 @@ async fn simulate_on_paused_clock(
         .map(|v| v.parse::<i64>())
         .transpose()?;
     let clock = Clock::starting_at(resumed_at.unwrap_or(config.simulation.start_ms));
+    let _log_time = VirtualLogTime::install(clock, tokio::runtime::Handle::current());
     let max_duration_ms = options
         .until_seconds
         .map_or(config.simulation.max_duration_ms, |s| s as i64 * 1000);

@@ -42,8 +42,8 @@ impl Pace {
     /// The AWS pace for a stream kind.
     pub fn aws_default(kind: StreamKind) -> Pace {
         let (poll, min_read, limit) = match kind {
-            StreamKind::Kinesis => (1000, 200, 10_000),
-            StreamKind::Dynamodb => (250, 250, 1000),
+            StreamKind::Kinesis => (1000, 200, crate::limits::KINESIS_GET_RECORDS_MAX_RECORDS),
+            StreamKind::Dynamodb => (250, 250, crate::limits::DYNAMODB_GET_RECORDS_MAX_RECORDS),
         };
         Pace {
             poll_interval_ms: poll,

@@ -17,7 +17,7 @@ use super::{DestinationError, FailureDestination};
 use crate::aws::{self, AwsFactory, ErrorClass};
 
 /// SNS's maximum message size: 256 KB.
-pub const SNS_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+pub const SNS_MAX_MESSAGE_BYTES: usize = crate::limits::SNS_MAX_MESSAGE_BYTES;
 
 pub struct SnsDestination {
     arn: String,

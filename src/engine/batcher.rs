@@ -45,7 +45,7 @@ pub type KeySet = HashSet<u64, BuildHasherDefault<KeyHasher>>;
 pub type KeyCounts = HashMap<u64, usize, BuildHasherDefault<KeyHasher>>;
 
 /// Lambda's synchronous invocation payload limit: 6 MB (6,291,456 bytes).
-pub const PAYLOAD_CAP_BYTES: usize = 6 * 1024 * 1024;
+pub const PAYLOAD_CAP_BYTES: usize = crate::limits::LAMBDA_INVOCATION_PAYLOAD_BYTES;
 
 /// Records in sequence order and their event.
 #[derive(Debug, Default)]

@@ -20,9 +20,9 @@ use self::pruned::Wanted;
 use self::record_view::RecordView;
 
 /// Most filters per mapping (AWS's default quota).
-pub const MAX_FILTERS: usize = 5;
+pub const MAX_FILTERS: usize = crate::limits::ESM_MAX_FILTERS;
 /// Longest filter pattern (AWS: 4096 characters).
-pub const MAX_FILTER_PATTERN_CHARS: usize = 4096;
+pub const MAX_FILTER_PATTERN_CHARS: usize = crate::limits::ESM_MAX_FILTER_PATTERN_CHARS;
 
 /// A mapping's filters, compiled. Empty: every record is kept.
 #[derive(Clone, Debug, PartialEq, Default)]

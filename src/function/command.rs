@@ -28,7 +28,7 @@ use crate::config::schema::{AwsIdentity, FunctionConfig};
 use crate::model::ShardId;
 
 /// Lambda's limit on a synchronous response, as its error message states it.
-pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
+pub const MAX_RESPONSE_BYTES: usize = crate::limits::LAMBDA_RESPONSE_PAYLOAD_BYTES;
 /// A longer stderr line is cut here (the rest of the line is dropped) so that a program
 /// writing without newlines cannot make us buffer without bound.
 const MAX_LOG_LINE_BYTES: usize = 16 * 1024;

@@ -38,7 +38,7 @@ use crate::aws::{self, AwsFactory, ErrorClass};
 use crate::config::schema::FunctionConfig;
 
 /// Lambda's limit on a synchronous response payload, as its error message states it.
-pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
+pub const MAX_RESPONSE_BYTES: usize = crate::limits::LAMBDA_RESPONSE_PAYLOAD_BYTES;
 
 pub struct LambdaFunction {
     /// The config's function name (for logs).

@@ -30,8 +30,8 @@ use super::stream::{not_found, StreamTarget};
 use crate::aws::{self, ErrorClass};
 
 /// PutRecords' limits per call.
-pub const MAX_BATCH_RECORDS: usize = 500;
-pub const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
+pub const MAX_BATCH_RECORDS: usize = crate::limits::KINESIS_PUT_RECORDS_MAX_RECORDS;
+pub const MAX_BATCH_BYTES: usize = crate::limits::KINESIS_PUT_RECORDS_MAX_BYTES;
 
 /// The error code of a throttled entry (or call).
 pub const THROTTLED: &str = "ProvisionedThroughputExceededException";

@@ -23,7 +23,7 @@ use super::Controls;
 use crate::aws::{self, AwsFactory, ErrorClass};
 
 /// Records asked of one GetRecords call (Kinesis' maximum).
-const GET_RECORDS_LIMIT: u64 = 10_000;
+const GET_RECORDS_LIMIT: u64 = crate::limits::KINESIS_GET_RECORDS_MAX_RECORDS as u64;
 /// The pause after a round in which no shard had anything new.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 /// The pause after a throttled or failed GetRecords.

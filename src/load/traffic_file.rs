@@ -31,9 +31,9 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 /// Kinesis' partition key limit, in Unicode characters.
-pub const MAX_PARTITION_KEY_CHARS: usize = 256;
+pub const MAX_PARTITION_KEY_CHARS: usize = crate::limits::KINESIS_MAX_PARTITION_KEY_CHARS;
 /// Kinesis' classic per-record data limit.
-pub const MAX_DATA_BYTES: usize = 1024 * 1024;
+pub const MAX_DATA_BYTES: usize = crate::limits::KINESIS_MAX_RECORD_DATA_BYTES;
 
 /// One record of a traffic file.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -144,7 +144,7 @@ impl Queue {
             .client
             .receive_message()
             .queue_url(&self.url)
-            .max_number_of_messages(max.clamp(1, 10))
+            .max_number_of_messages(max.clamp(1, crate::limits::SQS_RECEIVE_MAX_MESSAGES))
             .visibility_timeout(visibility_seconds)
             .wait_time_seconds(1)
             .send()

@@ -24,7 +24,7 @@ const MAX_EMPTY_PAGES: u32 = 100;
 /// Throttled or failed reads in a row before giving up.
 const MAX_THROTTLES: u32 = 10;
 /// The most records one GetRecords asks for (the source clamps to the service's limit).
-const PAGE_LIMIT: usize = 10_000;
+const PAGE_LIMIT: usize = crate::limits::KINESIS_GET_RECORDS_MAX_RECORDS;
 
 /// Where a read stops.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

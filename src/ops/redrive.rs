@@ -77,7 +77,7 @@ pub struct RedriveArgs {
     pub dry_run: bool,
     /// Function timeout of a --target, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 60,
-          value_parser = clap::value_parser!(u64).range(1..=900))]
+          value_parser = clap::value_parser!(u64).range(1..=crate::limits::LAMBDA_MAX_TIMEOUT_SECONDS))]
     pub timeout: u64,
     /// How long a received SQS message stays hidden while it is handled
     #[arg(long, value_name = "SECONDS", default_value_t = 60,

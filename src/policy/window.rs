@@ -30,7 +30,7 @@ use crate::policy::Outcome;
 
 /// AWS: "Your state can be a maximum of 1 MB per shard. If it exceeds that size, Lambda
 /// terminates the window early." A state of more bytes (compact JSON) ends the window.
-pub const MAX_STATE_BYTES: usize = 1_048_576;
+pub const MAX_STATE_BYTES: usize = crate::limits::ESM_TUMBLING_WINDOW_STATE_BYTES;
 
 /// How long after its end an idle window stays open for late readers (AWS: "Lambda waits
 /// for up to 2 minutes before assuming that the window is over").

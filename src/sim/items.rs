@@ -8,9 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use super::producer::KEY_CACHE_LIMIT;
-use super::stream::Prev;
+use super::record::Prev;
 use crate::model::DynamodbEventName;
+
+/// Key spaces up to this size are kept in a dense array (16 MB at the limit); larger ones
+/// in a map holding only the items written so far.
+const DENSE_KEY_SPACE_LIMIT: u64 = 1_000_000;
 
 /// Every this-many-th change of an existing item removes it.
 const CHANGES_PER_LIFE: u32 = 10;
@@ -50,7 +53,7 @@ impl Items {
         let spaces = key_spaces
             .iter()
             .map(|&keys| {
-                if keys <= KEY_CACHE_LIMIT {
+                if keys <= DENSE_KEY_SPACE_LIMIT {
                     Space::Dense(vec![Item::default(); keys as usize])
                 } else {
                     Space::Sparse(BTreeMap::new())
@@ -98,7 +101,7 @@ mod tests {
 
     #[test]
     fn an_item_is_inserted_modified_eight_times_removed_and_inserted_again() {
-        for keys in [5, KEY_CACHE_LIMIT + 1] {
+        for keys in [5, DENSE_KEY_SPACE_LIMIT + 1] {
             let mut items = Items::new(&[keys]);
             let events: Vec<u32> = (0..12).map(|k| items.change(0, 3, 0, k).0).collect();
             let mut expected = vec![EVENT_INSERT];

@@ -12,12 +12,12 @@
 use md5::{Digest, Md5};
 
 use super::payload::{push_json_escaped, write_u64};
-use super::stream::{Shards, Slot};
-use crate::config::schema::ProducerConfig;
+use super::shards::{Shards, Slot};
+use crate::config::schema::{ProducerConfig, SimStreamConfig};
 use crate::rng::{stable_hash, Rng};
 
-/// Key spaces up to this size get their routing cached.
-pub(crate) const KEY_CACHE_LIMIT: u64 = 1_000_000;
+/// Key spaces up to this size get their routing cached (4 bytes per key).
+const KEY_CACHE_LIMIT: u64 = 1_000_000;
 const NO_SLOT: u32 = u32::MAX;
 /// SplitMix64's increment (see `crate::rng`).
 const SPLITMIX_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -151,6 +151,47 @@ impl ProducerSpec {
         md5.update(digits);
         u128::from_be_bytes(md5.finalize().into())
     }
+}
+
+/// The producers of a stream, in config order, and the key space of each key prefix:
+/// producers sharing a prefix write the same items, so a prefix's key space is the largest
+/// key count among its producers.
+pub(crate) fn producer_specs(
+    cfg: &SimStreamConfig,
+    seed: u64,
+    created_at_ms: i64,
+) -> (Vec<ProducerSpec>, Vec<u64>) {
+    let mut prefixes: Vec<(String, u64)> = Vec::new();
+    let specs = cfg
+        .producers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let prefix_id = match prefixes
+                .iter()
+                .position(|(prefix, _)| *prefix == p.key_prefix)
+            {
+                Some(id) => {
+                    prefixes[id].1 = prefixes[id].1.max(p.keys.max(1));
+                    id
+                }
+                None => {
+                    prefixes.push((p.key_prefix.clone(), p.keys.max(1)));
+                    prefixes.len() - 1
+                }
+            };
+            ProducerSpec::new(
+                p,
+                i as u32,
+                &cfg.name,
+                seed,
+                created_at_ms,
+                prefix_id as u32,
+            )
+        })
+        .collect();
+    let key_spaces = prefixes.into_iter().map(|(_, keys)| keys).collect();
+    (specs, key_spaces)
 }
 
 /// `floor` of a non-negative offset: a truncating cast, which (unlike `f64::floor`

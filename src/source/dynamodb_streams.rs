@@ -53,7 +53,7 @@ use crate::model::{
 };
 
 /// GetRecords returns at most 1,000 records per call (and at least 1 must be asked for).
-const MAX_RECORDS_PER_CALL: usize = 1_000;
+const MAX_RECORDS_PER_CALL: usize = crate::limits::DYNAMODB_GET_RECORDS_MAX_RECORDS;
 
 /// Marks an iterator whose first page must report records lost to retention.
 const TRIMMED_MARK: &str = "trimmed:";

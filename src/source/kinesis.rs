@@ -35,7 +35,7 @@ use crate::aws::{self, AwsFactory, ErrorClass};
 use crate::model::{RecordBody, SequenceNumber, ShardId, ShardInfo, StreamKind, StreamRecord};
 
 /// GetRecords returns at most 10,000 records per call (and at least 1 must be asked for).
-const MAX_RECORDS_PER_CALL: usize = 10_000;
+const MAX_RECORDS_PER_CALL: usize = crate::limits::KINESIS_GET_RECORDS_MAX_RECORDS;
 
 /// One Kinesis data stream, read through the Kinesis API.
 pub struct KinesisSource {

@@ -29,10 +29,10 @@ use crate::sim::SimulatedStream;
 
 /// Kinesis GetRecords returns at most 10,000 records and 10 MiB; DynamoDB Streams 1,000
 /// records and 1 MB.
-const KINESIS_MAX_RECORDS: usize = 10_000;
-const KINESIS_MAX_BYTES: usize = 10 * 1024 * 1024;
-const DYNAMODB_MAX_RECORDS: usize = 1_000;
-const DYNAMODB_MAX_BYTES: usize = 1_000_000;
+const KINESIS_MAX_RECORDS: usize = crate::limits::KINESIS_GET_RECORDS_MAX_RECORDS;
+const KINESIS_MAX_BYTES: usize = crate::limits::KINESIS_GET_RECORDS_MAX_BYTES;
+const DYNAMODB_MAX_RECORDS: usize = crate::limits::DYNAMODB_GET_RECORDS_MAX_RECORDS;
+const DYNAMODB_MAX_BYTES: usize = crate::limits::DYNAMODB_GET_RECORDS_MAX_BYTES;
 
 /// The read API of one simulated stream, as one mapping sees it.
 pub struct SimulatedSource {
@@ -61,8 +61,8 @@ impl SimulatedSource {
         let arn = stream.arn();
         let kind = stream.kind();
         let default_expiry = match kind {
-            StreamKind::Kinesis => 300,
-            StreamKind::Dynamodb => 900,
+            StreamKind::Kinesis => crate::limits::KINESIS_ITERATOR_LIFETIME_SECONDS,
+            StreamKind::Dynamodb => crate::limits::DYNAMODB_ITERATOR_LIFETIME_SECONDS,
         };
         let expiry_seconds = faults.iterator_expiry_seconds.unwrap_or(default_expiry);
         SimulatedSource {

@@ -4,6 +4,7 @@
 use super::problems::Problems;
 use super::rules::is_name;
 use crate::config::schema::{FunctionConfig, RuleAction};
+use crate::limits;
 
 pub(super) fn check_function(index: usize, f: &FunctionConfig, p: &mut Problems) {
     let subject = if f.name.is_empty() {
@@ -24,7 +25,13 @@ pub(super) fn check_function(index: usize, f: &FunctionConfig, p: &mut Problems)
         );
     }
     check_function_type(subject, f, p);
-    p.range(subject, "timeout_seconds", f.timeout_seconds, 1, 900);
+    p.range(
+        subject,
+        "timeout_seconds",
+        f.timeout_seconds,
+        1,
+        limits::LAMBDA_MAX_TIMEOUT_SECONDS,
+    );
     let p50_ok = p.float_min(subject, "latency.p50_ms", f.latency.p50_ms, 0.0, false);
     if let Some(p99) = f.latency.p99_ms {
         if p50_ok && p99.partial_cmp(&f.latency.p50_ms).is_none_or(|o| o.is_lt()) {

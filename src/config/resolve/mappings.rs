@@ -6,6 +6,7 @@
 //! tumbling window) and the filters; the event source, starting position, destination and
 //! pace each have their own file. Problems are added in the order of the keys above.
 
+use crate::limits;
 use std::path::Path;
 
 use super::destination::{resolve_destination_config, resolve_on_destination_failure};
@@ -180,14 +181,20 @@ fn resolve_function_name(
 /// `batch_size` and `maximum_batching_window_in_seconds`, defaulted.
 fn resolve_batching(entry: &MappingEntry, subject: &str, p: &mut Problems) -> (i64, i64) {
     let batch_size = entry.batch_size.unwrap_or(100);
-    p.range(subject, "batch_size", batch_size, 1, 10_000);
+    p.range(
+        subject,
+        "batch_size",
+        batch_size,
+        1,
+        limits::ESM_MAX_BATCH_SIZE,
+    );
     let window = entry.maximum_batching_window_in_seconds.unwrap_or(0);
     p.range(
         subject,
         "maximum_batching_window_in_seconds",
         window,
         0,
-        300,
+        limits::ESM_MAX_BATCHING_WINDOW_SECONDS,
     );
     (batch_size, window)
 }
@@ -212,12 +219,24 @@ fn resolve_processing(entry: &MappingEntry, subject: &str, p: &mut Problems) -> 
         "parallelization_factor",
         parallelization_factor,
         1,
-        10,
+        limits::ESM_MAX_PARALLELIZATION_FACTOR,
     );
     let retries = entry.maximum_retry_attempts.unwrap_or(-1);
-    p.range_or_minus_one(subject, "maximum_retry_attempts", retries, 0, 10_000);
+    p.range_or_minus_one(
+        subject,
+        "maximum_retry_attempts",
+        retries,
+        0,
+        limits::ESM_MAX_RETRY_ATTEMPTS,
+    );
     let age = entry.maximum_record_age_in_seconds.unwrap_or(-1);
-    p.range_or_minus_one(subject, "maximum_record_age_in_seconds", age, 60, 604_800);
+    p.range_or_minus_one(
+        subject,
+        "maximum_record_age_in_seconds",
+        age,
+        limits::ESM_MIN_RECORD_AGE_SECONDS,
+        limits::ESM_MAX_RECORD_AGE_SECONDS,
+    );
 
     let report_batch_item_failures = match entry.function_response_types.as_deref() {
         None | Some([]) => false,
@@ -232,8 +251,13 @@ fn resolve_processing(entry: &MappingEntry, subject: &str, p: &mut Problems) -> 
     };
 
     let tumbling = entry.tumbling_window_in_seconds.unwrap_or(0);
-    if p.range(subject, "tumbling_window_in_seconds", tumbling, 0, 900)
-        && tumbling > 0
+    if p.range(
+        subject,
+        "tumbling_window_in_seconds",
+        tumbling,
+        0,
+        limits::ESM_MAX_TUMBLING_WINDOW_SECONDS,
+    ) && tumbling > 0
         && parallelization_factor > 1
     {
         // A window's state is per shard, carried from one invocation to the next: it

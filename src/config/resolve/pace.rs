@@ -7,6 +7,7 @@
 use super::problems::Problems;
 use crate::config::mapping::Pace;
 use crate::config::schema::PaceConfig;
+use crate::limits;
 use crate::model::StreamKind;
 
 /// Longest pace interval or backoff: one day.
@@ -112,8 +113,8 @@ pub(super) fn resolve_pace(
 
     if let Some(limit) = c.get_records_limit {
         let max = match kind {
-            StreamKind::Kinesis => 10_000,
-            StreamKind::Dynamodb => 1000,
+            StreamKind::Kinesis => limits::KINESIS_GET_RECORDS_MAX_RECORDS as u64,
+            StreamKind::Dynamodb => limits::DYNAMODB_GET_RECORDS_MAX_RECORDS as u64,
         };
         if p.range(subject, "pace.get_records_limit", limit, 1, max) {
             pace.get_records_limit = limit as usize;

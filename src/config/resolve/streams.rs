@@ -5,6 +5,7 @@ use super::pace::MAX_PACE_SECONDS;
 use super::problems::Problems;
 use super::rules::{is_name, is_name_char, MAX_SECONDS};
 use crate::config::schema::{ProducerConfig, ReshardConfig, SimStreamConfig};
+use crate::limits;
 use crate::model::{StreamKind, StreamViewType};
 
 /// Check one stream and write its defaults back.
@@ -16,8 +17,12 @@ pub(super) fn resolve_stream(index: usize, s: &mut SimStreamConfig, p: &mut Prob
     };
     let subject = subject.as_str();
     let (what, max_len, min_len) = match s.kind {
-        StreamKind::Kinesis => ("stream", 128, 1),
-        StreamKind::Dynamodb => ("table", 255, 3),
+        StreamKind::Kinesis => ("stream", limits::KINESIS_MAX_STREAM_NAME_CHARS, 1),
+        StreamKind::Dynamodb => (
+            "table",
+            limits::DYNAMODB_MAX_TABLE_NAME_CHARS,
+            limits::DYNAMODB_MIN_TABLE_NAME_CHARS,
+        ),
     };
     if !is_name(&s.name, min_len..=max_len, is_name_char) {
         p.add(
@@ -29,8 +34,16 @@ pub(super) fn resolve_stream(index: usize, s: &mut SimStreamConfig, p: &mut Prob
 
     match s.kind {
         StreamKind::Kinesis => {
-            let hours = s.retention_hours.unwrap_or(24);
-            p.range(subject, "retention_hours", hours, 24, 8760);
+            let hours = s
+                .retention_hours
+                .unwrap_or(limits::KINESIS_DEFAULT_RETENTION_HOURS);
+            p.range(
+                subject,
+                "retention_hours",
+                hours,
+                limits::KINESIS_DEFAULT_RETENTION_HOURS,
+                limits::KINESIS_MAX_RETENTION_HOURS,
+            );
             s.retention_hours = Some(hours);
             if let Some(view) = s.stream_view_type {
                 p.add(
@@ -50,13 +63,13 @@ pub(super) fn resolve_stream(index: usize, s: &mut SimStreamConfig, p: &mut Prob
         }
         StreamKind::Dynamodb => {
             match s.retention_hours {
-                None | Some(24) => {}
+                None | Some(limits::DYNAMODB_STREAMS_RETENTION_HOURS) => {}
                 Some(hours) => p.add(
                     subject,
                     format!("retention_hours = {hours}: DynamoDB streams always keep 24 hours (leave it out or set 24)"),
                 ),
             }
-            s.retention_hours = Some(24);
+            s.retention_hours = Some(limits::DYNAMODB_STREAMS_RETENTION_HOURS);
             s.stream_view_type = Some(
                 s.stream_view_type
                     .unwrap_or(StreamViewType::NewAndOldImages),
@@ -83,8 +96,8 @@ pub(super) fn resolve_stream(index: usize, s: &mut SimStreamConfig, p: &mut Prob
         1.0,
     );
     let expiry = faults.iterator_expiry_seconds.unwrap_or(match s.kind {
-        StreamKind::Kinesis => 300,
-        StreamKind::Dynamodb => 900,
+        StreamKind::Kinesis => limits::KINESIS_ITERATOR_LIFETIME_SECONDS,
+        StreamKind::Dynamodb => limits::DYNAMODB_ITERATOR_LIFETIME_SECONDS,
     });
     p.range(
         subject,
@@ -133,7 +146,7 @@ fn check_producer(subject: &str, producer: &ProducerConfig, p: &mut Problems) {
         "payload_bytes",
         producer.payload_bytes,
         64,
-        1_048_576,
+        limits::KINESIS_MAX_RECORD_DATA_BYTES,
     );
     if let Some(every) = producer.poison_every {
         p.at_least(subject, "poison_every", every, 1);

@@ -1,0 +1,267 @@
+//! Turning a stored `(producer, k)` back into the record a reader sees: the Kinesis JSON
+//! data or the DynamoDB change with its keys and images.
+//!
+//! This is the only place that builds records, and it runs on read, never while the
+//! stream advances; that is what keeps advancing cheap and memory per record at a few
+//! words. Kinesis data is laid out by `payload.rs` in one buffer of exactly `payload_bytes`
+//! (padded through a `"pad"` field). DynamoDB images go through serde_json maps because
+//! that is what `DynamodbChange` holds; their JSON sizes are computed arithmetically.
+
+use md5::{Digest, Md5};
+use serde_json::{Map, Value};
+
+use super::items::event_name;
+use super::payload::{digit_count, KinesisData};
+use super::producer::ProducerSpec;
+use super::record::{Prev, Rec};
+use crate::model::{
+    DynamodbChange, DynamodbEventName, RecordBody, SequenceNumber, StreamKind, StreamRecord,
+    StreamViewType,
+};
+
+/// Rebuilds records of one stream.
+pub(crate) struct Materializer<'a> {
+    pub specs: &'a [ProducerSpec],
+    pub kind: StreamKind,
+    pub view: StreamViewType,
+}
+
+impl Materializer<'_> {
+    /// The stored record `rec` (with sequence number `sequence_number`), and its size as
+    /// GetRecords counts it (Kinesis: data + partition key; DynamoDB: SizeBytes).
+    pub fn record(
+        &self,
+        rec: Rec,
+        prev: Prev,
+        sequence_number: SequenceNumber,
+    ) -> Option<(StreamRecord, usize)> {
+        let spec = self.specs.get(rec.producer as usize)?;
+        let approximate_arrival_ms = spec.arrival_ms(rec.k);
+        let n = spec.key_index(rec.k);
+        let (body, size) = match self.kind {
+            StreamKind::Kinesis => {
+                let data = kinesis_data(spec, rec.k, n);
+                let partition_key = spec.key(n);
+                let size = data.len() + partition_key.len();
+                (
+                    RecordBody::Kinesis {
+                        partition_key,
+                        data,
+                    },
+                    size,
+                )
+            }
+            StreamKind::Dynamodb => {
+                let change = self.dynamodb_change(spec, rec, prev, n, &sequence_number.0);
+                let size = change.size_bytes as usize;
+                (RecordBody::Dynamodb(Box::new(change)), size)
+            }
+        };
+        Some((
+            StreamRecord {
+                sequence_number,
+                approximate_arrival_ms,
+                body,
+            },
+            size,
+        ))
+    }
+
+    fn dynamodb_change(
+        &self,
+        spec: &ProducerSpec,
+        rec: Rec,
+        prev: Prev,
+        n: u64,
+        seq: &str,
+    ) -> DynamodbChange {
+        let key = spec.key(n);
+        let key_json_len = spec.key_prefix_json.len() + digit_count(n);
+        let event = event_name(rec.meta);
+        let poison = spec.is_poison(rec.k);
+        let new_image = (self.view.has_new_image() && event != DynamodbEventName::Remove)
+            .then(|| image(spec, rec.k, &key, key_json_len, poison));
+        // The poison marker belongs to the poison record, not to the item: it shows in the
+        // record's NewImage, or in its OldImage when the view or event has no NewImage,
+        // and never in the OldImage of the change after it.
+        let old_image = if self.view.has_old_image() && event != DynamodbEventName::Insert {
+            prev.get().and_then(|p| {
+                let before = self.specs.get(p.producer as usize)?;
+                Some(image(
+                    before,
+                    p.k,
+                    &key,
+                    key_json_len,
+                    poison && new_image.is_none(),
+                ))
+            })
+        } else {
+            None
+        };
+        let keys_json_len = 15 + key_json_len;
+        let size_bytes = keys_json_len
+            + new_image.as_ref().map_or(0, |(_, len)| *len)
+            + old_image.as_ref().map_or(0, |(_, len)| *len);
+        let mut keys = Map::new();
+        keys.insert("pk".to_string(), string_attribute(key));
+        DynamodbChange {
+            event_id: event_id(seq),
+            event_name: event,
+            keys,
+            new_image: new_image.map(|(m, _)| m),
+            old_image: old_image.map(|(m, _)| m),
+            size_bytes: size_bytes as u64,
+            stream_view_type: self.view,
+            ttl_deletion: false,
+        }
+    }
+}
+
+/// Record `k` of `spec` as Kinesis data (see `KinesisData`).
+fn kinesis_data(spec: &ProducerSpec, k: u64, n: u64) -> Vec<u8> {
+    KinesisData {
+        producer: spec.index,
+        k,
+        key_prefix_json: &spec.key_prefix_json,
+        n,
+        amount: spec.amount(k),
+        poison: spec.is_poison(k),
+        payload_bytes: spec.payload_bytes,
+    }
+    .write()
+}
+
+fn string_attribute(text: String) -> Value {
+    let mut m = Map::new();
+    m.insert("S".to_string(), Value::String(text));
+    Value::Object(m)
+}
+
+fn number_attribute(value: u64) -> Value {
+    let mut m = Map::new();
+    m.insert("N".to_string(), Value::String(value.to_string()));
+    Value::Object(m)
+}
+
+/// JSON length of an image without its variable parts: `{"pk":{"S":""},"n":{"N":""},
+/// "amount":{"N":""},"payload":{"S":""}}`.
+const IMAGE_FIXED_LEN: usize = 65;
+/// `,"poison":{"BOOL":true}`.
+const POISON_ATTRIBUTE_LEN: usize = 23;
+
+/// The item as record `k` of `spec` wrote it, padded so its JSON is about
+/// `payload_bytes` (plus the poison marker, if shown), and that JSON's length.
+fn image(
+    spec: &ProducerSpec,
+    k: u64,
+    key: &str,
+    key_json_len: usize,
+    poison: bool,
+) -> (Map<String, Value>, usize) {
+    let amount = spec.amount(k);
+    // The pad ignores the poison marker, so the same item has the same padding whether or
+    // not a record shows the marker.
+    let unpadded = IMAGE_FIXED_LEN + key_json_len + digit_count(k) + digit_count(amount);
+    let pad = spec.payload_bytes.saturating_sub(unpadded);
+    let marker = if poison { POISON_ATTRIBUTE_LEN } else { 0 };
+    let mut m = Map::new();
+    m.insert("pk".to_string(), string_attribute(key.to_string()));
+    m.insert("n".to_string(), number_attribute(k));
+    m.insert("amount".to_string(), number_attribute(amount));
+    m.insert("payload".to_string(), string_attribute("x".repeat(pad)));
+    if poison {
+        let mut b = Map::new();
+        b.insert("BOOL".to_string(), Value::Bool(true));
+        m.insert("poison".to_string(), Value::Object(b));
+    }
+    (m, unpadded + pad + marker)
+}
+
+/// 32 lowercase hex digits: the MD5 of the sequence number.
+fn event_id(seq: &str) -> String {
+    let digest = Md5::digest(seq.as_bytes());
+    let mut out = String::with_capacity(32);
+    for b in digest {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::schema::ProducerConfig;
+
+    fn spec(payload_bytes: usize, prefix: &str) -> ProducerSpec {
+        let cfg = ProducerConfig {
+            rate_per_second: 10.0,
+            start_seconds: 0.0,
+            duration_seconds: None,
+            records: None,
+            keys: 100,
+            key_prefix: prefix.into(),
+            payload_bytes,
+            poison_every: Some(3),
+        };
+        ProducerSpec::new(&cfg, 0, "s", 1, 0, 0)
+    }
+
+    #[test]
+    fn kinesis_data_is_json_of_exactly_the_configured_size() {
+        for prefix in ["user-", "we\"ird\\key\n"] {
+            let s = spec(120, prefix);
+            for k in 0..6 {
+                let n = s.key_index(k);
+                let data = kinesis_data(&s, k, n);
+                assert_eq!(data.len(), 120);
+                let v: Value = serde_json::from_slice(&data).unwrap();
+                assert_eq!(v["n"], k);
+                assert_eq!(v["key"], format!("{prefix}{n}"));
+                let poison = memchr::memmem::find(&data, b"poison").is_some();
+                assert_eq!(poison, s.is_poison(k));
+                assert_eq!(v.get("poison").is_some(), s.is_poison(k));
+            }
+        }
+    }
+
+    #[test]
+    fn kinesis_data_too_small_for_padding_is_still_valid_json() {
+        let s = spec(10, "user-");
+        let data = kinesis_data(&s, 2, 5);
+        let v: Value = serde_json::from_slice(&data).unwrap();
+        assert_eq!(v["poison"], true);
+        assert!(v.get("pad").is_none());
+    }
+
+    #[test]
+    fn image_lengths_match_their_serialized_json() {
+        for (bytes, k) in [(200, 2), (10, 5), (150, 123_456)] {
+            let s = spec(bytes, "us\"er-");
+            let key = s.key(7);
+            let key_json_len = s.key_prefix_json.len() + 1;
+            for poison in [false, true] {
+                let (m, len) = image(&s, k, &key, key_json_len, poison);
+                let text = Value::Object(m).to_string();
+                assert_eq!(text.len(), len, "{text}");
+                if bytes == 200 {
+                    assert_eq!(
+                        len,
+                        if poison {
+                            200 + POISON_ATTRIBUTE_LEN
+                        } else {
+                            200
+                        }
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn event_ids_are_32_hex_digits() {
+        let id = event_id("2");
+        assert_eq!(id, "c81e728d9d4c2f636f067f89cc14862c");
+    }
+}
