@@ -13,8 +13,9 @@ use crate::checkpoint::{CheckpointStore, StoreError};
 use crate::clock::Clock;
 use crate::config::Mapping;
 use crate::destination::delivery::FailureDelivery;
+use crate::event::EventContext;
 use crate::function::Function;
-use crate::model::ShardInfo;
+use crate::model::{ShardId, ShardInfo};
 use crate::source::StreamSource;
 
 pub struct MappingContext {
@@ -44,6 +45,16 @@ impl MappingContext {
             biased;
             _ = self.cancel.cancelled() => false,
             _ = tokio::time::sleep(std::time::Duration::from_millis(ms)) => true,
+        }
+    }
+
+    /// The fields every event of `shard_id` carries.
+    pub fn event_context(&self, shard_id: &ShardId) -> EventContext {
+        EventContext {
+            shard_id: shard_id.clone(),
+            event_source_arn: self.mapping.event_source_arn.clone(),
+            aws_region: self.aws_region.clone(),
+            invoke_identity_arn: self.invoke_identity_arn.clone(),
         }
     }
 

@@ -102,12 +102,7 @@ impl Lane {
         };
         let rng = Rng::derived(ctx.seed, &name);
         let paused = status.control().watch_paused();
-        let event_ctx = EventContext {
-            shard_id: shard_id.clone(),
-            event_source_arn: ctx.mapping.event_source_arn.clone(),
-            aws_region: ctx.aws_region.clone(),
-            invoke_identity_arn: ctx.invoke_identity_arn.clone(),
-        };
+        let event_ctx = ctx.event_context(&shard_id);
         Lane {
             ctx,
             shard_id,
@@ -174,63 +169,11 @@ impl Lane {
                 Step::Invoke { range, attempt } => (range, attempt),
             };
             let records = &batch.records[range.clone()];
-            let mut scratch = std::mem::take(&mut self.scratch);
-            let mut windowed = std::mem::take(&mut self.windowed);
-            let mut payload = batch.event(range.clone(), &mut scratch);
-            if let Some(window) = &self.window {
-                windowed.clear();
-                windowed.extend_from_slice(payload);
-                let tracker = lock(window);
-                if let Some(fields) = tracker.fields(&self.event_ctx, false) {
-                    add_window_fields(&mut windowed, &fields);
-                }
-                drop(tracker);
-                payload = &windowed;
-            }
-            let payload_bytes = payload.len();
             let bisect_depth = retry.current().map_or(0, |s| s.bisect_depth);
-            let started_ms = ctx.clock.now_ms();
-            self.status.update().set_lane(
-                self.index,
-                Some(InFlight {
-                    lane: self.index,
-                    state: ShardState::Invoking,
-                    first_sequence_number: records[0].sequence_number.0.clone(),
-                    last_sequence_number: records[records.len() - 1].sequence_number.0.clone(),
-                    records: records.len(),
-                    payload_bytes,
-                    attempt,
-                    bisect_depth,
-                    since_ms,
-                }),
-            );
-            let result = self.invoke(records, payload).await;
-            self.scratch = scratch;
-            self.windowed = windowed;
-            let Some(result) = result else {
+            let answer = self.attempt(batch, range, attempt, bisect_depth, since_ms);
+            let Some((result, outcome)) = answer.await else {
                 return BatchEnd::Interrupted;
             };
-            let finished_ms = ctx.clock.now_ms();
-            let invoked: Vec<SequenceNumber> = if mapping.report_batch_item_failures {
-                records.iter().map(|r| r.sequence_number.clone()).collect()
-            } else {
-                Vec::new()
-            };
-            let outcome = match &self.window {
-                Some(window) => {
-                    let answer =
-                        classify_window(&result, mapping.report_batch_item_failures, &invoked);
-                    if let Some(state) = answer.state {
-                        if lock(window).accept_state(state) {
-                            tracing::info!(shard = %self.shard_id, "tumbling window: the state passed 1 MB; the window ends early");
-                        }
-                    }
-                    answer.outcome
-                }
-                None => classify(&result, mapping.report_batch_item_failures, &invoked),
-            };
-            self.count_invocation(records, &outcome, started_ms, finished_ms);
-            self.log_invocation(records, started_ms, payload_bytes, attempt, &outcome);
             let resolution = retry.on_outcome(&outcome);
             if let Some(succeeded) = resolution.succeeded {
                 self.status.update().records_succeeded += succeeded.len() as u64;
@@ -242,34 +185,23 @@ impl Lane {
                 }
             }
             let (wait_ms, state) = match resolution.next {
-                Next::Continue => (0, ShardState::Invoking),
+                Next::Continue => {
+                    not_reached_in_a_row = 0;
+                    (0, ShardState::Invoking)
+                }
                 Next::RetryAfterFailure { failed_attempts } => {
                     not_reached_in_a_row = 0;
                     self.note_failure(&outcome, &result, records);
-                    let wait = backoff_ms(
-                        failed_attempts,
-                        mapping.pace.retry_backoff_initial_ms,
-                        mapping.pace.retry_backoff_max_ms,
-                        self.rng.next_f64(),
-                    );
-                    (wait, ShardState::Retrying)
+                    (self.retry_backoff(failed_attempts), ShardState::Retrying)
                 }
                 Next::RetryNotCounted => {
                     not_reached_in_a_row += 1;
                     self.note_failure(&outcome, &result, records);
                     self.status.update().invoke_throttles += 1;
-                    let wait = backoff_ms(
-                        not_reached_in_a_row,
-                        mapping.pace.throttle_backoff_initial_ms,
-                        mapping.pace.throttle_backoff_max_ms,
-                        self.rng.next_f64(),
-                    );
+                    let wait = self.throttle_backoff(not_reached_in_a_row);
                     (wait, ShardState::BackingOff)
                 }
             };
-            if !matches!(resolution.next, Next::RetryNotCounted) {
-                not_reached_in_a_row = 0;
-            }
             if wait_ms > 0 {
                 self.status.update().set_lane_state(self.index, state);
                 if !self.sleep_unless_signalled(wait_ms).await {
@@ -277,6 +209,97 @@ impl Lane {
                 }
             }
         }
+    }
+
+    /// One attempt at `batch[range]`: its event assembled (with the open window's fields),
+    /// published as in flight (`attempt`, `bisect_depth`, batch started `since_ms`),
+    /// invoked, classified, counted and logged; `None` on shutdown.
+    async fn attempt(
+        &mut self,
+        batch: &Batch,
+        range: std::ops::Range<usize>,
+        attempt: u32,
+        bisect_depth: u32,
+        since_ms: i64,
+    ) -> Option<(InvokeResult, Outcome)> {
+        let records = &batch.records[range.clone()];
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut windowed = std::mem::take(&mut self.windowed);
+        let mut payload = batch.event(range, &mut scratch);
+        if let Some(window) = &self.window {
+            windowed.clear();
+            windowed.extend_from_slice(payload);
+            let tracker = lock(window);
+            if let Some(fields) = tracker.fields(&self.event_ctx, false) {
+                add_window_fields(&mut windowed, &fields);
+            }
+            drop(tracker);
+            payload = &windowed;
+        }
+        let payload_bytes = payload.len();
+        let started_ms = self.ctx.clock.now_ms();
+        self.status.update().set_lane(
+            self.index,
+            Some(InFlight {
+                lane: self.index,
+                state: ShardState::Invoking,
+                first_sequence_number: records[0].sequence_number.0.clone(),
+                last_sequence_number: records[records.len() - 1].sequence_number.0.clone(),
+                records: records.len(),
+                payload_bytes,
+                attempt,
+                bisect_depth,
+                since_ms,
+            }),
+        );
+        let result = self.invoke(records, payload).await;
+        self.scratch = scratch;
+        self.windowed = windowed;
+        let result = result?;
+        let finished_ms = self.ctx.clock.now_ms();
+        let outcome = self.outcome_of(&result, records);
+        self.count_invocation(records, &outcome, started_ms, finished_ms);
+        self.log_invocation(records, started_ms, payload_bytes, attempt, &outcome);
+        Some((result, outcome))
+    }
+
+    /// What the function's answer means for the batch; with a tumbling window the state
+    /// it returns is kept for the next invocation (spec 2.6).
+    fn outcome_of(&self, result: &InvokeResult, records: &[StreamRecord]) -> Outcome {
+        let report = self.ctx.mapping.report_batch_item_failures;
+        let invoked: Vec<SequenceNumber> = if report {
+            records.iter().map(|r| r.sequence_number.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        let Some(window) = &self.window else {
+            return classify(result, report, &invoked);
+        };
+        let answer = classify_window(result, report, &invoked);
+        if let Some(state) = answer.state {
+            if lock(window).accept_state(state) {
+                tracing::info!(shard = %self.shard_id, "tumbling window: the state passed 1 MB; the window ends early");
+            }
+        }
+        answer.outcome
+    }
+
+    /// The jittered wait after `failures` failed attempts in a row.
+    fn retry_backoff(&mut self, failures: u32) -> u64 {
+        let pace = &self.ctx.mapping.pace;
+        let (initial, max) = (pace.retry_backoff_initial_ms, pace.retry_backoff_max_ms);
+        backoff_ms(failures, initial, max, self.rng.next_f64())
+    }
+
+    /// The jittered wait after `throttles` invocations in a row that did not reach the
+    /// function (never counted as attempts).
+    fn throttle_backoff(&mut self, throttles: u32) -> u64 {
+        let pace = &self.ctx.mapping.pace;
+        let (initial, max) = (
+            pace.throttle_backoff_initial_ms,
+            pace.throttle_backoff_max_ms,
+        );
+        backoff_ms(throttles, initial, max, self.rng.next_f64())
     }
 
     /// The open window's final invoke: no records, `isFinalInvokeForWindow: true`, retried
@@ -335,18 +358,11 @@ impl Lane {
                 Outcome::NotReached { .. } => {
                     not_reached += 1;
                     self.status.update().invoke_throttles += 1;
-                    let pace = &mapping.pace;
-                    let (initial, max) = (
-                        pace.throttle_backoff_initial_ms,
-                        pace.throttle_backoff_max_ms,
-                    );
-                    backoff_ms(not_reached, initial, max, self.rng.next_f64())
+                    self.throttle_backoff(not_reached)
                 }
                 _ => {
                     failures += 1;
-                    let pace = &mapping.pace;
-                    let (initial, max) = (pace.retry_backoff_initial_ms, pace.retry_backoff_max_ms);
-                    backoff_ms(failures, initial, max, self.rng.next_f64())
+                    self.retry_backoff(failures)
                 }
             };
             self.note_failure(&answer.outcome, &result, &[]);
