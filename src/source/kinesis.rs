@@ -28,9 +28,10 @@ use async_trait::async_trait;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_smithy_types::DateTime;
 
-use super::sdk_error::source_error;
+use super::paging::all_pages;
+use super::sdk_error::{connect_error, source_error};
 use super::{IteratorPosition, RecordsPage, SourceError, StreamSource};
-use crate::aws::{self, AwsFactory, ErrorClass};
+use crate::aws::{self, AwsFactory};
 use crate::model::{RecordBody, SequenceNumber, ShardId, ShardInfo, StreamKind, StreamRecord};
 
 /// GetRecords returns at most 10,000 records per call (and at least 1 must be asked for).
@@ -57,18 +58,13 @@ impl KinesisSource {
         } else {
             request.stream_name(name_or_arn)
         };
-        let output = match request.send().await {
-            Ok(output) => output,
-            Err(error) => {
-                if aws::classify(&error) == ErrorClass::NotFound {
-                    anyhow::bail!("Stream not found: {name_or_arn}");
-                }
-                anyhow::bail!(
-                    "DescribeStreamSummary of Kinesis stream {name_or_arn} failed: {}",
-                    aws::describe(&error)
-                );
-            }
-        };
+        let output = request.send().await.map_err(|error| {
+            connect_error(
+                &error,
+                "DescribeStreamSummary of Kinesis stream",
+                name_or_arn,
+            )
+        })?;
         let summary = output.stream_description_summary().ok_or_else(|| {
             anyhow::anyhow!(
                 "DescribeStreamSummary of Kinesis stream {name_or_arn} returned no StreamDescriptionSummary"
@@ -157,6 +153,32 @@ pub(crate) fn record(record: aws_sdk_kinesis::types::Record, now_ms: i64) -> Str
     }
 }
 
+/// An engine position as Kinesis says it, for GetShardIterator and SubscribeToShard
+/// alike: the iterator type and its timestamp or sequence number.
+pub(super) fn iterator_type(
+    position: &IteratorPosition,
+) -> (ShardIteratorType, Option<DateTime>, Option<String>) {
+    match position {
+        IteratorPosition::TrimHorizon => (ShardIteratorType::TrimHorizon, None, None),
+        IteratorPosition::Latest => (ShardIteratorType::Latest, None, None),
+        IteratorPosition::AtTimestamp(ms) => (
+            ShardIteratorType::AtTimestamp,
+            Some(DateTime::from_millis(*ms)),
+            None,
+        ),
+        IteratorPosition::AtSequence(seq) => (
+            ShardIteratorType::AtSequenceNumber,
+            None,
+            Some(seq.as_str().to_string()),
+        ),
+        IteratorPosition::AfterSequence(seq) => (
+            ShardIteratorType::AfterSequenceNumber,
+            None,
+            Some(seq.as_str().to_string()),
+        ),
+    }
+}
+
 #[async_trait]
 impl StreamSource for KinesisSource {
     fn stream_arn(&self) -> &str {
@@ -168,28 +190,21 @@ impl StreamSource for KinesisSource {
     }
 
     async fn list_shards(&self) -> Result<Vec<ShardInfo>, SourceError> {
-        let mut shards = Vec::new();
-        let mut next_token: Option<String> = None;
-        loop {
+        all_pages(|next_token| async move {
             let request = self
                 .client
                 .list_shards()
                 .set_max_results(self.list_shards_page_size);
             // With NextToken the stream must not be named again (the token identifies it).
-            let request = match &next_token {
+            let request = match next_token {
                 Some(token) => request.next_token(token),
                 None => request.stream_arn(&self.stream_arn),
             };
             let output = request.send().await.map_err(|e| source_error(&e))?;
-            shards.extend(output.shards().iter().map(shard_info));
-            match output.next_token {
-                Some(token) if !token.is_empty() && next_token.as_ref() != Some(&token) => {
-                    next_token = Some(token);
-                }
-                _ => break,
-            }
-        }
-        Ok(shards)
+            let shards = output.shards().iter().map(shard_info).collect();
+            Ok((shards, output.next_token))
+        })
+        .await
     }
 
     async fn shard_iterator(
@@ -202,21 +217,11 @@ impl StreamSource for KinesisSource {
             .get_shard_iterator()
             .stream_arn(&self.stream_arn)
             .shard_id(shard.as_str());
-        let request = match position {
-            IteratorPosition::TrimHorizon => {
-                request.shard_iterator_type(ShardIteratorType::TrimHorizon)
-            }
-            IteratorPosition::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
-            IteratorPosition::AtTimestamp(ms) => request
-                .shard_iterator_type(ShardIteratorType::AtTimestamp)
-                .timestamp(DateTime::from_millis(*ms)),
-            IteratorPosition::AtSequence(seq) => request
-                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-                .starting_sequence_number(seq.as_str()),
-            IteratorPosition::AfterSequence(seq) => request
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .starting_sequence_number(seq.as_str()),
-        };
+        let (kind, timestamp, sequence_number) = iterator_type(position);
+        let request = request
+            .shard_iterator_type(kind)
+            .set_timestamp(timestamp)
+            .set_starting_sequence_number(sequence_number);
         let output = request.send().await.map_err(|e| source_error(&e))?;
         match output.shard_iterator {
             Some(iterator) if !iterator.is_empty() => Ok(iterator),

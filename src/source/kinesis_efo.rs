@@ -39,11 +39,10 @@ use async_trait::async_trait;
 use aws_sdk_kinesis::error::SdkError;
 use aws_sdk_kinesis::types::error::SubscribeToShardEventStreamError;
 use aws_sdk_kinesis::types::{
-    ShardIteratorType, StartingPosition, SubscribeToShardEvent, SubscribeToShardEventStream,
+    StartingPosition, SubscribeToShardEvent, SubscribeToShardEventStream,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::event_stream::RawMessage;
-use aws_smithy_types::DateTime;
 use tokio::time::Instant;
 
 mod consumer;
@@ -310,21 +309,11 @@ fn parse_token(token: &str) -> Option<(ShardId, u64)> {
 }
 
 fn starting_position(position: &IteratorPosition) -> Result<StartingPosition, SourceError> {
-    let builder = StartingPosition::builder();
-    let builder = match position {
-        IteratorPosition::TrimHorizon => builder.r#type(ShardIteratorType::TrimHorizon),
-        IteratorPosition::Latest => builder.r#type(ShardIteratorType::Latest),
-        IteratorPosition::AtTimestamp(ms) => builder
-            .r#type(ShardIteratorType::AtTimestamp)
-            .timestamp(DateTime::from_millis(*ms)),
-        IteratorPosition::AtSequence(seq) => builder
-            .r#type(ShardIteratorType::AtSequenceNumber)
-            .sequence_number(seq.as_str()),
-        IteratorPosition::AfterSequence(seq) => builder
-            .r#type(ShardIteratorType::AfterSequenceNumber)
-            .sequence_number(seq.as_str()),
-    };
-    builder
+    let (kind, timestamp, sequence_number) = kinesis::iterator_type(position);
+    StartingPosition::builder()
+        .r#type(kind)
+        .set_timestamp(timestamp)
+        .set_sequence_number(sequence_number)
         .build()
         .map_err(|e| SourceError::Other(format!("SubscribeToShard StartingPosition: {e}")))
 }
@@ -421,7 +410,7 @@ impl StreamSource for KinesisEfoSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_kinesis::types::{ChildShard, HashKeyRange, Record};
+    use aws_sdk_kinesis::types::{ChildShard, HashKeyRange, Record, ShardIteratorType};
     use aws_smithy_types::Blob;
 
     fn record(seq: &str) -> Record {
