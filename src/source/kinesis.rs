@@ -52,12 +52,7 @@ impl KinesisSource {
     pub async fn connect(factory: &AwsFactory, name_or_arn: &str) -> anyhow::Result<KinesisSource> {
         let config = factory.config_for(name_or_arn).await;
         let client = aws::kinesis(&config);
-        let request = client.describe_stream_summary();
-        let request = if name_or_arn.starts_with("arn:") {
-            request.stream_arn(name_or_arn)
-        } else {
-            request.stream_name(name_or_arn)
-        };
+        let request = describe_stream_summary(&client, name_or_arn);
         let output = request.send().await.map_err(|error| {
             connect_error(
                 &error,
@@ -150,6 +145,20 @@ pub(crate) fn record(record: aws_sdk_kinesis::types::Record, now_ms: i64) -> Str
             partition_key: record.partition_key.unwrap_or_default(),
             data: record.data.into_inner(),
         },
+    }
+}
+
+/// A DescribeStreamSummary request for a stream named by ARN or by name.
+pub fn describe_stream_summary(
+    client: &aws_sdk_kinesis::Client,
+    name_or_arn: &str,
+) -> aws_sdk_kinesis::operation::describe_stream_summary::builders::DescribeStreamSummaryFluentBuilder
+{
+    let request = client.describe_stream_summary();
+    if name_or_arn.starts_with("arn:") {
+        request.stream_arn(name_or_arn)
+    } else {
+        request.stream_name(name_or_arn)
     }
 }
 
