@@ -27,10 +27,6 @@ use support::daemon_config::{fails_on_poison, mapping, on_failure};
 use support::stream::TestStream;
 use support::{put_record, RecordPut};
 
-async fn kinesis() -> aws_sdk_kinesis::Client {
-    aws_sdk_kinesis::Client::new(&support::sdk_config(&support::kinesis_endpoint()).await)
-}
-
 /// Registers consumer `name` and waits until it is ACTIVE; returns its ARN.
 async fn register(client: &aws_sdk_kinesis::Client, stream_arn: &str, name: &str) -> String {
     let out = client
@@ -131,7 +127,7 @@ fn by_shard<'a>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_name_registers_the_consumer_and_every_shards_records_arrive_once_in_order() {
-    let client = kinesis().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "efo", 2).await;
     let mut put_order = Vec::new();
     for i in 0..10 {
@@ -200,7 +196,7 @@ async fn a_consumer_name_registers_the_consumer_and_every_shards_records_arrive_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_consumer_is_reused_by_name_and_a_restart_resumes_from_the_checkpoint() {
-    let client = kinesis().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "efo", 1).await;
     let consumer_arn = register(&client, &stream.arn, "shared").await;
     for i in 0..5 {
@@ -271,7 +267,7 @@ fn comparable(line: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_record_read_through_a_consumer_arn_gives_the_failure_record_get_records_gives() {
-    let client = kinesis().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "efo", 1).await;
     let consumer_arn = register(&client, &stream.arn, "failures").await;
     put_record(&client, &stream.arn, "user-1", r#"{"n":1}"#).await;
@@ -329,7 +325,7 @@ async fn a_poison_record_read_through_a_consumer_arn_gives_the_failure_record_ge
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_arn_that_does_not_exist_is_a_clear_error_at_start() {
-    let client = kinesis().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "efo", 1).await;
     let missing = format!("{}/consumer/nobody:1767225600", stream.arn);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -359,7 +355,7 @@ async fn efo_source(stream_arn: &str, consumer: &str) -> KinesisEfoSource {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewed_subscriptions_resume_after_the_continuation_without_loss_or_duplicates() {
-    let client = kinesis().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "efo", 1).await;
     let source = efo_source(&stream.arn, "renewing")
         .await
@@ -431,7 +427,7 @@ async fn renewed_subscriptions_resume_after_the_continuation_without_loss_or_dup
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_parent_ends_its_subscription_with_the_children_named() {
-    let client = kinesis().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "efo", 1).await;
     // kinesis-local keeps a closed shard's subscription open: the shard's end shows at
     // the next resubscription, brought forward here.
@@ -507,7 +503,7 @@ async fn a_split_parent_ends_its_subscription_with_the_children_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_at_a_timestamp_reads_only_what_arrived_from_then_on() {
-    let client = kinesis().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "efo", 1).await;
     let source = efo_source(&stream.arn, "from-now").await;
     put_record(&client, &stream.arn, "k", "old").await;

@@ -74,10 +74,6 @@ fn mapping_config(
     )
 }
 
-async fn kinesis() -> aws_sdk_kinesis::Client {
-    aws_sdk_kinesis::Client::new(&support::sdk_config(&support::kinesis_endpoint()).await)
-}
-
 async fn create_stream(client: &aws_sdk_kinesis::Client, shards: i32) -> String {
     support::create_stream(client, &support::unique("e2e"), shards).await
 }
@@ -176,7 +172,7 @@ fn assert_failure_record(record: &Value, stream_arn: &str, poison_seq: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kinesis_mapping_retries_a_poison_record_once_and_sends_its_failure_record_to_a_real_sqs_queue(
 ) {
-    let kinesis = kinesis().await;
+    let kinesis = support::kinesis_client().await;
     let stream_arn = create_stream(&kinesis, 1).await;
     let sqs = sqs().await;
     let (queue_url, queue_arn) = support::create_queue(&sqs, "failures").await;
@@ -219,7 +215,7 @@ async fn a_kinesis_mapping_retries_a_poison_record_once_and_sends_its_failure_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_record_published_to_a_real_sns_topic_reaches_a_subscribed_queue_as_the_message()
 {
-    let kinesis = kinesis().await;
+    let kinesis = support::kinesis_client().await;
     let stream_arn = create_stream(&kinesis, 1).await;
     let sqs = sqs().await;
     let (queue_url, queue_arn) = support::create_queue(&sqs, "failures").await;
@@ -293,7 +289,7 @@ async fn open_shards(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn across_a_split_and_a_merge_on_kinesis_local_parents_finish_first_and_every_keys_order_holds(
 ) {
-    let kinesis = kinesis().await;
+    let kinesis = support::kinesis_client().await;
     let stream_arn = create_stream(&kinesis, 2).await;
     let keys = ["a", "b", "c", "d", "e", "f"];
     let put_round = |round: usize| {
@@ -404,7 +400,7 @@ async fn across_a_split_and_a_merge_on_kinesis_local_parents_finish_first_and_ev
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_daemon_resumes_from_its_checkpoints_without_losing_or_replaying_records() {
-    let kinesis = kinesis().await;
+    let kinesis = support::kinesis_client().await;
     let stream_arn = create_stream(&kinesis, 1).await;
     for i in 0..10 {
         put_record(&kinesis, &stream_arn, "k", &format!("{{\"n\":{i}}}")).await;
@@ -532,7 +528,7 @@ async fn a_missing_stream_and_a_missing_queue_are_clear_errors_at_start() {
         error.contains(&format!("Stream not found: {missing_stream}")),
         "{error}"
     );
-    let kinesis = kinesis().await;
+    let kinesis = support::kinesis_client().await;
     let stream_arn = create_stream(&kinesis, 1).await;
     let missing_queue = format!(
         "arn:aws:sqs:us-east-1:123456789012:{}",
