@@ -125,22 +125,33 @@ fn by_shard<'a>(
     map
 }
 
+/// Puts record `{"n":i}` with key `ki` for each `i`, in order.
+async fn put_numbered(
+    client: &aws_sdk_kinesis::Client,
+    stream_arn: &str,
+    numbers: std::ops::Range<u32>,
+) -> Vec<RecordPut> {
+    let mut puts = Vec::new();
+    for i in numbers {
+        puts.push(
+            put_record(
+                client,
+                stream_arn,
+                &format!("k{i}"),
+                format!("{{\"n\":{i}}}"),
+            )
+            .await,
+        );
+    }
+    puts
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_name_registers_the_consumer_and_every_shards_records_arrive_once_in_order() {
     let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "efo", 2).await;
     let mut put_order = Vec::new();
-    for i in 0..10 {
-        put_order.push(
-            put_record(
-                &client,
-                &stream.arn,
-                &format!("k{i}"),
-                &format!("{{\"n\":{i}}}"),
-            )
-            .await,
-        );
-    }
+    put_order.extend(put_numbered(&client, &stream.arn, 0..10).await);
     let dir = tempfile::tempdir().expect("tempdir");
     let text = fails_on_poison(
         dir.path(),
@@ -157,17 +168,7 @@ async fn a_consumer_name_registers_the_consumer_and_every_shards_records_arrive_
     })
     .await;
     // Records written while subscribed are pushed too.
-    for i in 10..20 {
-        put_order.push(
-            put_record(
-                &client,
-                &stream.arn,
-                &format!("k{i}"),
-                &format!("{{\"n\":{i}}}"),
-            )
-            .await,
-        );
-    }
+    put_order.extend(put_numbered(&client, &stream.arn, 10..20).await);
     wait_for(30, "twenty records", || {
         seen.lock().expect("lock").len() >= 20
     })

@@ -171,12 +171,7 @@ async fn kinesis_records_that_match_no_filter_are_skipped_counted_and_checkpoint
         shard["checkpoint"].as_str() == Some(last.as_str())
     })
     .await;
-    kinesis
-        .delete_stream()
-        .stream_arn(&stream_arn)
-        .send()
-        .await
-        .expect("DeleteStream");
+    support::delete_stream(&kinesis, &stream_arn).await;
 
     assert_eq!(
         *seen.lock().expect("lock"),

@@ -119,12 +119,7 @@ async fn inspect_prints_the_records_of_a_range_a_count_and_the_default_count() {
         out.stderr
     );
 
-    client
-        .delete_stream()
-        .stream_arn(&stream_arn)
-        .send()
-        .await
-        .expect("DeleteStream");
+    support::delete_stream(&client, &stream_arn).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

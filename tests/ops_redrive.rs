@@ -239,12 +239,7 @@ async fn redrive_from_a_real_queue_reinvokes_exactly_each_batch_and_deletes_only
         "{kept:?}"
     );
 
-    kinesis
-        .delete_stream()
-        .stream_arn(&stream_arn)
-        .send()
-        .await
-        .expect("DeleteStream");
+    support::delete_stream(&kinesis, &stream_arn).await;
 }
 
 /// A failure record document (spec 3.3) for `puts[first..=last]`, claiming `batch_size`.
@@ -450,12 +445,7 @@ starting_position = "TRIM_HORIZON"
         out.stderr
     );
 
-    kinesis
-        .delete_stream()
-        .stream_arn(&stream_arn)
-        .send()
-        .await
-        .expect("DeleteStream");
+    support::delete_stream(&kinesis, &stream_arn).await;
 }
 
 #[test]

@@ -134,6 +134,17 @@ pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards:
     wait_active(client, name).await
 }
 
+/// Deletes a Kinesis stream (by ARN). kinesis-local holds at most 50 open shards and has
+/// no reset: every test deletes its streams once it has read what it needs.
+pub async fn delete_stream(client: &aws_sdk_kinesis::Client, stream_arn: &str) {
+    client
+        .delete_stream()
+        .stream_arn(stream_arn)
+        .send()
+        .await
+        .expect("DeleteStream");
+}
+
 /// Where PutRecord put a record.
 pub struct RecordPut {
     pub shard_id: String,
