@@ -42,9 +42,8 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::json;
 
-use super::{Function, FunctionResponse, Invocation, InvokeResult};
+use super::{error_body, Function, FunctionResponse, Invocation, InvokeResult};
 use crate::config::schema::{AwsIdentity, FunctionConfig};
 
 /// Lambda's limit on a synchronous response payload.
@@ -189,13 +188,7 @@ impl HttpFunction {
             return function_error(&error, body);
         }
         if status.is_success() {
-            return InvokeResult::Response(FunctionResponse {
-                status_code: 200,
-                function_error: None,
-                timed_out: false,
-                executed_version: "$LATEST".to_string(),
-                body,
-            });
+            return InvokeResult::Response(FunctionResponse::answered(None, body));
         }
         function_error("Unhandled", body)
     }
@@ -230,19 +223,7 @@ async fn read_bounded(response: Response<Incoming>) -> Result<Option<Vec<u8>>, h
 }
 
 fn function_error(error: &str, body: Vec<u8>) -> InvokeResult {
-    InvokeResult::Response(FunctionResponse {
-        status_code: 200,
-        function_error: Some(error.to_string()),
-        timed_out: false,
-        executed_version: "$LATEST".to_string(),
-        body,
-    })
-}
-
-fn error_body(message: &str, error_type: &str) -> Vec<u8> {
-    json!({"errorMessage": message, "errorType": error_type})
-        .to_string()
-        .into_bytes()
+    InvokeResult::Response(FunctionResponse::answered(Some(error), body))
 }
 
 /// An error and its sources, `a: b: c`.
@@ -270,17 +251,7 @@ impl Function for HttpFunction {
         match tokio::time::timeout(self.timeout, self.exchange(invocation.payload)).await {
             Ok(result) => result,
             Err(_elapsed) => {
-                let message = format!(
-                    "Task timed out after {:.2} seconds",
-                    self.timeout.as_secs_f64()
-                );
-                InvokeResult::Response(FunctionResponse {
-                    status_code: 200,
-                    function_error: Some("Unhandled".to_string()),
-                    timed_out: true,
-                    executed_version: "$LATEST".to_string(),
-                    body: error_body(&message, "Sandbox.Timedout"),
-                })
+                InvokeResult::Response(FunctionResponse::timed_out(self.timeout.as_secs_f64()))
             }
         }
     }

@@ -31,9 +31,8 @@ use async_trait::async_trait;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
-use serde_json::json;
 
-use super::{Function, FunctionResponse, Invocation, InvokeResult};
+use super::{error_body, Function, FunctionResponse, Invocation, InvokeResult};
 use crate::aws::{self, AwsFactory, ErrorClass};
 use crate::config::schema::FunctionConfig;
 
@@ -179,9 +178,7 @@ pub fn response(
             function_error: Some("Unhandled".to_string()),
             timed_out: false,
             executed_version,
-            body: json!({"errorMessage": message, "errorType": "Function.ResponseSizeTooLarge"})
-                .to_string()
-                .into_bytes(),
+            body: error_body(&message, "Function.ResponseSizeTooLarge"),
         };
     }
     let function_error = function_error.map(str::to_string);

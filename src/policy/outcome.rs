@@ -102,13 +102,10 @@ pub(crate) mod tests {
 
     /// A 200 answer of `$LATEST` with `body`, with or without a function error.
     pub(crate) fn answer(function_error: Option<&str>, body: &str) -> InvokeResult {
-        InvokeResult::Response(FunctionResponse {
-            status_code: 200,
-            function_error: function_error.map(str::to_string),
-            timed_out: false,
-            executed_version: "$LATEST".into(),
-            body: body.as_bytes().to_vec(),
-        })
+        InvokeResult::Response(FunctionResponse::answered(
+            function_error,
+            body.as_bytes().to_vec(),
+        ))
     }
 
     #[test]

@@ -228,14 +228,11 @@ mod tests {
                 .expect("lock")
                 .push(invocation.payload.to_vec());
             let text = String::from_utf8_lossy(invocation.payload);
-            InvokeResult::Response(FunctionResponse {
-                status_code: 200,
-                function_error: (!self.fail_on.is_empty() && text.contains(self.fail_on))
-                    .then(|| "Unhandled".to_string()),
-                timed_out: false,
-                executed_version: "$LATEST".into(),
-                body: self.body.clone().into_bytes(),
-            })
+            let failed = !self.fail_on.is_empty() && text.contains(self.fail_on);
+            InvokeResult::Response(FunctionResponse::answered(
+                failed.then_some("Unhandled"),
+                self.body.clone().into_bytes(),
+            ))
         }
     }
 
