@@ -10,10 +10,10 @@
 //! the dead-letter file whole (AWS would drop it). `send` makes one attempt (the SDK's
 //! standard retries under it); retrying and the dead-letter fallback are `delivery.rs`'s.
 
-use anyhow::{anyhow, bail};
+use anyhow::bail;
 use async_trait::async_trait;
 
-use super::{DestinationError, FailureDestination};
+use super::{as_text, lookup_failed, send_failed, DestinationError, FailureDestination};
 use crate::aws::{self, AwsFactory, ErrorClass};
 
 /// SNS's maximum message size: 256 KB.
@@ -70,14 +70,8 @@ impl SnsDestination {
             .send()
             .await
             .map_err(|error| {
-                if aws::classify(&error) == ErrorClass::NotFound {
-                    anyhow!("Topic not found: {topic_arn}")
-                } else {
-                    anyhow!(
-                        "cannot look up the SNS topic {topic_arn}: {}",
-                        aws::describe(&error)
-                    )
-                }
+                let missing = aws::classify(&error) == ErrorClass::NotFound;
+                lookup_failed(missing, "SNS", "topic", topic_arn, aws::describe(&error))
             })?;
         Ok(SnsDestination {
             arn: topic_arn.to_string(),
@@ -94,12 +88,7 @@ impl FailureDestination for SnsDestination {
 
     async fn send(&self, document: &[u8]) -> Result<(), DestinationError> {
         check_size(&self.arn, document)?;
-        let message = std::str::from_utf8(document).map_err(|e| {
-            DestinationError(format!(
-                "failure record for {} is not UTF-8 ({e}); SNS messages are text",
-                self.arn
-            ))
-        })?;
+        let message = as_text(&self.arn, document, "SNS messages are text")?;
         self.client
             .publish()
             .topic_arn(&self.arn)
@@ -108,16 +97,8 @@ impl FailureDestination for SnsDestination {
             .await
             .map(|_| ())
             .map_err(|error| {
-                let gone = if aws::classify(&error) == ErrorClass::NotFound {
-                    " (the topic no longer exists)"
-                } else {
-                    ""
-                };
-                DestinationError(format!(
-                    "Publish to {} failed{gone}: {}",
-                    self.arn,
-                    aws::describe(&error)
-                ))
+                let gone = (aws::classify(&error) == ErrorClass::NotFound).then_some("topic");
+                send_failed("Publish", &self.arn, gone, aws::describe(&error))
             })
     }
 }
