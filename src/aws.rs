@@ -99,17 +99,23 @@ pub const LAMBDA_MAX_INVOKE: Duration = Duration::from_secs(910);
 /// long: the longest function timeout plus 10 s here, tightened by `LambdaFunction::connect`
 /// to the function's own timeout plus 10 s.
 pub fn lambda(config: &SdkConfig) -> aws_sdk_lambda::Client {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .read_timeout(LAMBDA_MAX_INVOKE)
-        .operation_attempt_timeout(LAMBDA_MAX_INVOKE)
-        .operation_timeout(LAMBDA_MAX_INVOKE)
-        .build();
+    let timeouts = lambda_timeouts(LAMBDA_MAX_INVOKE);
     let conf = aws_sdk_lambda::config::Builder::from(config)
         .retry_config(RetryConfig::disabled())
         .timeout_config(timeouts)
         .build();
     aws_sdk_lambda::Client::from_conf(conf)
+}
+
+/// A Lambda client's timeouts: 5 s to connect, `limit` for the read, each attempt and
+/// the whole operation (an Invoke lasts as long as the function runs).
+pub fn lambda_timeouts(limit: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(limit)
+        .operation_attempt_timeout(limit)
+        .operation_timeout(limit)
+        .build()
 }
 
 /// SQS client; the SDK's standard retries.

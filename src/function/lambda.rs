@@ -28,7 +28,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 
@@ -67,12 +66,7 @@ impl LambdaFunction {
         let sdk = factory.config_for(&function).await;
         let base = aws::lambda(&sdk);
         let limit = Duration::from_secs(cfg.timeout_seconds.saturating_add(10));
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .read_timeout(limit)
-            .operation_attempt_timeout(limit)
-            .operation_timeout(limit)
-            .build();
+        let timeouts = aws::lambda_timeouts(limit);
         let client = aws_sdk_lambda::Client::from_conf(
             base.config().to_builder().timeout_config(timeouts).build(),
         );
