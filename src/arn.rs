@@ -106,6 +106,19 @@ impl<'a> Arn<'a> {
     pub fn resource(&self) -> &'a str {
         self.resource
     }
+
+    /// The ARN of a resource named directly after the account
+    /// (`arn:PARTITION:SERVICE:REGION:ACCOUNT:NAME`, an SQS queue or SNS topic), with every
+    /// field present; `None` for anything else.
+    pub fn of_named(text: &'a str, service: &str) -> Option<Arn<'a>> {
+        Arn::parse(text).ok().filter(|arn| {
+            arn.service == service
+                && arn.region().is_some()
+                && arn.account().is_some()
+                && !arn.resource.is_empty()
+                && !arn.resource.contains(':')
+        })
+    }
 }
 
 impl fmt::Display for Arn<'_> {
@@ -192,6 +205,21 @@ pub fn lambda_function_name(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_or_topic_arn_has_every_field_and_a_plain_name() {
+        let queue = Arn::of_named("arn:aws:sqs:us-east-1:111122223333:orders-dlq", "sqs");
+        assert_eq!(
+            queue.map(|a| (a.account(), a.resource())),
+            Some((Some("111122223333"), "orders-dlq"))
+        );
+        assert!(Arn::of_named("arn:aws:sqs:us-east-1:111122223333:orders", "sns").is_none());
+        assert!(Arn::of_named("arn:aws:sqs::111122223333:orders", "sqs").is_none());
+        assert!(Arn::of_named("arn:aws:sqs:us-east-1::orders", "sqs").is_none());
+        assert!(Arn::of_named("arn:aws:sqs:us-east-1:111122223333:", "sqs").is_none());
+        assert!(Arn::of_named("arn:aws:sns:us-east-1:111122223333:a:b", "sns").is_none());
+        assert!(Arn::of_named("orders", "sqs").is_none());
+    }
 
     #[test]
     fn an_arn_has_named_fields() {

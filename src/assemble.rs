@@ -14,8 +14,8 @@ use crate::arn::Arn;
 use crate::aws::AwsFactory;
 use crate::checkpoint::CheckpointStore;
 use crate::clock::Clock;
-use crate::config::schema::{AwsIdentity, FunctionConfig, SimStreamConfig};
-use crate::config::{Config, StartingPosition};
+use crate::config::schema::{AwsIdentity, FaultConfig, FunctionConfig, SimStreamConfig};
+use crate::config::{Config, Mapping, StartingPosition};
 use crate::destination::delivery::FailureDelivery;
 use crate::destination::file::{JsonlFile, LineSync};
 use crate::destination::sns::SnsDestination;
@@ -71,6 +71,9 @@ pub struct Environment<'a> {
     pub cancel: CancellationToken,
 }
 
+/// The parts of `config`, in four steps: the simulated streams, the functions the
+/// mappings use, then per mapping its source and failure destination, tied together in
+/// its `MappingContext`.
 pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<Parts> {
     let Environment {
         clock,
@@ -83,52 +86,13 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
         line_sync,
         cancel,
     } = env;
-    let mut streams = BTreeMap::new();
-    let mut faults = BTreeMap::new();
-    for stream in &config.streams {
-        let created_at = stream_created_at_ms(stream)?;
-        let simulated = Arc::new(SimulatedStream::new(
-            stream,
-            &config.aws,
-            seeds.world,
-            created_at,
-        ));
-        faults.insert(simulated.arn(), stream.faults.clone());
-        streams.insert(simulated.arn(), simulated);
-    }
-    let mut functions: BTreeMap<&str, Arc<dyn Function>> = BTreeMap::new();
-    let used = |name: &str| config.mappings.iter().any(|m| m.function_name == name);
-    for function in config.functions.iter().filter(|f| used(&f.name)) {
-        if aws.is_none() && function.function_type != "simulated" {
-            anyhow::bail!(
-                "function {:?}: type = {:?} runs in real time; simulate runs simulated functions only (use esm-sim run)",
-                function.name,
-                function.function_type
-            );
-        }
-        let mut invoked = build_function(function, &config.aws, aws, seeds.world).await?;
-        if let Some(observer) = &tap {
-            invoked = Arc::new(Tapped {
-                inner: invoked,
-                observer: observer.clone(),
-            });
-        }
-        functions.insert(&function.name, invoked);
-    }
+    let (streams, faults) = simulated_streams(config, stream_created_at_ms, seeds.world)?;
+    let functions = mapped_functions(config, aws, seeds.world, tap.as_ref()).await?;
     let dead_letter = Arc::new(JsonlFile::open(&config.dead_letter_file, line_sync)?);
     let mut files: BTreeMap<PathBuf, Arc<JsonlFile>> = BTreeMap::new();
     let mut contexts = Vec::new();
     for mapping in &config.mappings {
-        if let StartingPosition::AtTimestamp(ms) = mapping.starting_position {
-            if ms > clock.now_ms() {
-                anyhow::bail!(
-                    "mapping {:?}: starting_position_timestamp = {}: cannot be in the future (now is {})",
-                    mapping.name,
-                    ms as f64 / 1000.0,
-                    clock.now_ms() as f64 / 1000.0
-                );
-            }
-        }
+        check_starting_timestamp(mapping, clock)?;
         let arn = &mapping.event_source_arn;
         let source: Arc<dyn StreamSource> = match streams.get(arn) {
             Some(stream) => Arc::new(SimulatedSource::new(
@@ -137,21 +101,7 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
                 faults.get(arn).cloned().unwrap_or_default(),
                 seeds.world,
             )),
-            None => {
-                let aws = real(aws, &mapping.name, arn)?;
-                match (mapping.stream_kind, &mapping.consumer) {
-                    (StreamKind::Kinesis, Some(consumer)) => {
-                        let wait = Duration::from_millis(mapping.pace.poll_interval_ms);
-                        Arc::new(KinesisEfoSource::connect(aws, arn, consumer, wait).await?)
-                    }
-                    (StreamKind::Kinesis, None) => {
-                        Arc::new(KinesisSource::connect(aws, arn).await?)
-                    }
-                    (StreamKind::Dynamodb, _) => {
-                        Arc::new(DynamodbStreamsSource::connect(aws, arn).await?)
-                    }
-                }
-            }
+            None => real_source(mapping, real(aws, &mapping.name, arn)?).await?,
         };
         let function = functions
             .get(mapping.function_name.as_str())
@@ -163,36 +113,7 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
                     mapping.function_name
                 )
             })?;
-        let destination: Option<Arc<dyn FailureDestination>> = match &mapping.on_failure_destination
-        {
-            None => None,
-            Some(uri) if Arn::parse(uri).is_ok_and(|arn| arn.service() == "sqs") => Some(Arc::new(
-                SqsDestination::connect(real(aws, &mapping.name, uri)?, uri).await?,
-            )),
-            Some(uri) if Arn::parse(uri).is_ok_and(|arn| arn.service() == "sns") => Some(Arc::new(
-                SnsDestination::connect(real(aws, &mapping.name, uri)?, uri).await?,
-            )),
-            Some(uri) => {
-                let path = uri
-                    .strip_prefix("file://")
-                    .map(PathBuf::from)
-                    .with_context(|| {
-                        format!(
-                            "mapping {:?}: destination {uri} is not supported by this build",
-                            mapping.name
-                        )
-                    })?;
-                let file = match files.get(&path) {
-                    Some(file) => file.clone(),
-                    None => {
-                        let file = Arc::new(JsonlFile::open(&path, line_sync)?);
-                        files.insert(path, file.clone());
-                        file
-                    }
-                };
-                Some(file)
-            }
-        };
+        let destination = destination_of(mapping, aws, line_sync, &mut files).await?;
         let pace = &mapping.pace;
         contexts.push(Arc::new(MappingContext {
             mapping: mapping.clone(),
@@ -224,6 +145,132 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
         }));
     }
     Ok(Parts { contexts, streams })
+}
+
+/// Simulated streams by ARN, and their fault settings by ARN.
+type SimulatedStreams = (
+    BTreeMap<String, Arc<SimulatedStream>>,
+    BTreeMap<String, FaultConfig>,
+);
+
+/// The config's `[[streams]]`, each created at `stream_created_at_ms(stream)`.
+fn simulated_streams(
+    config: &Config,
+    stream_created_at_ms: &(dyn Fn(&SimStreamConfig) -> anyhow::Result<i64> + Sync),
+    world_seed: u64,
+) -> anyhow::Result<SimulatedStreams> {
+    let mut streams = BTreeMap::new();
+    let mut faults = BTreeMap::new();
+    for stream in &config.streams {
+        let created_at = stream_created_at_ms(stream)?;
+        let simulated = Arc::new(SimulatedStream::new(
+            stream,
+            &config.aws,
+            world_seed,
+            created_at,
+        ));
+        faults.insert(simulated.arn(), stream.faults.clone());
+        streams.insert(simulated.arn(), simulated);
+    }
+    Ok((streams, faults))
+}
+
+/// The functions some mapping invokes, by name, each behind the tap when there is one.
+/// Without AWS (simulate) only simulated functions are allowed.
+async fn mapped_functions<'c>(
+    config: &'c Config,
+    aws: Option<&AwsFactory>,
+    world_seed: u64,
+    tap: Option<&Observer>,
+) -> anyhow::Result<BTreeMap<&'c str, Arc<dyn Function>>> {
+    let mut functions: BTreeMap<&str, Arc<dyn Function>> = BTreeMap::new();
+    let used = |name: &str| config.mappings.iter().any(|m| m.function_name == name);
+    for function in config.functions.iter().filter(|f| used(&f.name)) {
+        if aws.is_none() && function.function_type != "simulated" {
+            anyhow::bail!(
+                "function {:?}: type = {:?} runs in real time; simulate runs simulated functions only (use esm-sim run)",
+                function.name,
+                function.function_type
+            );
+        }
+        let mut invoked = build_function(function, &config.aws, aws, world_seed).await?;
+        if let Some(observer) = tap {
+            invoked = Arc::new(Tapped {
+                inner: invoked,
+                observer: observer.clone(),
+            });
+        }
+        functions.insert(&function.name, invoked);
+    }
+    Ok(functions)
+}
+
+/// A starting timestamp may not lie in the future.
+fn check_starting_timestamp(mapping: &Mapping, clock: Clock) -> anyhow::Result<()> {
+    if let StartingPosition::AtTimestamp(ms) = mapping.starting_position {
+        if ms > clock.now_ms() {
+            anyhow::bail!(
+                "mapping {:?}: starting_position_timestamp = {}: cannot be in the future (now is {})",
+                mapping.name,
+                ms as f64 / 1000.0,
+                clock.now_ms() as f64 / 1000.0
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The source of a mapping on a real stream: GetRecords, or enhanced fan-out when the
+/// mapping names a consumer.
+async fn real_source(mapping: &Mapping, aws: &AwsFactory) -> anyhow::Result<Arc<dyn StreamSource>> {
+    let arn = &mapping.event_source_arn;
+    Ok(match (mapping.stream_kind, &mapping.consumer) {
+        (StreamKind::Kinesis, Some(consumer)) => {
+            let wait = Duration::from_millis(mapping.pace.poll_interval_ms);
+            Arc::new(KinesisEfoSource::connect(aws, arn, consumer, wait).await?)
+        }
+        (StreamKind::Kinesis, None) => Arc::new(KinesisSource::connect(aws, arn).await?),
+        (StreamKind::Dynamodb, _) => Arc::new(DynamodbStreamsSource::connect(aws, arn).await?),
+    })
+}
+
+/// A mapping's on-failure destination: SQS, SNS or a `file://` JSONL file (one open file
+/// per path, shared by the mappings that name it, kept in `files`).
+async fn destination_of(
+    mapping: &Mapping,
+    aws: Option<&AwsFactory>,
+    line_sync: LineSync,
+    files: &mut BTreeMap<PathBuf, Arc<JsonlFile>>,
+) -> anyhow::Result<Option<Arc<dyn FailureDestination>>> {
+    Ok(match &mapping.on_failure_destination {
+        None => None,
+        Some(uri) if Arn::parse(uri).is_ok_and(|arn| arn.service() == "sqs") => Some(Arc::new(
+            SqsDestination::connect(real(aws, &mapping.name, uri)?, uri).await?,
+        )),
+        Some(uri) if Arn::parse(uri).is_ok_and(|arn| arn.service() == "sns") => Some(Arc::new(
+            SnsDestination::connect(real(aws, &mapping.name, uri)?, uri).await?,
+        )),
+        Some(uri) => {
+            let path = uri
+                .strip_prefix("file://")
+                .map(PathBuf::from)
+                .with_context(|| {
+                    format!(
+                        "mapping {:?}: destination {uri} is not supported by this build",
+                        mapping.name
+                    )
+                })?;
+            let file = match files.get(&path) {
+                Some(file) => file.clone(),
+                None => {
+                    let file = Arc::new(JsonlFile::open(&path, line_sync)?);
+                    files.insert(path, file.clone());
+                    file
+                }
+            };
+            Some(file)
+        }
+    })
 }
 
 /// The function of one `[[functions]]` entry, by its `type`. Shared with `esm-sim redrive`.

@@ -21,6 +21,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use tokio::sync::Mutex;
 
+use crate::arn::Arn;
+
 /// Builds (and caches per region) the SDK configuration.
 pub struct AwsFactory {
     endpoint_url: Option<String>,
@@ -39,7 +41,11 @@ impl AwsFactory {
 
     /// The SDK config for the region of `arn` (or the default region for a name).
     pub async fn config_for(&self, arn: &str) -> SdkConfig {
-        let region = region_of(arn).unwrap_or(&self.default_region).to_string();
+        let region = Arn::parse(arn)
+            .ok()
+            .and_then(|arn| arn.region())
+            .unwrap_or(&self.default_region)
+            .to_string();
         let mut configs = self.configs.lock().await;
         if let Some(config) = configs.get(&region) {
             return config.clone();
@@ -60,18 +66,6 @@ impl AwsFactory {
         configs.insert(region, config.clone());
         config
     }
-}
-
-/// The region field of an ARN (`arn:aws:kinesis:REGION:...`).
-pub fn region_of(arn: &str) -> Option<&str> {
-    let mut parts = arn.split(':');
-    (parts.next() == Some("arn")).then_some(())?;
-    parts.nth(2).filter(|r| !r.is_empty())
-}
-
-/// The account field of an ARN.
-pub fn account_of(arn: &str) -> Option<&str> {
-    arn.split(':').nth(4).filter(|a| !a.is_empty())
 }
 
 /// Kinesis client; SDK retries off (the engine paces and counts).
@@ -99,17 +93,23 @@ pub const LAMBDA_MAX_INVOKE: Duration = Duration::from_secs(910);
 /// long: the longest function timeout plus 10 s here, tightened by `LambdaFunction::connect`
 /// to the function's own timeout plus 10 s.
 pub fn lambda(config: &SdkConfig) -> aws_sdk_lambda::Client {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .read_timeout(LAMBDA_MAX_INVOKE)
-        .operation_attempt_timeout(LAMBDA_MAX_INVOKE)
-        .operation_timeout(LAMBDA_MAX_INVOKE)
-        .build();
+    let timeouts = lambda_timeouts(LAMBDA_MAX_INVOKE);
     let conf = aws_sdk_lambda::config::Builder::from(config)
         .retry_config(RetryConfig::disabled())
         .timeout_config(timeouts)
         .build();
     aws_sdk_lambda::Client::from_conf(conf)
+}
+
+/// A Lambda client's timeouts: 5 s to connect, `limit` for the read, each attempt and
+/// the whole operation (an Invoke lasts as long as the function runs).
+pub fn lambda_timeouts(limit: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(limit)
+        .operation_attempt_timeout(limit)
+        .operation_timeout(limit)
+        .build()
 }
 
 /// SQS client; the SDK's standard retries.
@@ -205,19 +205,5 @@ pub fn classify<E: ProvideErrorMetadata>(
             }
         }
         _ => ErrorClass::Permanent,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn region_and_account_come_from_the_arn() {
-        let arn = "arn:aws:kinesis:eu-west-1:111122223333:stream/orders";
-        assert_eq!(region_of(arn), Some("eu-west-1"));
-        assert_eq!(account_of(arn), Some("111122223333"));
-        assert_eq!(region_of("orders"), None);
-        assert_eq!(region_of("arn:aws:sqs::1:q"), None);
     }
 }

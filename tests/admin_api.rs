@@ -8,7 +8,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -242,14 +241,6 @@ async fn wait_for<T>(
     }
 }
 
-fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
-
 /// `esm-sim ARGS` (the binary) in a blocking thread; (success, stdout, stderr).
 async fn esm_sim(args: Vec<String>) -> (bool, String, String) {
     tokio::task::spawn_blocking(move || {
@@ -434,7 +425,7 @@ async fn a_poison_record_makes_exactly_its_shard_stuck_on_it_and_skip_moves_it_o
     )
     .await;
     assert_eq!(daemon.get("/shards?stuck=true").await["shards"], json!([]));
-    let failures = jsonl(&daemon.dir.path().join("failures.jsonl"));
+    let failures = support::jsonl(&daemon.dir.path().join("failures.jsonl"));
     assert_eq!(failures.len(), 1, "{failures:#?}");
     let failure = &failures[0];
     assert_eq!(failure["requestContext"]["condition"], "SkippedByOperator");

@@ -139,13 +139,6 @@ fn map(v: Value) -> serde_json::Map<String, Value> {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 #[tokio::test]
 async fn new_and_old_images_give_an_insert_a_new_image_a_modify_both_and_a_remove_the_old_image() {
     let (client, name, arn) = create_table(DdbViewType::NewAndOldImages).await;
@@ -157,7 +150,7 @@ async fn new_and_old_images_give_an_insert_a_new_image_a_modify_both_and_a_remov
         src.stream_view_type(),
         Some(StreamViewType::NewAndOldImages)
     );
-    let started = now_ms();
+    let started = support::now_ms();
     let records = read_from(&src, IteratorPosition::TrimHorizon, 1000).await;
     assert_eq!(records.len(), 3);
     let names: Vec<_> = records.iter().map(|r| change(r).event_name).collect();
@@ -532,7 +525,7 @@ async fn records_read_by_the_source_encode_as_the_lambda_dynamodb_event() {
     let event: Value = serde_json::from_slice(&event).expect("the event is JSON");
     let records = event["Records"].as_array().expect("Records");
     assert_eq!(records.len(), 3);
-    let now_s = now_ms() / 1000;
+    let now_s = support::now_ms() / 1000;
     for (i, (r, source_record)) in records.iter().zip(&page.records).enumerate() {
         let c = change(source_record);
         let mut keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();

@@ -27,10 +27,6 @@ use support::daemon_config::{fails_on_poison, mapping, on_failure};
 use support::stream::TestStream;
 use support::{put_record, RecordPut};
 
-async fn kinesis() -> aws_sdk_kinesis::Client {
-    aws_sdk_kinesis::Client::new(&support::sdk_config(&support::kinesis_endpoint()).await)
-}
-
 /// Registers consumer `name` and waits until it is ACTIVE; returns its ARN.
 async fn register(client: &aws_sdk_kinesis::Client, stream_arn: &str, name: &str) -> String {
     let out = client
@@ -129,22 +125,33 @@ fn by_shard<'a>(
     map
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consumer_name_registers_the_consumer_and_every_shards_records_arrive_once_in_order() {
-    let client = kinesis().await;
-    let stream = TestStream::create(&client, "efo", 2).await;
-    let mut put_order = Vec::new();
-    for i in 0..10 {
-        put_order.push(
+/// Puts record `{"n":i}` with key `ki` for each `i`, in order.
+async fn put_numbered(
+    client: &aws_sdk_kinesis::Client,
+    stream_arn: &str,
+    numbers: std::ops::Range<u32>,
+) -> Vec<RecordPut> {
+    let mut puts = Vec::new();
+    for i in numbers {
+        puts.push(
             put_record(
-                &client,
-                &stream.arn,
+                client,
+                stream_arn,
                 &format!("k{i}"),
-                &format!("{{\"n\":{i}}}"),
+                format!("{{\"n\":{i}}}"),
             )
             .await,
         );
     }
+    puts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_name_registers_the_consumer_and_every_shards_records_arrive_once_in_order() {
+    let client = support::kinesis_client().await;
+    let stream = TestStream::create(&client, "efo", 2).await;
+    let mut put_order = Vec::new();
+    put_order.extend(put_numbered(&client, &stream.arn, 0..10).await);
     let dir = tempfile::tempdir().expect("tempdir");
     let text = fails_on_poison(
         dir.path(),
@@ -161,17 +168,7 @@ async fn a_consumer_name_registers_the_consumer_and_every_shards_records_arrive_
     })
     .await;
     // Records written while subscribed are pushed too.
-    for i in 10..20 {
-        put_order.push(
-            put_record(
-                &client,
-                &stream.arn,
-                &format!("k{i}"),
-                &format!("{{\"n\":{i}}}"),
-            )
-            .await,
-        );
-    }
+    put_order.extend(put_numbered(&client, &stream.arn, 10..20).await);
     wait_for(30, "twenty records", || {
         seen.lock().expect("lock").len() >= 20
     })
@@ -200,7 +197,7 @@ async fn a_consumer_name_registers_the_consumer_and_every_shards_records_arrive_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_consumer_is_reused_by_name_and_a_restart_resumes_from_the_checkpoint() {
-    let client = kinesis().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "efo", 1).await;
     let consumer_arn = register(&client, &stream.arn, "shared").await;
     for i in 0..5 {
@@ -271,7 +268,7 @@ fn comparable(line: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_record_read_through_a_consumer_arn_gives_the_failure_record_get_records_gives() {
-    let client = kinesis().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "efo", 1).await;
     let consumer_arn = register(&client, &stream.arn, "failures").await;
     put_record(&client, &stream.arn, "user-1", r#"{"n":1}"#).await;
@@ -329,7 +326,7 @@ async fn a_poison_record_read_through_a_consumer_arn_gives_the_failure_record_ge
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_arn_that_does_not_exist_is_a_clear_error_at_start() {
-    let client = kinesis().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "efo", 1).await;
     let missing = format!("{}/consumer/nobody:1767225600", stream.arn);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -359,7 +356,7 @@ async fn efo_source(stream_arn: &str, consumer: &str) -> KinesisEfoSource {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewed_subscriptions_resume_after_the_continuation_without_loss_or_duplicates() {
-    let client = kinesis().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "efo", 1).await;
     let source = efo_source(&stream.arn, "renewing")
         .await
@@ -431,7 +428,7 @@ async fn renewed_subscriptions_resume_after_the_continuation_without_loss_or_dup
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_parent_ends_its_subscription_with_the_children_named() {
-    let client = kinesis().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "efo", 1).await;
     // kinesis-local keeps a closed shard's subscription open: the shard's end shows at
     // the next resubscription, brought forward here.
@@ -507,7 +504,7 @@ async fn a_split_parent_ends_its_subscription_with_the_children_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_at_a_timestamp_reads_only_what_arrived_from_then_on() {
-    let client = kinesis().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "efo", 1).await;
     let source = efo_source(&stream.arn, "from-now").await;
     put_record(&client, &stream.arn, "k", "old").await;

@@ -74,23 +74,8 @@ fn mapping_config(
     )
 }
 
-async fn kinesis() -> aws_sdk_kinesis::Client {
-    aws_sdk_kinesis::Client::new(&support::sdk_config(&support::kinesis_endpoint()).await)
-}
-
 async fn create_stream(client: &aws_sdk_kinesis::Client, shards: i32) -> String {
     support::create_stream(client, &support::unique("e2e"), shards).await
-}
-
-/// kinesis-local holds at most 50 open shards and has no reset: every test deletes its
-/// streams once it has read what it needs.
-async fn delete_stream(client: &aws_sdk_kinesis::Client, stream_arn: &str) {
-    client
-        .delete_stream()
-        .stream_arn(stream_arn)
-        .send()
-        .await
-        .expect("DeleteStream");
 }
 
 async fn sqs() -> aws_sdk_sqs::Client {
@@ -176,7 +161,7 @@ fn assert_failure_record(record: &Value, stream_arn: &str, poison_seq: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kinesis_mapping_retries_a_poison_record_once_and_sends_its_failure_record_to_a_real_sqs_queue(
 ) {
-    let kinesis = kinesis().await;
+    let kinesis = support::kinesis_client().await;
     let stream_arn = create_stream(&kinesis, 1).await;
     let sqs = sqs().await;
     let (queue_url, queue_arn) = support::create_queue(&sqs, "failures").await;
@@ -203,7 +188,7 @@ async fn a_kinesis_mapping_retries_a_poison_record_once_and_sends_its_failure_re
     })
     .await;
     daemon.stop().await;
-    delete_stream(&kinesis, &stream_arn).await;
+    support::delete_stream(&kinesis, &stream_arn).await;
     let record: Value = serde_json::from_str(&bodies[0]).expect("the message body is JSON");
     assert_failure_record(&record, &stream_arn, &poison);
     let seen = seen.lock().expect("lock");
@@ -219,7 +204,7 @@ async fn a_kinesis_mapping_retries_a_poison_record_once_and_sends_its_failure_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_record_published_to_a_real_sns_topic_reaches_a_subscribed_queue_as_the_message()
 {
-    let kinesis = kinesis().await;
+    let kinesis = support::kinesis_client().await;
     let stream_arn = create_stream(&kinesis, 1).await;
     let sqs = sqs().await;
     let (queue_url, queue_arn) = support::create_queue(&sqs, "failures").await;
@@ -252,7 +237,7 @@ async fn a_failure_record_published_to_a_real_sns_topic_reaches_a_subscribed_que
     let daemon = Daemon::start(&text, dir.path(), Some(tap));
     let bodies = receive(&sqs, &queue_url, 1, 30).await;
     daemon.stop().await;
-    delete_stream(&kinesis, &stream_arn).await;
+    support::delete_stream(&kinesis, &stream_arn).await;
     let notification: Value = serde_json::from_str(&bodies[0]).expect("an SNS notification");
     assert_eq!(notification["TopicArn"], topic_arn.as_str());
     let message = notification["Message"]
@@ -293,7 +278,7 @@ async fn open_shards(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn across_a_split_and_a_merge_on_kinesis_local_parents_finish_first_and_every_keys_order_holds(
 ) {
-    let kinesis = kinesis().await;
+    let kinesis = support::kinesis_client().await;
     let stream_arn = create_stream(&kinesis, 2).await;
     let keys = ["a", "b", "c", "d", "e", "f"];
     let put_round = |round: usize| {
@@ -353,7 +338,7 @@ async fn across_a_split_and_a_merge_on_kinesis_local_parents_finish_first_and_ev
         .send()
         .await
         .expect("ListShards");
-    delete_stream(&kinesis, &stream_arn).await;
+    support::delete_stream(&kinesis, &stream_arn).await;
     let seen = seen.lock().expect("lock");
     assert_eq!(seen.len(), n, "each record delivered once");
     let mut last: BTreeMap<&str, i64> = BTreeMap::new();
@@ -404,7 +389,7 @@ async fn across_a_split_and_a_merge_on_kinesis_local_parents_finish_first_and_ev
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_daemon_resumes_from_its_checkpoints_without_losing_or_replaying_records() {
-    let kinesis = kinesis().await;
+    let kinesis = support::kinesis_client().await;
     let stream_arn = create_stream(&kinesis, 1).await;
     for i in 0..10 {
         put_record(&kinesis, &stream_arn, "k", &format!("{{\"n\":{i}}}")).await;
@@ -428,7 +413,7 @@ async fn a_restarted_daemon_resumes_from_its_checkpoints_without_losing_or_repla
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     daemon.stop().await;
-    delete_stream(&kinesis, &stream_arn).await;
+    support::delete_stream(&kinesis, &stream_arn).await;
     let seen = seen.lock().expect("lock");
     let ns: Vec<i64> = seen
         .iter()
@@ -532,7 +517,7 @@ async fn a_missing_stream_and_a_missing_queue_are_clear_errors_at_start() {
         error.contains(&format!("Stream not found: {missing_stream}")),
         "{error}"
     );
-    let kinesis = kinesis().await;
+    let kinesis = support::kinesis_client().await;
     let stream_arn = create_stream(&kinesis, 1).await;
     let missing_queue = format!(
         "arn:aws:sqs:us-east-1:123456789012:{}",
@@ -543,7 +528,7 @@ async fn a_missing_stream_and_a_missing_queue_are_clear_errors_at_start() {
         dir.path(),
     )
     .await;
-    delete_stream(&kinesis, &stream_arn).await;
+    support::delete_stream(&kinesis, &stream_arn).await;
     assert!(
         error.contains(&format!("Queue not found: {missing_queue}")),
         "{error}"

@@ -128,8 +128,7 @@ fn count(shard: &Value, field: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kinesis_records_that_match_no_filter_are_skipped_counted_and_checkpointed_past() {
-    let kinesis =
-        aws_sdk_kinesis::Client::new(&support::sdk_config(&support::kinesis_endpoint()).await);
+    let kinesis = support::kinesis_client().await;
     let stream_arn = support::create_stream(&kinesis, &support::unique("filter"), 1).await;
     // (partition key, data, kept)
     let records = [
@@ -172,12 +171,7 @@ async fn kinesis_records_that_match_no_filter_are_skipped_counted_and_checkpoint
         shard["checkpoint"].as_str() == Some(last.as_str())
     })
     .await;
-    kinesis
-        .delete_stream()
-        .stream_arn(&stream_arn)
-        .send()
-        .await
-        .expect("DeleteStream");
+    support::delete_stream(&kinesis, &stream_arn).await;
 
     assert_eq!(
         *seen.lock().expect("lock"),

@@ -25,22 +25,10 @@ use support::stream::TestStream;
 /// How long a stream may take to become ACTIVE after a create, split or merge.
 const ACTIVE_WITHIN: Duration = Duration::from_secs(15);
 
-/// A plain SDK client for setting the scene (create, put, split, merge, delete).
-async fn admin() -> aws_sdk_kinesis::Client {
-    aws_sdk_kinesis::Client::new(&support::sdk_config(&support::kinesis_endpoint()).await)
-}
-
 /// The source under test, built as the daemon builds it.
 async fn connect(name_or_arn: &str) -> anyhow::Result<KinesisSource> {
     let factory = AwsFactory::new(Some(support::kinesis_endpoint()), "us-east-1".into());
     KinesisSource::connect(&factory, name_or_arn).await
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// Puts one record; returns its sequence number.
@@ -157,7 +145,7 @@ async fn middle_hash_key(client: &aws_sdk_kinesis::Client, arn: &str, shard_id: 
 #[tokio::test]
 async fn list_shards_of_a_two_shard_stream_lists_both_without_parents_and_a_name_or_the_arn_connect_to_the_same_stream(
 ) {
-    let client = admin().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "kinesis-source", 2).await;
     let (name, arn) = (stream.name.clone(), stream.arn.clone());
 
@@ -194,7 +182,7 @@ async fn list_shards_of_a_two_shard_stream_lists_both_without_parents_and_a_name
 
 #[tokio::test]
 async fn every_starting_position_starts_where_kinesis_says_and_records_arrive_whole_and_in_order() {
-    let client = admin().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "kinesis-source", 1).await;
     let arn = stream.arn.clone();
     let source = connect(&arn).await.expect("connect");
@@ -209,12 +197,12 @@ async fn every_starting_position_starts_where_kinesis_says_and_records_arrive_wh
             )
         })
         .collect();
-    let before = now_ms();
+    let before = support::now_ms();
     let mut sent_seqs = put_batch(&client, &arn, &sent[..6]).await;
     for (key, data) in &sent[6..] {
         sent_seqs.push(put(&client, &arn, key, data).await);
     }
-    let after = now_ms();
+    let after = support::now_ms();
 
     // TRIM_HORIZON: all ten, in order, whole.
     let (records, last) = read(&source, &shard0, IteratorPosition::TrimHorizon).await;
@@ -274,7 +262,7 @@ async fn every_starting_position_starts_where_kinesis_says_and_records_arrive_wh
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let split_ms = now_ms();
+    let split_ms = support::now_ms();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let late = vec![
         put(&client, &arn, "late-a", b"late 1").await,
@@ -299,7 +287,7 @@ async fn every_starting_position_starts_where_kinesis_says_and_records_arrive_wh
 #[tokio::test]
 async fn a_split_parent_ends_with_no_next_iterator_and_names_both_children_which_then_get_the_new_records(
 ) {
-    let client = admin().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "kinesis-source", 1).await;
     let (name, arn) = (stream.name.clone(), stream.arn.clone());
     let source = connect(&arn).await.expect("connect");
@@ -360,7 +348,7 @@ async fn a_split_parent_ends_with_no_next_iterator_and_names_both_children_which
 
 #[tokio::test]
 async fn merging_two_shards_gives_a_child_with_both_as_parents() {
-    let client = admin().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "kinesis-source", 2).await;
     let (name, arn) = (stream.name.clone(), stream.arn.clone());
     let source = connect(&name).await.expect("connect");
@@ -397,7 +385,7 @@ async fn merging_two_shards_gives_a_child_with_both_as_parents() {
 
 #[tokio::test]
 async fn connecting_to_a_missing_stream_fails_with_stream_not_found_and_what_was_given() {
-    let client = admin().await;
+    let client = support::kinesis_client().await;
     // A real ARN of this server (its account and region), for a stream that does not exist.
     let stream = TestStream::create(&client, "kinesis-source", 1).await;
     let arn = stream.arn.clone();
@@ -416,7 +404,7 @@ async fn connecting_to_a_missing_stream_fails_with_stream_not_found_and_what_was
 
 #[tokio::test]
 async fn a_garbage_iterator_or_one_of_a_deleted_stream_is_an_error_not_a_panic() {
-    let client = admin().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "kinesis-source", 1).await;
     let (name, arn) = (stream.name.clone(), stream.arn.clone());
     let source = connect(&arn).await.expect("connect");
@@ -490,7 +478,7 @@ async fn a_garbage_iterator_or_one_of_a_deleted_stream_is_an_error_not_a_panic()
 /// HTML page: the same classification, another text.
 #[tokio::test]
 async fn a_truncated_iterator_is_an_http_500_with_no_error_code_the_same_on_every_call() {
-    let client = admin().await;
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "kinesis-source", 1).await;
     let source = connect(&stream.arn).await.expect("connect");
     let shard0 = shard("shardId-000000000000");

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use aws_sdk_dynamodb::types::StreamViewType;
-use aws_sdk_kinesis::types::ShardIteratorType;
 use esm_sim::aws::AwsFactory;
 use esm_sim::load::dynamodb_load::{Op, Planner};
 use esm_sim::load::generate::Generator;
@@ -49,50 +48,18 @@ struct Got {
 
 /// Everything the stream holds, shard by shard (each in sequence order).
 async fn read_stream(client: &aws_sdk_kinesis::Client, arn: &str) -> Vec<Got> {
-    let shards = client
-        .list_shards()
-        .stream_arn(arn)
-        .send()
+    support::read_back::kinesis_records(client, arn)
         .await
-        .expect("ListShards");
-    let mut got = Vec::new();
-    for shard in shards.shards() {
-        let mut iterator = client
-            .get_shard_iterator()
-            .stream_arn(arn)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("GetShardIterator")
-            .shard_iterator()
-            .map(String::from);
-        while let Some(it) = iterator {
-            // moto needs the stream named besides the iterator.
-            let output = client
-                .get_records()
-                .stream_arn(arn)
-                .shard_iterator(it)
-                .send()
-                .await
-                .expect("GetRecords");
-            for r in output.records() {
-                let t = r.approximate_arrival_timestamp().expect("an arrival time");
-                got.push(Got {
-                    partition_key: r.partition_key().unwrap_or_default().to_string(),
-                    data: r.data().as_ref().to_vec(),
-                    arrival_ms: t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000),
-                });
+        .iter()
+        .map(|r| {
+            let t = r.approximate_arrival_timestamp().expect("an arrival time");
+            Got {
+                partition_key: r.partition_key().unwrap_or_default().to_string(),
+                data: r.data().as_ref().to_vec(),
+                arrival_ms: t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000),
             }
-            // moto never ends an open shard's iterator: an empty answer means caught up.
-            iterator = if output.records().is_empty() {
-                None
-            } else {
-                output.next_shard_iterator().map(String::from)
-            };
-        }
-    }
-    got
+        })
+        .collect()
 }
 
 fn key_and_data(records: impl IntoIterator<Item = (String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
@@ -436,59 +403,23 @@ async fn load_into_a_table_makes_its_stream_carry_each_items_insert_modify_and_r
         .collect();
     assert!(plan.iter().any(|p| p.0 == "REMOVE"), "{plan:?}");
 
-    let description = streams
-        .describe_stream()
-        .stream_arn(&stream_arn)
-        .send()
-        .await
-        .expect("DescribeStream");
-    let shards = description
-        .stream_description()
-        .expect("a description")
-        .shards();
     let mut got = Vec::new();
-    for shard in shards {
-        let mut iterator = streams
-            .get_shard_iterator()
-            .stream_arn(&stream_arn)
-            .shard_id(shard.shard_id().unwrap())
-            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("GetShardIterator")
-            .shard_iterator()
-            .map(String::from);
-        while let Some(it) = iterator {
-            let output = streams
-                .get_records()
-                .shard_iterator(it)
-                .send()
-                .await
-                .expect("GetRecords");
-            for record in output.records() {
-                let change = record.dynamodb().expect("a change");
-                let key = match change.keys().and_then(|k| k.get("pk")) {
-                    Some(aws_sdk_dynamodbstreams::types::AttributeValue::S(s)) => s.clone(),
-                    other => panic!("key {other:?}"),
-                };
-                let poison_in_new_image =
-                    change.new_image().and_then(|i| i.get("poison")).is_some();
-                got.push((
-                    record
-                        .event_name()
-                        .expect("an event name")
-                        .as_str()
-                        .to_string(),
-                    key,
-                    poison_in_new_image,
-                ));
-            }
-            iterator = if output.records().is_empty() {
-                None
-            } else {
-                output.next_shard_iterator().map(String::from)
-            };
-        }
+    for (_, record) in support::read_back::dynamodb_records(&streams, &stream_arn).await {
+        let change = record.dynamodb().expect("a change");
+        let key = match change.keys().and_then(|k| k.get("pk")) {
+            Some(aws_sdk_dynamodbstreams::types::AttributeValue::S(s)) => s.clone(),
+            other => panic!("key {other:?}"),
+        };
+        let poison_in_new_image = change.new_image().and_then(|i| i.get("poison")).is_some();
+        got.push((
+            record
+                .event_name()
+                .expect("an event name")
+                .as_str()
+                .to_string(),
+            key,
+            poison_in_new_image,
+        ));
     }
     // A poison DeleteItem has no new image, so it cannot show the marker there.
     let expected: Vec<(String, String, bool)> = plan

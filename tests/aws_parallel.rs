@@ -130,10 +130,6 @@ fn stored_checkpoint(state: &std::path::Path) -> Option<Checkpoint> {
     checkpoints.remove(&ShardId(SHARD.into()))
 }
 
-async fn kinesis() -> aws_sdk_kinesis::Client {
-    aws_sdk_kinesis::Client::new(&support::sdk_config(&support::kinesis_endpoint()).await)
-}
-
 /// Puts (partition key, data) records with one PutRecords call each 500; returns their
 /// sequence numbers in put order.
 async fn put_all(
@@ -218,7 +214,7 @@ fn max_overlap(calls: &[Call]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn factor_4_on_one_kinesis_local_shard_runs_4_batches_at_once_never_two_of_a_key_and_keeps_each_keys_order(
 ) {
-    let kinesis = kinesis().await;
+    let kinesis = support::kinesis_client().await;
     let stream = support::stream::TestStream::create(&kinesis, "lanes", 1).await;
     let stream_arn = stream.arn.clone();
     let records: Vec<(String, Value)> = (0..144)
@@ -285,7 +281,7 @@ async fn factor_4_on_one_kinesis_local_shard_runs_4_batches_at_once_never_two_of
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_batch_holds_back_only_its_keys_and_the_checkpoint_and_a_restart_resumes_there() {
-    let kinesis = kinesis().await;
+    let kinesis = support::kinesis_client().await;
     let stream = support::stream::TestStream::create(&kinesis, "lanes", 1).await;
     let stream_arn = stream.arn.clone();
     let records: Vec<(String, Value)> = (0..60)
@@ -430,7 +426,7 @@ fn parse_time_ms(text: &Value) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_closed_tumbling_window_ends_with_a_final_invoke_whose_state_sums_its_records_across_a_retry(
 ) {
-    let kinesis = kinesis().await;
+    let kinesis = support::kinesis_client().await;
     let stream = support::stream::TestStream::create(&kinesis, "window", 1).await;
     let stream_arn = stream.arn.clone();
     let (server, calls) = function(Duration::ZERO, |event, seen| {

@@ -104,8 +104,7 @@ fn recording_tap() -> (Arc<Mutex<Vec<String>>>, Observer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kinesis_shard_whose_first_iterator_is_refused_re_opens_it_and_delivers_every_record() {
-    let client =
-        aws_sdk_kinesis::Client::new(&support::sdk_config(&support::kinesis_endpoint()).await);
+    let client = support::kinesis_client().await;
     let stream = TestStream::create(&client, "reader-faults", 1).await;
     let mut put = Vec::new();
     for n in 0..6 {

@@ -336,10 +336,10 @@ async fn every_row_of_the_batch_response_table() {
     }
 }
 
-const LIMIT: usize = 6 * 1024 * 1024;
+const LIMIT: usize = 6_291_556;
 
 fn too_large() -> Vec<u8> {
-    br#"{"errorMessage":"Response payload size exceeded maximum allowed payload size (6291456 bytes).","errorType":"Function.ResponseSizeTooLarge"}"#.to_vec()
+    br#"{"errorMessage":"Response payload size exceeded maximum allowed payload size (6291556 bytes).","errorType":"Function.ResponseSizeTooLarge"}"#.to_vec()
 }
 
 #[tokio::test]
@@ -478,17 +478,6 @@ shutdown_grace_seconds = 1
     )
 }
 
-fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .map(|text| {
-            text.lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| serde_json::from_str(l).expect("a JSON line"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Runs the daemon until both poison records have a failure record and every record was
 /// seen, then stops it; returns the failure records.
 async fn run_engine(server: &Server, seen: &Seen, extra: &str) -> Vec<Value> {
@@ -504,19 +493,19 @@ async fn run_engine(server: &Server, seen: &Seen, extra: &str) -> Vec<Value> {
             .iter()
             .map(|(s, _)| s.clone())
             .collect();
-        if jsonl(&failures_path).len() >= 2 && distinct.len() >= 6 {
+        if support::jsonl(&failures_path).len() >= 2 && distinct.len() >= 6 {
             break;
         }
         assert!(
             Instant::now() < deadline,
             "timed out: seen {:?}, failures {:?}",
             seen.lock().unwrap(),
-            jsonl(&failures_path)
+            support::jsonl(&failures_path)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     daemon.stop().await;
-    jsonl(&failures_path)
+    support::jsonl(&failures_path)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

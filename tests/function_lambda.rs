@@ -11,7 +11,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,8 +22,10 @@ use esm_sim::function::{Function, Invocation, InvokeResult};
 use esm_sim::model::{SequenceNumber, ShardId};
 use esm_sim::policy::{classify, Outcome};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+
+use support::http_server::read_request;
 
 const FUNCTION: &str = "processor";
 const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:processor";
@@ -57,38 +58,12 @@ async fn start_server() -> FakeLambda {
 /// One connection, HTTP/1.1 keep-alive, requests with a Content-Length body.
 async fn serve(socket: TcpStream, invocations: Arc<AtomicUsize>, down: Arc<AtomicBool>) {
     let mut reader = BufReader::new(socket);
-    loop {
-        let mut request_line = String::new();
-        match reader.read_line(&mut request_line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let mut headers = BTreeMap::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-                return;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
-            }
-        }
-        let length: usize = headers
-            .get("content-length")
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).await.is_err() || down.load(Ordering::SeqCst) {
+    while let Some(request) = read_request(&mut reader).await {
+        if down.load(Ordering::SeqCst) {
             return;
         }
-        let mut parts = request_line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_string();
-        let path = parts.next().unwrap_or("").to_string();
-        let (status, extra, reply) = answer(&method, &path, &body, &invocations);
+        let (status, extra, reply) =
+            answer(&request.method, &request.path, &request.body, &invocations);
         let mut head = format!(
             "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
             reply.len()

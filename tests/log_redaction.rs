@@ -93,8 +93,7 @@ fn assert_traced_and_redacted(what: &str, stdout: &str, stderr: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn load_at_trace_level_never_prints_the_access_key_id() {
-    let kinesis =
-        aws_sdk_kinesis::Client::new(&support::sdk_config(&support::kinesis_endpoint()).await);
+    let kinesis = support::kinesis_client().await;
     let stream = TestStream::create(&kinesis, "esm-redact-load", 1).await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut cmd = esm_sim(
@@ -129,9 +128,7 @@ async fn load_at_trace_level_never_prints_the_access_key_id() {
 #[test]
 fn run_at_trace_level_never_prints_the_access_key_id() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let kinesis = runtime.block_on(async {
-        aws_sdk_kinesis::Client::new(&support::sdk_config(&support::kinesis_endpoint()).await)
-    });
+    let kinesis = runtime.block_on(async { support::kinesis_client().await });
     let stream = runtime.block_on(TestStream::create(&kinesis, "esm-redact-run", 1));
     runtime.block_on(support::put_record(
         &kinesis,

@@ -30,8 +30,7 @@ fn seqs(lines: &[Value]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inspect_prints_the_records_of_a_range_a_count_and_the_default_count() {
-    let client =
-        aws_sdk_kinesis::Client::new(&support::sdk_config(&support::kinesis_endpoint()).await);
+    let client = support::kinesis_client().await;
     let name = support::unique("inspect");
     let stream_arn = support::create_stream(&client, &name, 1).await;
     // Twelve records: JSON, then one plain text and one binary record.
@@ -120,12 +119,7 @@ async fn inspect_prints_the_records_of_a_range_a_count_and_the_default_count() {
         out.stderr
     );
 
-    client
-        .delete_stream()
-        .stream_arn(&stream_arn)
-        .send()
-        .await
-        .expect("DeleteStream");
+    support::delete_stream(&client, &stream_arn).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,41 +181,12 @@ async fn inspect_prints_a_dynamodb_streams_changes_with_event_names_keys_and_ima
             .expect("PutItem");
     }
     // The shard and the sequence numbers, read with the SDK directly.
-    let streams =
-        aws_sdk_dynamodbstreams::Client::new(&support::sdk_config(&support::moto_endpoint()).await);
-    let description = streams
-        .describe_stream()
-        .stream_arn(&stream_arn)
-        .send()
-        .await
-        .expect("DescribeStream");
-    let shard = description
-        .stream_description()
-        .and_then(|d| d.shards().first())
-        .and_then(|s| s.shard_id())
-        .expect("a shard")
-        .to_string();
-    let iterator = streams
-        .get_shard_iterator()
-        .stream_arn(&stream_arn)
-        .shard_id(&shard)
-        .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .expect("GetShardIterator")
-        .shard_iterator()
-        .expect("an iterator")
-        .to_string();
-    let page = streams
-        .get_records()
-        .shard_iterator(iterator)
-        .send()
-        .await
-        .expect("GetRecords");
-    let seqs_put: Vec<String> = page
-        .records()
+    let streams = support::dynamodb_streams_client().await;
+    let read_back = support::read_back::dynamodb_records(&streams, &stream_arn).await;
+    let shard = read_back.first().expect("a record").0.clone();
+    let seqs_put: Vec<String> = read_back
         .iter()
-        .filter_map(|r| r.dynamodb().and_then(|d| d.sequence_number()))
+        .filter_map(|(_, r)| r.dynamodb().and_then(|d| d.sequence_number()))
         .map(str::to_string)
         .collect();
     assert_eq!(seqs_put.len(), 4, "four changes");

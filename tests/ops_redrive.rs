@@ -25,10 +25,6 @@ const SHARD: &str = "shardId-000000000000";
 /// A record put into the stream: (sequence number, partition key, data).
 type Put = (String, String, String);
 
-async fn kinesis() -> aws_sdk_kinesis::Client {
-    aws_sdk_kinesis::Client::new(&support::sdk_config(&support::kinesis_endpoint()).await)
-}
-
 async fn sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&support::sdk_config(&support::moto_endpoint()).await)
 }
@@ -145,7 +141,7 @@ fn daemon_config(dir: &Path, stream_arn: &str, queue_arn: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redrive_from_a_real_queue_reinvokes_exactly_each_batch_and_deletes_only_the_successes() {
-    let kinesis = kinesis().await;
+    let kinesis = support::kinesis_client().await;
     let stream_arn = support::create_stream(&kinesis, &support::unique("redrive"), 1).await;
     let sqs = sqs().await;
     let (queue_url, queue_arn) = support::create_queue(&sqs, "redrive").await;
@@ -243,12 +239,7 @@ async fn redrive_from_a_real_queue_reinvokes_exactly_each_batch_and_deletes_only
         "{kept:?}"
     );
 
-    kinesis
-        .delete_stream()
-        .stream_arn(&stream_arn)
-        .send()
-        .await
-        .expect("DeleteStream");
+    support::delete_stream(&kinesis, &stream_arn).await;
 }
 
 /// A failure record document (spec 3.3) for `puts[first..=last]`, claiming `batch_size`.
@@ -282,7 +273,7 @@ fn failure_line(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redrive_from_a_jsonl_file_reports_each_line_and_writes_the_failed_ones() {
-    let kinesis = kinesis().await;
+    let kinesis = support::kinesis_client().await;
     let stream_arn = support::create_stream(&kinesis, &support::unique("redrive-file"), 1).await;
     let data: Vec<String> = (0..5)
         .map(|n| match n {
@@ -454,12 +445,7 @@ starting_position = "TRIM_HORIZON"
         out.stderr
     );
 
-    kinesis
-        .delete_stream()
-        .stream_arn(&stream_arn)
-        .send()
-        .await
-        .expect("DeleteStream");
+    support::delete_stream(&kinesis, &stream_arn).await;
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! whole engine in virtual time and checks the AWS-observed behaviour of the spec against
 //! what the function received (invocation log, tap) and what reached the destination.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -27,16 +29,6 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn jsonl(path: &Path) -> Vec<Value> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a JSON line"))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
 fn run_text(text: &str, tap: Option<esm_sim::function::tap::Observer>) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let config =
@@ -50,8 +42,8 @@ fn run_text(text: &str, tap: Option<esm_sim::function::tap::Observer>) -> Run {
     let report = simulate(&config, &options).expect("simulate");
     Run {
         report,
-        invocations: jsonl(&log),
-        failures: jsonl(&dir.path().join("failures.jsonl")),
+        invocations: support::jsonl(&log),
+        failures: support::jsonl(&dir.path().join("failures.jsonl")),
         _dir: dir,
     }
 }
@@ -444,7 +436,7 @@ fn the_embedded_default_drains_with_nothing_pending_and_every_record_accounted_f
         c.records_succeeded + c.records_filtered + c.records_discarded + c.records_trimmed
     );
     assert!(c.records_discarded > 0, "the poison records were discarded");
-    let failures = jsonl(&run._dir.path().join(".esm-sim/failures.jsonl"));
+    let failures = support::jsonl(&run._dir.path().join(".esm-sim/failures.jsonl"));
     assert_eq!(c.destination_records as usize, failures.len());
     let discarded: u64 = failures
         .iter()

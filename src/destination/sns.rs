@@ -10,10 +10,11 @@
 //! the dead-letter file whole (AWS would drop it). `send` makes one attempt (the SDK's
 //! standard retries under it); retrying and the dead-letter fallback are `delivery.rs`'s.
 
-use anyhow::{anyhow, bail};
+use anyhow::bail;
 use async_trait::async_trait;
 
-use super::{DestinationError, FailureDestination};
+use super::{as_text, lookup_failed, send_failed, DestinationError, FailureDestination};
+use crate::arn::Arn;
 use crate::aws::{self, AwsFactory, ErrorClass};
 
 /// SNS's maximum message size: 256 KB.
@@ -26,16 +27,9 @@ pub struct SnsDestination {
 
 /// Checks the form `arn:PARTITION:sns:REGION:ACCOUNT:NAME`; returns the topic name.
 fn parse_topic_arn(arn: &str) -> anyhow::Result<&str> {
-    let parts: Vec<&str> = arn.split(':').collect();
-    match parts.as_slice() {
-        ["arn", partition, "sns", region, account, name]
-            if [partition, region, account, name]
-                .iter()
-                .all(|p| !p.is_empty()) =>
-        {
-            Ok(name)
-        }
-        _ => bail!(
+    match Arn::of_named(arn, "sns") {
+        Some(topic) => Ok(topic.resource()),
+        None => bail!(
             "not an SNS topic ARN: {arn:?} (expected arn:aws:sns:REGION:ACCOUNT_ID:TOPIC_NAME)"
         ),
     }
@@ -70,14 +64,8 @@ impl SnsDestination {
             .send()
             .await
             .map_err(|error| {
-                if aws::classify(&error) == ErrorClass::NotFound {
-                    anyhow!("Topic not found: {topic_arn}")
-                } else {
-                    anyhow!(
-                        "cannot look up the SNS topic {topic_arn}: {}",
-                        aws::describe(&error)
-                    )
-                }
+                let missing = aws::classify(&error) == ErrorClass::NotFound;
+                lookup_failed(missing, "SNS", "topic", topic_arn, aws::describe(&error))
             })?;
         Ok(SnsDestination {
             arn: topic_arn.to_string(),
@@ -94,12 +82,7 @@ impl FailureDestination for SnsDestination {
 
     async fn send(&self, document: &[u8]) -> Result<(), DestinationError> {
         check_size(&self.arn, document)?;
-        let message = std::str::from_utf8(document).map_err(|e| {
-            DestinationError(format!(
-                "failure record for {} is not UTF-8 ({e}); SNS messages are text",
-                self.arn
-            ))
-        })?;
+        let message = as_text(&self.arn, document, "SNS messages are text")?;
         self.client
             .publish()
             .topic_arn(&self.arn)
@@ -108,16 +91,8 @@ impl FailureDestination for SnsDestination {
             .await
             .map(|_| ())
             .map_err(|error| {
-                let gone = if aws::classify(&error) == ErrorClass::NotFound {
-                    " (the topic no longer exists)"
-                } else {
-                    ""
-                };
-                DestinationError(format!(
-                    "Publish to {} failed{gone}: {}",
-                    self.arn,
-                    aws::describe(&error)
-                ))
+                let gone = (aws::classify(&error) == ErrorClass::NotFound).then_some("topic");
+                send_failed("Publish", &self.arn, gone, aws::describe(&error))
             })
     }
 }

@@ -12,7 +12,8 @@
 use anyhow::{anyhow, bail};
 use async_trait::async_trait;
 
-use super::{DestinationError, FailureDestination};
+use super::{as_text, lookup_failed, send_failed, DestinationError, FailureDestination};
+use crate::arn::Arn;
 use crate::aws::{self, AwsFactory, ErrorClass};
 
 pub struct SqsDestination {
@@ -29,16 +30,12 @@ struct QueueArn<'a> {
 }
 
 fn parse_queue_arn(arn: &str) -> anyhow::Result<QueueArn<'_>> {
-    let parts: Vec<&str> = arn.split(':').collect();
-    match parts.as_slice() {
-        ["arn", partition, "sqs", region, account, name]
-            if [partition, region, account, name]
-                .iter()
-                .all(|p| !p.is_empty()) =>
-        {
-            Ok(QueueArn { account, name })
-        }
-        _ => bail!(
+    match Arn::of_named(arn, "sqs") {
+        Some(queue) => Ok(QueueArn {
+            account: queue.account().unwrap_or_default(),
+            name: queue.resource(),
+        }),
+        None => bail!(
             "not an SQS queue ARN: {arn:?} (expected arn:aws:sqs:REGION:ACCOUNT_ID:QUEUE_NAME)"
         ),
     }
@@ -73,14 +70,8 @@ impl SqsDestination {
             .send()
             .await
             .map_err(|error| {
-                if queue_missing(&error) {
-                    anyhow!("Queue not found: {queue_arn}")
-                } else {
-                    anyhow!(
-                        "cannot look up the SQS queue {queue_arn}: {}",
-                        aws::describe(&error)
-                    )
-                }
+                let missing = queue_missing(&error);
+                lookup_failed(missing, "SQS", "queue", queue_arn, aws::describe(&error))
             })?;
         let queue_url = output
             .queue_url()
@@ -112,12 +103,7 @@ impl FailureDestination for SqsDestination {
     }
 
     async fn send(&self, document: &[u8]) -> Result<(), DestinationError> {
-        let body = std::str::from_utf8(document).map_err(|e| {
-            DestinationError(format!(
-                "failure record for {} is not UTF-8 ({e}); SQS message bodies are text",
-                self.arn
-            ))
-        })?;
+        let body = as_text(&self.arn, document, "SQS message bodies are text")?;
         self.client
             .send_message()
             .queue_url(&self.queue_url)
@@ -126,16 +112,8 @@ impl FailureDestination for SqsDestination {
             .await
             .map(|_| ())
             .map_err(|error| {
-                let gone = if queue_missing(&error) {
-                    " (the queue no longer exists)"
-                } else {
-                    ""
-                };
-                DestinationError(format!(
-                    "SendMessage to {} failed{gone}: {}",
-                    self.arn,
-                    aws::describe(&error)
-                ))
+                let gone = queue_missing(&error).then_some("queue");
+                send_failed("SendMessage", &self.arn, gone, aws::describe(&error))
             })
     }
 }

@@ -333,6 +333,15 @@ mod tests {
     }
 
     /// The document as text, checked to be one line of valid JSON whose numbers are numbers.
+    /// The response context of a 200 answer of `$LATEST`.
+    fn answered(function_error: Option<&str>) -> ResponseContext {
+        ResponseContext {
+            status_code: 200,
+            executed_version: "$LATEST".into(),
+            function_error: function_error.map(str::to_string),
+        }
+    }
+
     fn json_of(r: &FailureRecord) -> (String, Value) {
         let bytes = r.to_json();
         let text = String::from_utf8(bytes.clone()).expect("utf-8");
@@ -355,11 +364,7 @@ mod tests {
         let r = record(
             Condition::RetryAttemptsExhausted,
             2,
-            Some(ResponseContext {
-                status_code: 200,
-                executed_version: "$LATEST".into(),
-                function_error: Some("Unhandled".into()),
-            }),
+            Some(answered(Some("Unhandled"))),
             kinesis_batch(500),
         );
         let (text, v) = json_of(&r);
@@ -387,11 +392,7 @@ mod tests {
         let r = record(
             Condition::RetryAttemptsExhausted,
             4,
-            Some(ResponseContext {
-                status_code: 200,
-                executed_version: "$LATEST".into(),
-                function_error: None,
-            }),
+            Some(answered(None)),
             batch,
         );
         let (text, v) = json_of(&r);
@@ -427,11 +428,7 @@ mod tests {
         let mut r = record(
             Condition::RetryAttemptsExhausted,
             3,
-            Some(ResponseContext {
-                status_code: 200,
-                executed_version: "$LATEST".into(),
-                function_error: Some("Unhandled".into()),
-            }),
+            Some(answered(Some("Unhandled"))),
             batch,
         );
         r.timestamp_ms = 1_573_690_400_001;
@@ -455,11 +452,7 @@ mod tests {
         let r = record(
             Condition::RetryAttemptsExhausted,
             2,
-            Some(ResponseContext {
-                status_code: 200,
-                executed_version: "$LATEST".into(),
-                function_error: Some("Unhandled".into()),
-            }),
+            Some(answered(Some("Unhandled"))),
             kinesis_batch(500),
         );
         let text = String::from_utf8(r.to_json()).expect("utf-8");

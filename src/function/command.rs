@@ -20,10 +20,11 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::{Function, FunctionResponse, Invocation, InvokeResult};
+use super::{
+    error_body, response_too_large_body, Function, FunctionResponse, Invocation, InvokeResult,
+};
 use crate::config::schema::{AwsIdentity, FunctionConfig};
 use crate::model::ShardId;
 
@@ -110,19 +111,7 @@ impl CommandFunction {
     }
 
     fn timed_out(&self) -> FunctionResponse {
-        let message = format!(
-            "Task timed out after {:.2} seconds",
-            self.timeout.as_secs_f64()
-        );
-        FunctionResponse {
-            status_code: 200,
-            function_error: Some("Unhandled".to_string()),
-            timed_out: true,
-            executed_version: "$LATEST".to_string(),
-            body: json!({"errorMessage": message, "errorType": "Sandbox.Timedout"})
-                .to_string()
-                .into_bytes(),
-        }
+        FunctionResponse::timed_out(self.timeout.as_secs_f64())
     }
 }
 
@@ -198,27 +187,13 @@ impl Function for CommandFunction {
             }
         };
         if oversize {
-            return InvokeResult::Response(FunctionResponse {
-                status_code: 200,
-                function_error: Some("Unhandled".to_string()),
-                timed_out: false,
-                executed_version: "$LATEST".to_string(),
-                body: json!({
-                    "errorMessage": format!("Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
-                    "errorType": "Function.ResponseSizeTooLarge",
-                })
-                .to_string()
-                .into_bytes(),
-            });
+            return InvokeResult::Response(FunctionResponse::answered(
+                Some("Unhandled"),
+                response_too_large_body(),
+            ));
         }
         if status.success() {
-            return InvokeResult::Response(FunctionResponse {
-                status_code: 200,
-                function_error: None,
-                timed_out: false,
-                executed_version: "$LATEST".to_string(),
-                body,
-            });
+            return InvokeResult::Response(FunctionResponse::answered(None, body));
         }
         let message = last_line.unwrap_or_else(|| describe_status(status));
         InvokeResult::Response(exit_error(message, body))
@@ -230,17 +205,9 @@ fn exit_error(message: String, stdout: Vec<u8>) -> FunctionResponse {
     let body = if serde_json::from_slice::<serde::de::IgnoredAny>(&stdout).is_ok() {
         stdout
     } else {
-        json!({"errorMessage": message, "errorType": "Runtime.ExitError"})
-            .to_string()
-            .into_bytes()
+        error_body(&message, "Runtime.ExitError")
     };
-    FunctionResponse {
-        status_code: 200,
-        function_error: Some("Unhandled".to_string()),
-        timed_out: false,
-        executed_version: "$LATEST".to_string(),
-        body,
-    }
+    FunctionResponse::answered(Some("Unhandled"), body)
 }
 
 fn describe_status(status: ExitStatus) -> String {

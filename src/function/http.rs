@@ -13,7 +13,7 @@
 //! - No complete answer within `timeout_seconds` (counted from the start of the request,
 //!   body included): a timeout, function error `Unhandled` with `timed_out`, and Lambda's
 //!   `Sandbox.Timedout` body.
-//! - A body over 6 MB (6,291,456 bytes): function error `Unhandled` with Lambda's
+//! - A body over Lambda's response limit (6,291,556 bytes): function error `Unhandled` with Lambda's
 //!   `Function.ResponseSizeTooLarge` body. At most 6 MB + 1 byte is ever read.
 //! - A header `X-Amz-Function-Error` (as Lambda and the emulator set it), whatever the
 //!   status: function error, with the header's value (`Unhandled` when it is empty).
@@ -42,16 +42,14 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::json;
 
-use super::{Function, FunctionResponse, Invocation, InvokeResult};
+use super::{
+    error_body, response_too_large_body, Function, FunctionResponse, Invocation, InvokeResult,
+};
 use crate::config::schema::{AwsIdentity, FunctionConfig};
 
 /// Lambda's limit on a synchronous response payload.
-pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
-
-/// Lambda's body when the response is over the limit.
-const TOO_LARGE_BODY: &str = r#"{"errorMessage":"Response payload size exceeded maximum allowed payload size (6291456 bytes).","errorType":"Function.ResponseSizeTooLarge"}"#;
+pub const MAX_RESPONSE_BYTES: usize = crate::limits::LAMBDA_RESPONSE_PAYLOAD_BYTES;
 
 const FUNCTION_ERROR_HEADER: &str = "x-amz-function-error";
 
@@ -174,7 +172,7 @@ impl HttpFunction {
         }
         let body = match read_bounded(response).await {
             Ok(Some(body)) => body,
-            Ok(None) => return function_error("Unhandled", TOO_LARGE_BODY.as_bytes().to_vec()),
+            Ok(None) => return function_error("Unhandled", response_too_large_body()),
             Err(e) => {
                 return function_error(
                     "Unhandled",
@@ -189,13 +187,7 @@ impl HttpFunction {
             return function_error(&error, body);
         }
         if status.is_success() {
-            return InvokeResult::Response(FunctionResponse {
-                status_code: 200,
-                function_error: None,
-                timed_out: false,
-                executed_version: "$LATEST".to_string(),
-                body,
-            });
+            return InvokeResult::Response(FunctionResponse::answered(None, body));
         }
         function_error("Unhandled", body)
     }
@@ -230,19 +222,7 @@ async fn read_bounded(response: Response<Incoming>) -> Result<Option<Vec<u8>>, h
 }
 
 fn function_error(error: &str, body: Vec<u8>) -> InvokeResult {
-    InvokeResult::Response(FunctionResponse {
-        status_code: 200,
-        function_error: Some(error.to_string()),
-        timed_out: false,
-        executed_version: "$LATEST".to_string(),
-        body,
-    })
-}
-
-fn error_body(message: &str, error_type: &str) -> Vec<u8> {
-    json!({"errorMessage": message, "errorType": error_type})
-        .to_string()
-        .into_bytes()
+    InvokeResult::Response(FunctionResponse::answered(Some(error), body))
 }
 
 /// An error and its sources, `a: b: c`.
@@ -270,17 +250,7 @@ impl Function for HttpFunction {
         match tokio::time::timeout(self.timeout, self.exchange(invocation.payload)).await {
             Ok(result) => result,
             Err(_elapsed) => {
-                let message = format!(
-                    "Task timed out after {:.2} seconds",
-                    self.timeout.as_secs_f64()
-                );
-                InvokeResult::Response(FunctionResponse {
-                    status_code: 200,
-                    function_error: Some("Unhandled".to_string()),
-                    timed_out: true,
-                    executed_version: "$LATEST".to_string(),
-                    body: error_body(&message, "Sandbox.Timedout"),
-                })
+                InvokeResult::Response(FunctionResponse::timed_out(self.timeout.as_secs_f64()))
             }
         }
     }

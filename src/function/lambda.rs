@@ -28,12 +28,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
-use serde_json::json;
 
-use super::{Function, FunctionResponse, Invocation, InvokeResult};
+use super::{error_body, Function, FunctionResponse, Invocation, InvokeResult};
 use crate::aws::{self, AwsFactory, ErrorClass};
 use crate::config::schema::FunctionConfig;
 
@@ -68,12 +66,7 @@ impl LambdaFunction {
         let sdk = factory.config_for(&function).await;
         let base = aws::lambda(&sdk);
         let limit = Duration::from_secs(cfg.timeout_seconds.saturating_add(10));
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .read_timeout(limit)
-            .operation_attempt_timeout(limit)
-            .operation_timeout(limit)
-            .build();
+        let timeouts = aws::lambda_timeouts(limit);
         let client = aws_sdk_lambda::Client::from_conf(
             base.config().to_builder().timeout_config(timeouts).build(),
         );
@@ -179,9 +172,7 @@ pub fn response(
             function_error: Some("Unhandled".to_string()),
             timed_out: false,
             executed_version,
-            body: json!({"errorMessage": message, "errorType": "Function.ResponseSizeTooLarge"})
-                .to_string()
-                .into_bytes(),
+            body: error_body(&message, "Function.ResponseSizeTooLarge"),
         };
     }
     let function_error = function_error.map(str::to_string);

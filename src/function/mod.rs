@@ -35,6 +35,49 @@ pub struct FunctionResponse {
     pub body: Vec<u8>,
 }
 
+impl FunctionResponse {
+    /// A 200 answer of `$LATEST`: `body`, with `function_error` when the function failed.
+    pub fn answered(function_error: Option<&str>, body: Vec<u8>) -> FunctionResponse {
+        FunctionResponse {
+            status_code: 200,
+            function_error: function_error.map(str::to_string),
+            timed_out: false,
+            executed_version: "$LATEST".to_string(),
+            body,
+        }
+    }
+
+    /// Lambda's answer when a function runs past its timeout of `timeout_seconds`.
+    pub fn timed_out(timeout_seconds: f64) -> FunctionResponse {
+        let message = format!("Task timed out after {timeout_seconds:.2} seconds");
+        FunctionResponse {
+            timed_out: true,
+            ..FunctionResponse::answered(
+                Some("Unhandled"),
+                error_body(&message, "Sandbox.Timedout"),
+            )
+        }
+    }
+}
+
+/// Lambda's error payload: `{"errorMessage": ..., "errorType": ...}`.
+/// Lambda's answer to a response over its limit, as the http and command functions give it.
+pub fn response_too_large_body() -> Vec<u8> {
+    error_body(
+        &format!(
+            "Response payload size exceeded maximum allowed payload size ({} bytes).",
+            crate::limits::LAMBDA_RESPONSE_PAYLOAD_BYTES
+        ),
+        "Function.ResponseSizeTooLarge",
+    )
+}
+
+pub fn error_body(message: &str, error_type: &str) -> Vec<u8> {
+    serde_json::json!({"errorMessage": message, "errorType": error_type})
+        .to_string()
+        .into_bytes()
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InvokeResult {
     Response(FunctionResponse),

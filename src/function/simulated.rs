@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use memchr::memmem;
 use serde_json::json;
 
-use super::{Function, FunctionResponse, Invocation, InvokeResult};
+use super::{error_body, Function, FunctionResponse, Invocation, InvokeResult};
 use crate::config::schema::{AwsIdentity, FailureRule, FunctionConfig, RuleAction};
 use crate::model::{ShardId, StreamRecord};
 use crate::rng::Rng;
@@ -87,8 +87,7 @@ impl SimulatedFunction {
                     (true, Some(record)) => format!("poison record {}", record.sequence_number),
                     _ => "simulated failure".to_string(),
                 };
-                let body = json!({"errorMessage": message, "errorType": "Error"}).to_string();
-                self.respond(latency_ms, Some("Unhandled"), body.into_bytes())
+                self.respond(latency_ms, Some("Unhandled"), error_body(&message, "Error"))
             }
             RuleAction::Partial => {
                 let failed: Vec<&StreamRecord> = if rule.when_data_contains.is_some() {
@@ -127,32 +126,16 @@ impl SimulatedFunction {
         }
         Decision {
             sleep_ms: latency_ms,
-            result: InvokeResult::Response(FunctionResponse {
-                status_code: 200,
-                function_error: function_error.map(str::to_string),
-                timed_out: false,
-                executed_version: "$LATEST".to_string(),
-                body,
-            }),
+            result: InvokeResult::Response(FunctionResponse::answered(function_error, body)),
         }
     }
 
     fn timed_out(&self) -> Decision {
-        let message = format!(
-            "Task timed out after {:.2} seconds",
-            self.timeout_ms as f64 / 1000.0
-        );
         Decision {
             sleep_ms: self.timeout_ms,
-            result: InvokeResult::Response(FunctionResponse {
-                status_code: 200,
-                function_error: Some("Unhandled".to_string()),
-                timed_out: true,
-                executed_version: "$LATEST".to_string(),
-                body: json!({"errorMessage": message, "errorType": "Sandbox.Timedout"})
-                    .to_string()
-                    .into_bytes(),
-            }),
+            result: InvokeResult::Response(FunctionResponse::timed_out(
+                self.timeout_ms as f64 / 1000.0,
+            )),
         }
     }
 }

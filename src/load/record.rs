@@ -188,17 +188,7 @@ pub async fn record(
 ) -> anyhow::Result<RecordSummary> {
     let client = aws::kinesis(&factory.config_for(stream).await);
     let target = resolve_stream(&client, stream).await?;
-    let shard_ids = list_shards(&client, &target).await?;
-    let mut readers = Vec::with_capacity(shard_ids.len());
-    for shard_id in shard_ids {
-        let mut reader = ShardReader {
-            shard_id,
-            iterator: None,
-            last_sequence: None,
-        };
-        reader.iterator = shard_iterator(&client, &target, &reader, from).await?;
-        readers.push(reader);
-    }
+    let mut readers = open_readers(&client, &target, from).await?;
     let wanted = match limit {
         RecordLimit::Count(n) => Some(n),
         RecordLimit::Duration(_) => None,
@@ -225,70 +215,33 @@ pub async fn record(
                 interrupted = true;
                 break 'polling;
             }
-            let Some(iterator) = reader.iterator.clone() else {
+            if reader.iterator.is_none() {
                 continue;
-            };
+            }
             let ask = remaining(&read).map_or(GET_RECORDS_LIMIT, |n| n.min(GET_RECORDS_LIMIT));
             if ask == 0 {
                 break;
             }
-            let answer = client
-                .get_records()
-                // The iterator names the stream, but moto reads the stream from here.
-                .stream_arn(&target.arn)
-                .shard_iterator(iterator)
-                .limit(ask as i32)
-                .send()
-                .await;
-            let output = match answer {
-                Ok(output) => output,
-                Err(error) if aws::error_code(&error) == Some("ExpiredIteratorException") => {
-                    reader.iterator = shard_iterator(&client, &target, reader, from).await?;
-                    continue;
-                }
-                Err(error) => match aws::classify(&error) {
-                    ErrorClass::NotFound => return Err(not_found(stream)),
-                    ErrorClass::Transient => {
-                        pause = ERROR_BACKOFF;
-                        continue;
+            let shard = Shard {
+                client: &client,
+                target: &target,
+                stream,
+                from,
+            };
+            match poll_shard(shard, reader, ask, &mut read).await? {
+                Polled::Reopened => {}
+                Polled::Transient => pause = ERROR_BACKOFF,
+                Polled::Read(count) => {
+                    progress.inc(count as u64);
+                    if count > 0 {
+                        pause = Duration::ZERO;
                     }
-                    ErrorClass::Permanent => anyhow::bail!(
-                        "GetRecords {} {}: {}",
-                        target.name,
-                        reader.shard_id,
-                        aws::describe(&error)
-                    ),
-                },
-            };
-            for record in output.records() {
-                read.push(ReadRecord {
-                    partition_key: record.partition_key().unwrap_or_default().to_string(),
-                    data: record.data().as_ref().to_vec(),
-                    arrival_ms: record
-                        .approximate_arrival_timestamp()
-                        .map_or_else(now_ms, epoch_ms),
-                });
-                reader.last_sequence = Some(record.sequence_number().to_string());
-            }
-            progress.inc(output.records().len() as u64);
-            if !output.records().is_empty() {
-                pause = Duration::ZERO;
-            }
-            reader.iterator = output.next_shard_iterator().map(String::from);
-        }
-        if !pause.is_zero() {
-            let pause = match deadline {
-                Some(d) => pause.min(d.saturating_duration_since(Instant::now())),
-                None => pause,
-            };
-            tokio::select! {
-                biased;
-                _ = controls.stop.cancelled() => {
-                    interrupted = true;
-                    break;
                 }
-                _ = tokio::time::sleep(pause) => {}
             }
+        }
+        if !pause.is_zero() && stopped_during(controls, pause, deadline).await {
+            interrupted = true;
+            break;
         }
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -303,6 +256,115 @@ pub async fn record(
         file: out.to_path_buf(),
         interrupted,
     })
+}
+
+/// One reader per shard of the stream, its iterator opened at `from`.
+async fn open_readers(
+    client: &aws_sdk_kinesis::Client,
+    target: &StreamTarget,
+    from: StartFrom,
+) -> anyhow::Result<Vec<ShardReader>> {
+    let shard_ids = list_shards(client, target).await?;
+    let mut readers = Vec::with_capacity(shard_ids.len());
+    for shard_id in shard_ids {
+        let mut reader = ShardReader {
+            shard_id,
+            iterator: None,
+            last_sequence: None,
+        };
+        reader.iterator = shard_iterator(client, target, &reader, from).await?;
+        readers.push(reader);
+    }
+    Ok(readers)
+}
+
+/// What one shard's reads need: the client, the stream, the name the user gave it (for
+/// "Stream not found") and where its iterators start.
+#[derive(Clone, Copy)]
+struct Shard<'a> {
+    client: &'a aws_sdk_kinesis::Client,
+    target: &'a StreamTarget,
+    stream: &'a str,
+    from: StartFrom,
+}
+
+/// What one GetRecords call came to.
+enum Polled {
+    /// `n` records were read (and appended).
+    Read(usize),
+    /// The iterator had expired and was opened again after the last record read.
+    Reopened,
+    /// A throttle or a passing error: back off before the next round.
+    Transient,
+}
+
+/// Reads at most `ask` records of `reader`'s shard into `read` and moves its iterator on.
+async fn poll_shard(
+    shard: Shard<'_>,
+    reader: &mut ShardReader,
+    ask: u64,
+    read: &mut Vec<ReadRecord>,
+) -> anyhow::Result<Polled> {
+    let Shard {
+        client,
+        target,
+        stream,
+        from,
+    } = shard;
+    let Some(iterator) = reader.iterator.clone() else {
+        return Ok(Polled::Read(0));
+    };
+    let answer = client
+        .get_records()
+        // The iterator names the stream, but moto reads the stream from here.
+        .stream_arn(&target.arn)
+        .shard_iterator(iterator)
+        .limit(ask as i32)
+        .send()
+        .await;
+    let output = match answer {
+        Ok(output) => output,
+        Err(error) if aws::error_code(&error) == Some("ExpiredIteratorException") => {
+            reader.iterator = shard_iterator(client, target, reader, from).await?;
+            return Ok(Polled::Reopened);
+        }
+        Err(error) => match aws::classify(&error) {
+            ErrorClass::NotFound => return Err(not_found(stream)),
+            ErrorClass::Transient => return Ok(Polled::Transient),
+            ErrorClass::Permanent => anyhow::bail!(
+                "GetRecords {} {}: {}",
+                target.name,
+                reader.shard_id,
+                aws::describe(&error)
+            ),
+        },
+    };
+    for record in output.records() {
+        read.push(ReadRecord {
+            partition_key: record.partition_key().unwrap_or_default().to_string(),
+            data: record.data().as_ref().to_vec(),
+            arrival_ms: record
+                .approximate_arrival_timestamp()
+                .map_or_else(now_ms, epoch_ms),
+        });
+        reader.last_sequence = Some(record.sequence_number().to_string());
+    }
+    reader.iterator = output.next_shard_iterator().map(String::from);
+    Ok(Polled::Read(output.records().len()))
+}
+
+/// Waits `pause` (at most until `deadline`); true when the user stopped the recording
+/// meanwhile.
+async fn stopped_during(controls: &Controls, pause: Duration, deadline: Option<Instant>) -> bool {
+    let pause = match deadline {
+        Some(d) => pause.min(d.saturating_duration_since(Instant::now())),
+        None => pause,
+    };
+    tokio::select! {
+        biased;
+        _ = controls.stop.cancelled() => true,
+        _ = tokio::time::sleep(pause) => false,
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::types::StreamStatus;
 
 use crate::aws::{self, ErrorClass};
+use crate::source::kinesis::describe_stream_summary;
 
 /// How long a stream in CREATING is waited for.
 const ACTIVE_WAIT: Duration = Duration::from_secs(60);
@@ -37,13 +38,7 @@ pub async fn resolve_stream(
 ) -> anyhow::Result<StreamTarget> {
     let deadline = Instant::now() + ACTIVE_WAIT;
     loop {
-        let mut request = client.describe_stream_summary();
-        request = if name_or_arn.starts_with("arn:") {
-            request.stream_arn(name_or_arn)
-        } else {
-            request.stream_name(name_or_arn)
-        };
-        let output = match request.send().await {
+        let output = match describe_stream_summary(client, name_or_arn).send().await {
             Ok(output) => output,
             Err(error) => {
                 return Err(match aws::classify(&error) {

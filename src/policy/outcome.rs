@@ -92,7 +92,7 @@ pub fn classify(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::function::FunctionResponse;
 
@@ -100,14 +100,12 @@ mod tests {
         (1..=n).map(|i| SequenceNumber(i.to_string())).collect()
     }
 
-    fn answer(function_error: Option<&str>, body: &str) -> InvokeResult {
-        InvokeResult::Response(FunctionResponse {
-            status_code: 200,
-            function_error: function_error.map(str::to_string),
-            timed_out: false,
-            executed_version: "$LATEST".into(),
-            body: body.as_bytes().to_vec(),
-        })
+    /// A 200 answer of `$LATEST` with `body`, with or without a function error.
+    pub(crate) fn answer(function_error: Option<&str>, body: &str) -> InvokeResult {
+        InvokeResult::Response(FunctionResponse::answered(
+            function_error,
+            body.as_bytes().to_vec(),
+        ))
     }
 
     #[test]

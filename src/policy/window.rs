@@ -288,8 +288,8 @@ pub fn classify_window(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::function::FunctionResponse;
     use crate::model::ShardId;
+    use crate::policy::outcome::tests::answer;
     use proptest::prelude::*;
 
     const MIN: i64 = 60_000;
@@ -311,16 +311,6 @@ mod tests {
 
     fn seq(s: &str) -> SequenceNumber {
         SequenceNumber(s.to_string())
-    }
-
-    fn answer(function_error: Option<&str>, body: &str) -> InvokeResult {
-        InvokeResult::Response(FunctionResponse {
-            status_code: 200,
-            function_error: function_error.map(str::to_string),
-            timed_out: false,
-            executed_version: "$LATEST".into(),
-            body: body.as_bytes().to_vec(),
-        })
     }
 
     // Alignment.

@@ -44,9 +44,10 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::sdk_error::source_error;
+use super::paging::all_pages;
+use super::sdk_error::{connect_error, source_error};
 use super::{IteratorPosition, LostRecords, RecordsPage, SourceError, StreamSource};
-use crate::aws::{self, AwsFactory, ErrorClass};
+use crate::aws::{self, AwsFactory};
 use crate::model::{
     DynamodbChange, DynamodbEventName, RecordBody, SequenceNumber, ShardId, ShardInfo, StreamKind,
     StreamRecord, StreamViewType,
@@ -74,24 +75,15 @@ impl DynamodbStreamsSource {
     ) -> anyhow::Result<DynamodbStreamsSource> {
         let config = factory.config_for(stream_arn).await;
         let client = aws::dynamodb_streams(&config);
-        let output = match client
+        let output = client
             .describe_stream()
             .stream_arn(stream_arn)
             .limit(1)
             .send()
             .await
-        {
-            Ok(output) => output,
-            Err(error) => {
-                if aws::classify(&error) == ErrorClass::NotFound {
-                    anyhow::bail!("Stream not found: {stream_arn}");
-                }
-                anyhow::bail!(
-                    "DescribeStream of DynamoDB stream {stream_arn} failed: {}",
-                    aws::describe(&error)
-                );
-            }
-        };
+            .map_err(|error| {
+                connect_error(&error, "DescribeStream of DynamoDB stream", stream_arn)
+            })?;
         let description = output.stream_description().ok_or_else(|| {
             anyhow::anyhow!(
                 "DescribeStream of DynamoDB stream {stream_arn} returned no StreamDescription"
@@ -339,40 +331,41 @@ impl StreamSource for DynamodbStreamsSource {
     }
 
     async fn list_shards(&self) -> Result<Vec<ShardInfo>, SourceError> {
-        let mut shards: Vec<ShardInfo> = Vec::new();
-        let mut start: Option<String> = None;
-        loop {
+        let listed = all_pages(|start| async move {
             let output = self
                 .client
                 .describe_stream()
                 .stream_arn(&self.stream_arn)
-                .set_exclusive_start_shard_id(start.clone())
+                .set_exclusive_start_shard_id(start)
                 .send()
                 .await
                 .map_err(|e| source_error(&e))?;
-            let Some(description) = output.stream_description() else {
+            let Some(description) = output.stream_description else {
                 return Err(SourceError::Other(format!(
                     "DescribeStream of {} returned no StreamDescription",
                     self.stream_arn
                 )));
             };
-            for shard in description.shards() {
-                let info = shard_info(shard).ok_or_else(|| {
-                    SourceError::Other(format!(
-                        "DescribeStream of {} returned a shard without ShardId",
-                        self.stream_arn
-                    ))
-                })?;
-                if !shards.iter().any(|s| s.shard_id == info.shard_id) {
-                    shards.push(info);
-                }
-            }
-            match description.last_evaluated_shard_id() {
-                // A server that repeats its page would loop forever: stop there.
-                Some(last) if !last.is_empty() && start.as_deref() != Some(last) => {
-                    start = Some(last.to_string());
-                }
-                _ => break,
+            let shards = description
+                .shards()
+                .iter()
+                .map(|shard| {
+                    shard_info(shard).ok_or_else(|| {
+                        SourceError::Other(format!(
+                            "DescribeStream of {} returned a shard without ShardId",
+                            self.stream_arn
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((shards, description.last_evaluated_shard_id))
+        })
+        .await?;
+        // A shard listed on two pages is one shard.
+        let mut shards: Vec<ShardInfo> = Vec::new();
+        for info in listed {
+            if !shards.iter().any(|s| s.shard_id == info.shard_id) {
+                shards.push(info);
             }
         }
         Ok(shards)

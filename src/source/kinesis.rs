@@ -28,10 +28,11 @@ use async_trait::async_trait;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_smithy_types::DateTime;
 
-use super::sdk_error::source_error;
+use super::paging::all_pages;
+use super::sdk_error::{connect_error, source_error};
 use super::{IteratorPosition, RecordsPage, SourceError, StreamSource};
 use crate::arn::StreamArn;
-use crate::aws::{self, AwsFactory, ErrorClass};
+use crate::aws::{self, AwsFactory};
 use crate::model::{RecordBody, SequenceNumber, ShardId, ShardInfo, StreamKind, StreamRecord};
 
 /// GetRecords returns at most 10,000 records per call (and at least 1 must be asked for).
@@ -52,24 +53,14 @@ impl KinesisSource {
     pub async fn connect(factory: &AwsFactory, name_or_arn: &str) -> anyhow::Result<KinesisSource> {
         let config = factory.config_for(name_or_arn).await;
         let client = aws::kinesis(&config);
-        let request = client.describe_stream_summary();
-        let request = if name_or_arn.starts_with("arn:") {
-            request.stream_arn(name_or_arn)
-        } else {
-            request.stream_name(name_or_arn)
-        };
-        let output = match request.send().await {
-            Ok(output) => output,
-            Err(error) => {
-                if aws::classify(&error) == ErrorClass::NotFound {
-                    anyhow::bail!("Stream not found: {name_or_arn}");
-                }
-                anyhow::bail!(
-                    "DescribeStreamSummary of Kinesis stream {name_or_arn} failed: {}",
-                    aws::describe(&error)
-                );
-            }
-        };
+        let request = describe_stream_summary(&client, name_or_arn);
+        let output = request.send().await.map_err(|error| {
+            connect_error(
+                &error,
+                "DescribeStreamSummary of Kinesis stream",
+                name_or_arn,
+            )
+        })?;
         let summary = output.stream_description_summary().ok_or_else(|| {
             anyhow::anyhow!(
                 "DescribeStreamSummary of Kinesis stream {name_or_arn} returned no StreamDescriptionSummary"
@@ -161,6 +152,46 @@ pub(crate) fn record(record: aws_sdk_kinesis::types::Record, now_ms: i64) -> Str
     }
 }
 
+/// A DescribeStreamSummary request for a stream named by ARN or by name.
+pub fn describe_stream_summary(
+    client: &aws_sdk_kinesis::Client,
+    name_or_arn: &str,
+) -> aws_sdk_kinesis::operation::describe_stream_summary::builders::DescribeStreamSummaryFluentBuilder
+{
+    let request = client.describe_stream_summary();
+    if name_or_arn.starts_with("arn:") {
+        request.stream_arn(name_or_arn)
+    } else {
+        request.stream_name(name_or_arn)
+    }
+}
+
+/// An engine position as Kinesis says it, for GetShardIterator and SubscribeToShard
+/// alike: the iterator type and its timestamp or sequence number.
+pub(super) fn iterator_type(
+    position: &IteratorPosition,
+) -> (ShardIteratorType, Option<DateTime>, Option<String>) {
+    match position {
+        IteratorPosition::TrimHorizon => (ShardIteratorType::TrimHorizon, None, None),
+        IteratorPosition::Latest => (ShardIteratorType::Latest, None, None),
+        IteratorPosition::AtTimestamp(ms) => (
+            ShardIteratorType::AtTimestamp,
+            Some(DateTime::from_millis(*ms)),
+            None,
+        ),
+        IteratorPosition::AtSequence(seq) => (
+            ShardIteratorType::AtSequenceNumber,
+            None,
+            Some(seq.as_str().to_string()),
+        ),
+        IteratorPosition::AfterSequence(seq) => (
+            ShardIteratorType::AfterSequenceNumber,
+            None,
+            Some(seq.as_str().to_string()),
+        ),
+    }
+}
+
 #[async_trait]
 impl StreamSource for KinesisSource {
     fn stream_arn(&self) -> &str {
@@ -172,28 +203,21 @@ impl StreamSource for KinesisSource {
     }
 
     async fn list_shards(&self) -> Result<Vec<ShardInfo>, SourceError> {
-        let mut shards = Vec::new();
-        let mut next_token: Option<String> = None;
-        loop {
+        all_pages(|next_token| async move {
             let request = self
                 .client
                 .list_shards()
                 .set_max_results(self.list_shards_page_size);
             // With NextToken the stream must not be named again (the token identifies it).
-            let request = match &next_token {
+            let request = match next_token {
                 Some(token) => request.next_token(token),
                 None => request.stream_arn(&self.stream_arn),
             };
             let output = request.send().await.map_err(|e| source_error(&e))?;
-            shards.extend(output.shards().iter().map(shard_info));
-            match output.next_token {
-                Some(token) if !token.is_empty() && next_token.as_ref() != Some(&token) => {
-                    next_token = Some(token);
-                }
-                _ => break,
-            }
-        }
-        Ok(shards)
+            let shards = output.shards().iter().map(shard_info).collect();
+            Ok((shards, output.next_token))
+        })
+        .await
     }
 
     async fn shard_iterator(
@@ -206,21 +230,11 @@ impl StreamSource for KinesisSource {
             .get_shard_iterator()
             .stream_arn(&self.stream_arn)
             .shard_id(shard.as_str());
-        let request = match position {
-            IteratorPosition::TrimHorizon => {
-                request.shard_iterator_type(ShardIteratorType::TrimHorizon)
-            }
-            IteratorPosition::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
-            IteratorPosition::AtTimestamp(ms) => request
-                .shard_iterator_type(ShardIteratorType::AtTimestamp)
-                .timestamp(DateTime::from_millis(*ms)),
-            IteratorPosition::AtSequence(seq) => request
-                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-                .starting_sequence_number(seq.as_str()),
-            IteratorPosition::AfterSequence(seq) => request
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .starting_sequence_number(seq.as_str()),
-        };
+        let (kind, timestamp, sequence_number) = iterator_type(position);
+        let request = request
+            .shard_iterator_type(kind)
+            .set_timestamp(timestamp)
+            .set_starting_sequence_number(sequence_number);
         let output = request.send().await.map_err(|e| source_error(&e))?;
         match output.shard_iterator {
             Some(iterator) if !iterator.is_empty() => Ok(iterator),

@@ -2,8 +2,8 @@
 //! SubscribeToShard (the SDK's event stream), served to the engine through the same
 //! `shard_iterator` / `get_records` seam as GetRecords, so the engine cannot tell them apart.
 //!
-//! What it owns: the consumer (registered or reused at start, waited for until ACTIVE),
-//! and one subscription per shard. `list_shards` and the stream's identity are the
+//! What it owns: the consumer (registered or reused at start, waited for until ACTIVE:
+//! `kinesis_efo/consumer.rs`), and one subscription per shard. `list_shards` and the stream's identity are the
 //! GetRecords source's (`KinesisSource`), which it wraps.
 //!
 //! Why it is shaped so:
@@ -39,25 +39,21 @@ use async_trait::async_trait;
 use aws_sdk_kinesis::error::SdkError;
 use aws_sdk_kinesis::types::error::SubscribeToShardEventStreamError;
 use aws_sdk_kinesis::types::{
-    ConsumerStatus, ShardIteratorType, StartingPosition, SubscribeToShardEvent,
-    SubscribeToShardEventStream,
+    StartingPosition, SubscribeToShardEvent, SubscribeToShardEventStream,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::event_stream::RawMessage;
-use aws_smithy_types::DateTime;
 use tokio::time::Instant;
 
+mod consumer;
+
+use self::consumer::{register_or_reuse, wait_until_active};
 use super::kinesis::{self, KinesisSource};
 use super::sdk_error;
 use super::{IteratorPosition, RecordsPage, SourceError, StreamSource};
-use crate::aws::{self, AwsFactory, ErrorClass};
+use crate::aws::{self, AwsFactory};
 use crate::config::FanOutConsumer;
 use crate::model::{SequenceNumber, ShardId, ShardInfo, StreamKind, StreamRecord};
-
-/// How long a consumer may stay CREATING at start before it is an error.
-const CONSUMER_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
-/// Pause between DescribeStreamConsumer calls while waiting for ACTIVE.
-const CONSUMER_POLL: Duration = Duration::from_millis(250);
 
 type Events = aws_sdk_kinesis::primitives::event_stream::EventReceiver<
     SubscribeToShardEventStream,
@@ -313,21 +309,11 @@ fn parse_token(token: &str) -> Option<(ShardId, u64)> {
 }
 
 fn starting_position(position: &IteratorPosition) -> Result<StartingPosition, SourceError> {
-    let builder = StartingPosition::builder();
-    let builder = match position {
-        IteratorPosition::TrimHorizon => builder.r#type(ShardIteratorType::TrimHorizon),
-        IteratorPosition::Latest => builder.r#type(ShardIteratorType::Latest),
-        IteratorPosition::AtTimestamp(ms) => builder
-            .r#type(ShardIteratorType::AtTimestamp)
-            .timestamp(DateTime::from_millis(*ms)),
-        IteratorPosition::AtSequence(seq) => builder
-            .r#type(ShardIteratorType::AtSequenceNumber)
-            .sequence_number(seq.as_str()),
-        IteratorPosition::AfterSequence(seq) => builder
-            .r#type(ShardIteratorType::AfterSequenceNumber)
-            .sequence_number(seq.as_str()),
-    };
-    builder
+    let (kind, timestamp, sequence_number) = kinesis::iterator_type(position);
+    StartingPosition::builder()
+        .r#type(kind)
+        .set_timestamp(timestamp)
+        .set_sequence_number(sequence_number)
         .build()
         .map_err(|e| SourceError::Other(format!("SubscribeToShard StartingPosition: {e}")))
 }
@@ -357,107 +343,6 @@ fn event_error(error: &SdkError<SubscribeToShardEventStreamError, RawMessage>) -
         },
         // The connection broke or an event was garbled: subscribe again after a backoff.
         other => SourceError::Throttled(aws::describe(other)),
-    }
-}
-
-/// The ARN of the stream's consumer `name`, registering it if the stream has none.
-async fn register_or_reuse(
-    client: &aws_sdk_kinesis::Client,
-    stream_arn: &str,
-    name: &str,
-) -> anyhow::Result<String> {
-    let describe = || {
-        client
-            .describe_stream_consumer()
-            .stream_arn(stream_arn)
-            .consumer_name(name)
-            .send()
-    };
-    match describe().await {
-        Ok(output) => {
-            if let Some(found) = output.consumer_description() {
-                tracing::info!(consumer = %found.consumer_arn(), "reusing the enhanced fan-out consumer");
-                return Ok(found.consumer_arn().to_string());
-            }
-        }
-        Err(error) if aws::classify(&error) == ErrorClass::NotFound => {}
-        Err(error) => anyhow::bail!(
-            "DescribeStreamConsumer {name:?} of {stream_arn} failed: {}",
-            aws::describe(&error)
-        ),
-    }
-    match client
-        .register_stream_consumer()
-        .stream_arn(stream_arn)
-        .consumer_name(name)
-        .send()
-        .await
-    {
-        Ok(output) => match output.consumer() {
-            Some(consumer) if !consumer.consumer_arn().is_empty() => {
-                tracing::info!(consumer = %consumer.consumer_arn(), "registered the enhanced fan-out consumer");
-                Ok(consumer.consumer_arn().to_string())
-            }
-            _ => anyhow::bail!(
-                "RegisterStreamConsumer {name:?} of {stream_arn} returned no ConsumerARN"
-            ),
-        },
-        // Registered meanwhile by someone else: use theirs.
-        Err(error) if aws::error_code(&error) == Some("ResourceInUseException") => {
-            match describe().await.map(|o| o.consumer_description) {
-                Ok(Some(found)) => Ok(found.consumer_arn),
-                Ok(None) => anyhow::bail!(
-                    "DescribeStreamConsumer {name:?} of {stream_arn} returned no ConsumerDescription"
-                ),
-                Err(error) => anyhow::bail!(
-                    "DescribeStreamConsumer {name:?} of {stream_arn} failed: {}",
-                    aws::describe(&error)
-                ),
-            }
-        }
-        Err(error) => anyhow::bail!(
-            "RegisterStreamConsumer {name:?} of {stream_arn} failed: {}",
-            aws::describe(&error)
-        ),
-    }
-}
-
-/// Polls DescribeStreamConsumer until the consumer is ACTIVE.
-async fn wait_until_active(
-    client: &aws_sdk_kinesis::Client,
-    consumer_arn: &str,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + CONSUMER_ACTIVE_TIMEOUT;
-    loop {
-        let status = match client
-            .describe_stream_consumer()
-            .consumer_arn(consumer_arn)
-            .send()
-            .await
-        {
-            Ok(output) => output
-                .consumer_description()
-                .map(|d| d.consumer_status().clone()),
-            Err(error) => match aws::classify(&error) {
-                ErrorClass::NotFound => anyhow::bail!("Consumer not found: {consumer_arn}"),
-                ErrorClass::Transient => None,
-                ErrorClass::Permanent => anyhow::bail!(
-                    "DescribeStreamConsumer {consumer_arn} failed: {}",
-                    aws::describe(&error)
-                ),
-            },
-        };
-        match status {
-            Some(ConsumerStatus::Active) => return Ok(()),
-            Some(ConsumerStatus::Deleting) => {
-                anyhow::bail!("consumer {consumer_arn} is being deleted")
-            }
-            _ if Instant::now() >= deadline => anyhow::bail!(
-                "consumer {consumer_arn} not ACTIVE after {} s (status {status:?})",
-                CONSUMER_ACTIVE_TIMEOUT.as_secs()
-            ),
-            _ => tokio::time::sleep(CONSUMER_POLL).await,
-        }
     }
 }
 
@@ -525,7 +410,7 @@ impl StreamSource for KinesisEfoSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_kinesis::types::{ChildShard, HashKeyRange, Record};
+    use aws_sdk_kinesis::types::{ChildShard, HashKeyRange, Record, ShardIteratorType};
     use aws_smithy_types::Blob;
 
     fn record(seq: &str) -> Record {

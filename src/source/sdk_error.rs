@@ -9,6 +9,9 @@
 //! code), it failed on this very request, where AWS answers InvalidArgumentException.
 //! `Other` still backs off without counting, and lets the engine re-open an iterator that
 //! is refused the same way again and again.
+//!
+//! `connect_error` is the other end: the one call a source makes at start to find its
+//! stream, where a missing stream is an error that names it, for the user.
 
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -39,4 +42,21 @@ where
         ErrorClass::NotFound => SourceError::NotFound(text),
         ErrorClass::Permanent => SourceError::Other(text),
     }
+}
+
+/// A failed start-up call (`call`, e.g. "DescribeStream of DynamoDB stream") on `stream`:
+/// "Stream not found: <stream>" when the service says it is missing, else
+/// "<call> <stream> failed: <error>".
+pub(crate) fn connect_error<E>(
+    error: &SdkError<E, HttpResponse>,
+    call: &str,
+    stream: &str,
+) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if aws::classify(error) == ErrorClass::NotFound {
+        return anyhow::anyhow!("Stream not found: {stream}");
+    }
+    anyhow::anyhow!("{call} {stream} failed: {}", aws::describe(error))
 }

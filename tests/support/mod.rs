@@ -1,7 +1,8 @@
 //! What the integration tests against real local servers share: where the servers are,
 //! SDK configs for them, unique resource names, and the resources the tests make on them
-//! (streams, records, tables, queues; `stream` for one that deletes itself). The in-process daemon is in `daemon`, its config
-//! text in `daemon_config`, the binary in `binary`, an HTTP server in `http_server`.
+//! (streams, records, tables, queues; `stream` for one that deletes itself). The in-process
+//! daemon is in `daemon`, its config text in `daemon_config`, the binary in `binary`, an
+//! HTTP server in `http_server`, reading a stream back with the SDK in `read_back`.
 //!
 //! The servers (kinesis-local for Kinesis; moto for SQS, SNS, DynamoDB and DynamoDB
 //! Streams) are installed, started on 127.0.0.1 and stopped by `scripts/test.sh`, which
@@ -14,6 +15,7 @@ pub mod binary;
 pub mod daemon;
 pub mod daemon_config;
 pub mod http_server;
+pub mod read_back;
 pub mod stream;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -51,6 +53,35 @@ pub async fn sdk_config(endpoint_url: &str) -> SdkConfig {
         ))
         .load()
         .await
+}
+
+/// A Kinesis client for kinesis-local.
+pub async fn kinesis_client() -> aws_sdk_kinesis::Client {
+    aws_sdk_kinesis::Client::new(&sdk_config(&kinesis_endpoint()).await)
+}
+
+/// A DynamoDB Streams client for moto.
+pub async fn dynamodb_streams_client() -> aws_sdk_dynamodbstreams::Client {
+    aws_sdk_dynamodbstreams::Client::new(&sdk_config(&moto_endpoint()).await)
+}
+
+/// The wall clock in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The JSON lines of a file (a failure file, the dead-letter file, an invocation log):
+/// none when it does not exist; blank lines skipped.
+pub fn jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
 }
 
 /// A name no other test (or earlier run against the same server) uses.
@@ -101,6 +132,17 @@ pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards:
         .await
         .unwrap_or_else(|e| panic!("CreateStream {name}: {e:?}"));
     wait_active(client, name).await
+}
+
+/// Deletes a Kinesis stream (by ARN). kinesis-local holds at most 50 open shards and has
+/// no reset: every test deletes its streams once it has read what it needs.
+pub async fn delete_stream(client: &aws_sdk_kinesis::Client, stream_arn: &str) {
+    client
+        .delete_stream()
+        .stream_arn(stream_arn)
+        .send()
+        .await
+        .expect("DeleteStream");
 }
 
 /// Where PutRecord put a record.
