@@ -270,15 +270,10 @@ impl ReadBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{SequenceNumber, ShardId};
+    use crate::model::SequenceNumber;
 
     fn ctx() -> EventContext {
-        EventContext {
-            shard_id: ShardId("shardId-000000000000".into()),
-            event_source_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/s".into(),
-            aws_region: "us-east-1".into(),
-            invoke_identity_arn: "arn:aws:iam::123456789012:role/r".into(),
-        }
+        EventContext::sample()
     }
 
     fn buffer_of(n: usize, data_bytes: usize) -> ReadBuffer {

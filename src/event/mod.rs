@@ -30,6 +30,20 @@ pub struct EventContext {
     pub invoke_identity_arn: String,
 }
 
+impl EventContext {
+    /// Shard 0 of a Kinesis stream `s` in us-east-1: the context tests use when its values
+    /// do not matter.
+    #[cfg(test)]
+    pub(crate) fn sample() -> EventContext {
+        EventContext {
+            shard_id: ShardId("shardId-000000000000".into()),
+            event_source_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/s".into(),
+            aws_region: "us-east-1".into(),
+            invoke_identity_arn: "arn:aws:iam::123456789012:role/r".into(),
+        }
+    }
+}
+
 /// Appends the JSON of one element of the event's "Records" array for `record` (Kinesis
 /// shape for RecordBody::Kinesis, DynamoDB shape for RecordBody::Dynamodb) to `out`.
 pub fn encode_record(ctx: &EventContext, record: &StreamRecord, out: &mut Vec<u8>) {

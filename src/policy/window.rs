@@ -288,7 +288,6 @@ pub fn classify_window(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ShardId;
     use crate::policy::outcome::tests::answer;
     use proptest::prelude::*;
 
@@ -301,12 +300,7 @@ mod tests {
     }
 
     fn ctx() -> EventContext {
-        EventContext {
-            shard_id: ShardId("shardId-000000000000".into()),
-            event_source_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/s".into(),
-            aws_region: "us-east-1".into(),
-            invoke_identity_arn: "arn:aws:iam::123456789012:role/r".into(),
-        }
+        EventContext::sample()
     }
 
     fn seq(s: &str) -> SequenceNumber {

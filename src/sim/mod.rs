@@ -125,11 +125,7 @@ impl SimulatedStream {
     /// counts as "nothing read yet".
     pub fn count_after(&self, now_ms: i64, shard: &ShardId, after: Option<&SequenceNumber>) -> u64 {
         let state = self.advanced(now_ms);
-        let Some(s) = state
-            .shards
-            .lookup(shard.as_str())
-            .and_then(|i| state.shards.shard(i))
-        else {
+        let Some(s) = state.shards.find(shard.as_str()) else {
             return 0;
         };
         let total = s.total();
@@ -144,11 +140,7 @@ impl SimulatedStream {
     /// within 64 records, rounded up).
     pub fn count_before_time(&self, now_ms: i64, shard: &ShardId, arrival_ms: i64) -> u64 {
         let state = self.advanced(now_ms);
-        let Some(s) = state
-            .shards
-            .lookup(shard.as_str())
-            .and_then(|i| state.shards.shard(i))
-        else {
+        let Some(s) = state.shards.find(shard.as_str()) else {
             return 0;
         };
         match s.last_trimmed_arrival {

@@ -101,6 +101,11 @@ impl Shards {
         self.list.get(index as usize)
     }
 
+    /// The shard with this id, if the stream has it.
+    pub fn find(&self, id: &str) -> Option<&Shard> {
+        self.lookup(id).and_then(|index| self.shard(index))
+    }
+
     /// The open slot whose range holds `hash`.
     pub fn slot_for(open: &[Slot], hash: u128) -> usize {
         open.partition_point(|s| s.start <= hash).saturating_sub(1)
