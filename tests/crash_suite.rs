@@ -413,17 +413,8 @@ impl Runs {
             .env("ESM_SIM_LOG", "info")
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("AWS_ENDPOINT_URL")
-            .env("AWS_ENDPOINT_URL_KINESIS", support::kinesis_endpoint())
-            .env("AWS_ENDPOINT_URL_SQS", support::moto_endpoint())
-            .env("AWS_ENDPOINT_URL_SNS", support::moto_endpoint())
-            .env("AWS_ENDPOINT_URL_DYNAMODB", support::moto_endpoint())
-            .env(
-                "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
-                support::moto_endpoint(),
-            )
+            .envs(support::binary::local_servers())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&stderr).expect("the run's log file"))

@@ -29,20 +29,11 @@ fn esm_sim(dir: &Path, args: &[&str]) -> Command {
         .env("AWS_ACCESS_KEY_ID", KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_ENDPOINT_URL")
-        .env("AWS_ENDPOINT_URL_KINESIS", support::kinesis_endpoint())
-        .env("AWS_ENDPOINT_URL_SQS", support::moto_endpoint())
-        .env("AWS_ENDPOINT_URL_SNS", support::moto_endpoint())
-        .env("AWS_ENDPOINT_URL_DYNAMODB", support::moto_endpoint())
-        .env(
-            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
-            support::moto_endpoint(),
-        );
+        .envs(support::binary::local_servers());
     cmd
 }
 

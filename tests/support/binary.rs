@@ -21,17 +21,28 @@ pub fn run(dir: &Path, args: &[&str]) -> Output {
         .env("ESM_SIM_LOG", "warn")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_ENDPOINT_URL")
-        .env("AWS_ENDPOINT_URL_KINESIS", super::kinesis_endpoint())
-        .env("AWS_ENDPOINT_URL_SQS", super::moto_endpoint())
-        .env("AWS_ENDPOINT_URL_SNS", super::moto_endpoint())
-        .env("AWS_ENDPOINT_URL_DYNAMODB", super::moto_endpoint())
-        .env("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", super::moto_endpoint())
+        .envs(local_servers())
         .timeout(Duration::from_secs(120))
         .args(args);
     output(cmd)
+}
+
+/// The region, no instance metadata, and the per-service endpoints through which the
+/// binary's AWS clients find the local servers (kinesis-local for Kinesis, moto for the
+/// rest), as a user's `AWS_ENDPOINT_URL_<SERVICE>` would; the caller sets the credentials
+/// and removes any `AWS_ENDPOINT_URL`.
+pub fn local_servers() -> Vec<(&'static str, String)> {
+    let moto = super::moto_endpoint();
+    vec![
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_ENDPOINT_URL_KINESIS", super::kinesis_endpoint()),
+        ("AWS_ENDPOINT_URL_SQS", moto.clone()),
+        ("AWS_ENDPOINT_URL_SNS", moto.clone()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", moto.clone()),
+        ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", moto),
+    ]
 }
 
 /// `run` from an async test: on a blocking thread, so the test's runtime keeps going.
