@@ -126,4 +126,6 @@ impl FilterCriteria {
 }
 
 #[cfg(test)]
+mod rule_syntax_tests;
+#[cfg(test)]
 mod tests;

@@ -40,7 +40,8 @@ pub(crate) enum Matcher {
     Prefix(String),
     /// A string that ends with this.
     Suffix(String),
-    /// A string equal to this one ignoring case; held lowercased.
+    /// A string equal to this one ignoring case; held lowercased char by char, as the
+    /// record's strings are compared.
     EqualsIgnoreCase(String),
     /// Any value that equals none of these (strings and/or numbers).
     AnythingBut(Vec<Literal>),
@@ -168,7 +169,8 @@ fn operator(op: &Map<String, Value>, here: &str) -> Result<Matcher, String> {
         "prefix" => string_arg(name, arg, here).map(Matcher::Prefix),
         "suffix" => string_arg(name, arg, here).map(Matcher::Suffix),
         "equals-ignore-case" => {
-            string_arg(name, arg, here).map(|s| Matcher::EqualsIgnoreCase(s.to_lowercase()))
+            let lowercase = |s: String| s.chars().flat_map(char::to_lowercase).collect();
+            string_arg(name, arg, here).map(|s| Matcher::EqualsIgnoreCase(lowercase(s)))
         }
         "anything-but" => anything_but(arg, here),
         "numeric" => numeric(arg, here).map(Matcher::Numeric),
