@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::tests::{check_rows, criteria, dynamodb, kinesis, kinesis_json};
+use super::tests::{assert_refused, check_rows, criteria, dynamodb, kinesis, kinesis_json};
 use crate::model::{DynamodbEventName, StreamViewType};
 
 /// One row of the table: the pattern below `data` and the data it keeps and drops; the
@@ -20,7 +20,17 @@ struct Row {
 }
 
 fn rows() -> Vec<Row> {
-    let s = |v: &str| json!({"S": v});
+    let mut rows = value_rows();
+    rows.extend(presence_and_string_rows());
+    rows
+}
+
+fn s(value: &str) -> Value {
+    json!({"S": value})
+}
+
+/// Null to Numeric (range): the rows on a value.
+fn value_rows() -> Vec<Row> {
     vec![
         Row {
             operator: "Null",
@@ -123,6 +133,12 @@ fn rows() -> Vec<Row> {
             data_dropped: json!({"Price": 10}),
             image: None,
         },
+    ]
+}
+
+/// Exists to Ends with: the rows on presence and on parts of strings.
+fn presence_and_string_rows() -> Vec<Row> {
+    vec![
         Row {
             operator: "Exists",
             data_pattern: json!({"ProductName": [{"exists": true}]}),
@@ -330,4 +346,52 @@ fn or_at_the_top_reaches_past_data_that_is_not_json() {
         criteria(&[json!({"$or": [{"data": {"a": ["x"]}}, {"data": {"b": [1]}}]})])
             .keeps(&kinesis_json(json!({"b": 1, "c": {"big": [1, 2, 3]}})))
     );
+}
+
+/// The refusals issue 15 changed: operators Lambda's table does not list, and the new
+/// operators malformed.
+#[test]
+fn other_operators_and_malformed_new_ones_are_refused() {
+    assert_refused(&[
+        (
+            r#"{"a": [{"wildcard": "x*"}]}"#,
+            r#""a": operator "wildcard" is not supported (prefix, suffix, equals-ignore-case, anything-but, numeric, exists)"#,
+        ),
+        (
+            r#"{"a": [{"cidr": "10.0.0.0/24"}]}"#,
+            r#""a": operator "cidr" is not supported (prefix, suffix, equals-ignore-case, anything-but, numeric, exists)"#,
+        ),
+        (
+            r#"{"$or": [{"a": ["x"]}, {}]}"#,
+            r#""$or": $or takes a non-empty list of non-empty objects, got [{"a":["x"]},{}]"#,
+        ),
+        (
+            r#"{"b": {"$or": []}}"#,
+            r#""b.$or": $or takes a non-empty list of non-empty objects, got []"#,
+        ),
+        (
+            r#"{"$or": {"a": ["x"]}}"#,
+            r#""$or": $or takes a non-empty list of non-empty objects, got {"a":["x"]}"#,
+        ),
+        (
+            r#"{"$or": [{"a": "x"}, {"b": ["y"]}]}"#,
+            r#""a": "x" must be in a list (["x"]) or an object"#,
+        ),
+        (
+            r#"{"a": [{"suffix": 5}]}"#,
+            r#""a": suffix takes a string, got 5 (suffix with an operator is not supported)"#,
+        ),
+        (
+            r#"{"a": [{"suffix": {"equals-ignore-case": ".png"}}]}"#,
+            r#""a": suffix takes a string, got {"equals-ignore-case":".png"} (suffix with an operator is not supported)"#,
+        ),
+        (
+            r#"{"a": [{"equals-ignore-case": ["x"]}]}"#,
+            r#""a": equals-ignore-case takes a string, got ["x"] (equals-ignore-case with an operator is not supported)"#,
+        ),
+        (
+            r#"{"a": [{"anything-but": {"suffix": ".png"}}]}"#,
+            r#""a": anything-but with an operator ({"suffix":".png"}) is not supported"#,
+        ),
+    ]);
 }

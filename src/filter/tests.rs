@@ -501,42 +501,6 @@ fn invalid_patterns_are_refused_with_the_reason() {
             r#""a": a list inside a list is not allowed"#,
         ),
         (
-            r#"{"a": [{"wildcard": "x*"}]}"#,
-            r#""a": operator "wildcard" is not supported (prefix, suffix, equals-ignore-case, anything-but, numeric, exists)"#,
-        ),
-        (
-            r#"{"a": [{"cidr": "10.0.0.0/24"}]}"#,
-            r#""a": operator "cidr" is not supported (prefix, suffix, equals-ignore-case, anything-but, numeric, exists)"#,
-        ),
-        (
-            r#"{"$or": [{"a": ["x"]}, {}]}"#,
-            r#""$or": $or takes a non-empty list of non-empty objects, got [{"a":["x"]},{}]"#,
-        ),
-        (
-            r#"{"b": {"$or": []}}"#,
-            r#""b.$or": $or takes a non-empty list of non-empty objects, got []"#,
-        ),
-        (
-            r#"{"$or": {"a": ["x"]}}"#,
-            r#""$or": $or takes a non-empty list of non-empty objects, got {"a":["x"]}"#,
-        ),
-        (
-            r#"{"$or": [{"a": "x"}, {"b": ["y"]}]}"#,
-            r#""a": "x" must be in a list (["x"]) or an object"#,
-        ),
-        (
-            r#"{"a": [{"suffix": 5}]}"#,
-            r#""a": suffix takes a string, got 5 (suffix with an operator is not supported)"#,
-        ),
-        (
-            r#"{"a": [{"suffix": {"equals-ignore-case": ".png"}}]}"#,
-            r#""a": suffix takes a string, got {"equals-ignore-case":".png"} (suffix with an operator is not supported)"#,
-        ),
-        (
-            r#"{"a": [{"equals-ignore-case": ["x"]}]}"#,
-            r#""a": equals-ignore-case takes a string, got ["x"] (equals-ignore-case with an operator is not supported)"#,
-        ),
-        (
             r#"{"a": [{"prefix": "x", "exists": true}]}"#,
             r#""a": an operator object must have exactly one key, got {"exists":true,"prefix":"x"}"#,
         ),
@@ -555,10 +519,6 @@ fn invalid_patterns_are_refused_with_the_reason() {
         (
             r#"{"a": [{"anything-but": {"prefix": "x"}}]}"#,
             r#""a": anything-but with an operator ({"prefix":"x"}) is not supported"#,
-        ),
-        (
-            r#"{"a": [{"anything-but": {"suffix": ".png"}}]}"#,
-            r#""a": anything-but with an operator ({"suffix":".png"}) is not supported"#,
         ),
         (
             r#"{"a": [{"anything-but": []}]}"#,
@@ -601,6 +561,11 @@ fn invalid_patterns_are_refused_with_the_reason() {
             r#""a": numeric range: the lower bound 5 must be below the upper bound 5"#,
         ),
     ];
+    assert_refused(rows);
+}
+
+/// Each pattern, given as the second filter, is refused with the reason.
+pub(super) fn assert_refused(rows: &[(&str, &str)]) {
     for (text, reason) in rows {
         let err = FilterCriteria::parse(&[r#"{"ok": ["x"]}"#.to_string(), text.to_string()])
             .expect_err(text);
