@@ -126,23 +126,13 @@ fn count(shard: &Value, field: &str) -> u64 {
     shard[field].as_u64().unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kinesis_records_that_match_no_filter_are_skipped_counted_and_checkpointed_past() {
+/// Puts `records` (partition key, data, whether a filter keeps it) on a new one-shard
+/// stream, runs the daemon with `patterns` until the checkpoint passes the last record,
+/// and checks that exactly the kept records reached the function, in order, the others
+/// counted as filtered, and the checkpoint moved past the trailing filtered ones.
+async fn kinesis_filter_case(records: &[(&str, &str, bool)], patterns: &[&str]) {
     let kinesis = support::kinesis_client().await;
     let stream_arn = support::create_stream(&kinesis, &support::unique("filter"), 1).await;
-    // (partition key, data, kept)
-    let records = [
-        ("k", r#"{"kind":"order","amount":5}"#, true),
-        ("k", "not json", false),
-        ("k", r#"{"kind":"order","amount":0}"#, false),
-        ("k", r#"{"kind":"Order","amount":3}"#, false),
-        ("k", r#"{"kind":"refund","amount":7}"#, false),
-        ("vip", "plain text from a vip", true),
-        ("k", r#"{"kind":"order","amount":12.5}"#, true),
-        ("k", r#"{"kind":"order","amount":"9"}"#, false),
-        ("k", "trailing non-JSON", false),
-        ("k", r#"{"kind":"audit"}"#, false),
-    ];
     let mut sequence_numbers = Vec::new();
     for (key, data, _) in records {
         let put = support::put_record(&kinesis, &stream_arn, key, data).await;
@@ -158,14 +148,7 @@ async fn kinesis_records_that_match_no_filter_are_skipped_counted_and_checkpoint
     let last = sequence_numbers.last().expect("records").clone();
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let text = filtered_config(
-        dir.path(),
-        &stream_arn,
-        &[
-            r#"{"data": {"kind": ["order"], "amount": [{"numeric": [">", 0]}]}}"#,
-            r#"{"partitionKey": ["vip"]}"#,
-        ],
-    );
+    let text = filtered_config(dir.path(), &stream_arn, patterns);
     let (seen, tap) = recording_tap();
     let (shard, checkpoint) = run_daemon_until(&text, &dir, tap, "every record done", |shard| {
         shard["checkpoint"].as_str() == Some(last.as_str())
@@ -189,6 +172,55 @@ async fn kinesis_records_that_match_no_filter_are_skipped_counted_and_checkpoint
         Checkpoint::After(SequenceNumber(last)),
         "the checkpoint moved past the trailing filtered records"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_records_that_match_no_filter_are_skipped_counted_and_checkpointed_past() {
+    kinesis_filter_case(
+        &[
+            ("k", r#"{"kind":"order","amount":5}"#, true),
+            ("k", "not json", false),
+            ("k", r#"{"kind":"order","amount":0}"#, false),
+            ("k", r#"{"kind":"Order","amount":3}"#, false),
+            ("k", r#"{"kind":"refund","amount":7}"#, false),
+            ("vip", "plain text from a vip", true),
+            ("k", r#"{"kind":"order","amount":12.5}"#, true),
+            ("k", r#"{"kind":"order","amount":"9"}"#, false),
+            ("k", "trailing non-JSON", false),
+            ("k", r#"{"kind":"audit"}"#, false),
+        ],
+        &[
+            r#"{"data": {"kind": ["order"], "amount": [{"numeric": [">", 0]}]}}"#,
+            r#"{"partitionKey": ["vip"]}"#,
+        ],
+    )
+    .await;
+}
+
+/// The operators issue 15 added, end to end: `$or` across fields (one branch on `data`,
+/// one on `partitionKey`, so data that is not JSON can still match), `suffix`,
+/// `equals-ignore-case` and `anything-but` with a list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_records_are_filtered_with_or_suffix_and_equals_ignore_case() {
+    kinesis_filter_case(
+        &[
+            ("k", r#"{"file":"cat.png","state":"READY"}"#, true),
+            ("k", r#"{"file":"cat.png","state":"failed"}"#, false),
+            ("k", r#"{"file":"cat.jpg","state":"ready"}"#, false),
+            ("k", r#"{"file":"cat.PNG","state":"Ready"}"#, false),
+            ("user-17", "not json but the key ends with -17", true),
+            ("user-18", "not json", false),
+            ("k", r#"{"file":"dog.png","state":"ready"}"#, true),
+            ("k", r#"{"region":"eu-west-1"}"#, true),
+            ("k", r#"{"region":"us-east-1"}"#, false),
+            ("k", r#"{"region":"us-west-2"}"#, false),
+        ],
+        &[
+            r#"{"$or": [{"data": {"file": [{"suffix": ".png"}], "state": [{"equals-ignore-case": "ready"}]}}, {"partitionKey": [{"suffix": "-17"}]}]}"#,
+            r#"{"data": {"region": [{"anything-but": ["us-east-1", "us-west-2"]}]}}"#,
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

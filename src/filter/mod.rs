@@ -27,16 +27,9 @@ pub const MAX_FILTER_PATTERN_CHARS: usize = crate::limits::ESM_MAX_FILTER_PATTER
 /// A mapping's filters, compiled. Empty: every record is kept.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct FilterCriteria {
-    filters: Vec<Filter>,
+    filters: Vec<ObjectPattern>,
     /// What the filters walk below Kinesis `data`: all the data parse keeps.
     data_wanted: Wanted,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-struct Filter {
-    pattern: ObjectPattern,
-    /// The pattern addresses `data`: a Kinesis record whose data is not JSON never matches.
-    on_data: bool,
 }
 
 /// Why a mapping's filters were refused.
@@ -90,10 +83,7 @@ impl FilterCriteria {
                 pattern::parse(text)
             };
             match parsed {
-                Ok(pattern) => filters.push(Filter {
-                    on_data: pattern.has_top_level_key("data"),
-                    pattern,
-                }),
+                Ok(pattern) => filters.push(pattern),
                 Err(reason) => errors.push(FilterError::Invalid {
                     position: i + 1,
                     reason,
@@ -102,9 +92,12 @@ impl FilterCriteria {
         }
         if errors.is_empty() {
             let mut data_wanted = Wanted::default();
-            let data_fields = filters.iter().flat_map(|f| &f.pattern.fields);
-            for (_, field) in data_fields.filter(|(key, _)| key == "data") {
-                data_wanted.add(field);
+            for pattern in &filters {
+                pattern.each_field(&mut |key, field| {
+                    if key == "data" {
+                        data_wanted.add(field);
+                    }
+                });
             }
             Ok(FilterCriteria {
                 filters,
@@ -126,12 +119,13 @@ impl FilterCriteria {
         }
         let view = RecordView::new(record, &self.data_wanted);
         let root = view.root();
-        self.filters.iter().any(|filter| {
-            !(filter.on_data && view.kinesis_data_is_not_json())
-                && matcher::object_matches(&filter.pattern, Some(&root))
-        })
+        self.filters
+            .iter()
+            .any(|pattern| matcher::object_matches(pattern, Some(&root)))
     }
 }
 
+#[cfg(test)]
+mod rule_syntax_tests;
 #[cfg(test)]
 mod tests;

@@ -30,18 +30,18 @@ impl Wanted {
     pub(crate) fn add(&mut self, field: &FieldPattern) {
         match field {
             FieldPattern::Leaf(_) => self.leaf = true,
-            FieldPattern::Object(object) => {
-                for (key, inner) in &object.fields {
-                    match self.children.iter_mut().find(|(k, _)| k == key) {
-                        Some((_, wanted)) => wanted.add(inner),
-                        None => {
-                            let mut wanted = Wanted::default();
-                            wanted.add(inner);
-                            self.children.push((key.clone(), wanted));
-                        }
-                    }
+            FieldPattern::Object(object) => object.each_field(&mut |key, inner| match self
+                .children
+                .iter_mut()
+                .find(|(k, _)| k == key)
+            {
+                Some((_, wanted)) => wanted.add(inner),
+                None => {
+                    let mut wanted = Wanted::default();
+                    wanted.add(inner);
+                    self.children.push((key.to_string(), wanted));
                 }
-            }
+            }),
         }
     }
 
@@ -159,11 +159,11 @@ mod tests {
         let mut wanted = Wanted::default();
         for p in patterns {
             let compiled = pattern::parse(&p.to_string()).expect("valid");
-            for (key, field) in &compiled.fields {
+            compiled.each_field(&mut |key, field| {
                 if key == "data" {
                     wanted.add(field);
                 }
-            }
+            });
         }
         wanted
     }

@@ -44,6 +44,8 @@ pub(crate) enum Node<'a> {
     DynamodbRecord(&'a StreamRecord, &'a DynamodbChange),
     DynamodbPart(&'a StreamRecord, &'a DynamodbChange),
     TtlUserIdentity,
+    /// Kinesis `data` that is not JSON: present, but no pattern on it matches.
+    NotJson,
 }
 
 /// A scalar of the record's JSON, what leaf matchers compare against.
@@ -71,12 +73,6 @@ impl<'a> RecordView<'a> {
         }
     }
 
-    /// A Kinesis record whose data is not JSON (parsed on first use): no pattern on
-    /// `data` matches it.
-    pub(crate) fn kinesis_data_is_not_json(&self) -> bool {
-        matches!(self.record.body, RecordBody::Kinesis { .. }) && self.kinesis_data().is_none()
-    }
-
     fn kinesis_data(&self) -> Option<&Value> {
         let RecordBody::Kinesis { data, .. } = &self.record.body else {
             return None;
@@ -91,7 +87,7 @@ impl<'a> Node<'a> {
     pub(crate) fn get(&self, key: &str) -> Option<Node<'a>> {
         match *self {
             Node::Json(Value::Object(map)) | Node::Map(map) => map.get(key).map(Node::Json),
-            Node::Json(_) | Node::Str(_) | Node::Num(_) => None,
+            Node::Json(_) | Node::Str(_) | Node::Num(_) | Node::NotJson => None,
             Node::KinesisRecord(view) => kinesis_get(view, key),
             Node::DynamodbRecord(record, change) => match key {
                 "eventID" => Some(Node::Str(&change.event_id)),
@@ -130,7 +126,8 @@ impl<'a> Node<'a> {
             | Node::KinesisRecord(_)
             | Node::DynamodbRecord(..)
             | Node::DynamodbPart(..)
-            | Node::TtlUserIdentity => false,
+            | Node::TtlUserIdentity
+            | Node::NotJson => false,
         }
     }
 }
@@ -151,7 +148,7 @@ fn kinesis_get<'a>(view: &'a RecordView<'a>, key: &str) -> Option<Node<'a>> {
         return None;
     };
     match key {
-        "data" => view.kinesis_data().map(Node::Json),
+        "data" => Some(view.kinesis_data().map_or(Node::NotJson, Node::Json)),
         "partitionKey" => Some(Node::Str(partition_key)),
         "sequenceNumber" => Some(Node::Str(view.record.sequence_number.as_str())),
         "kinesisSchemaVersion" => Some(Node::Str("1.0")),

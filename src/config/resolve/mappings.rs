@@ -495,8 +495,8 @@ mod tests {
             ]
         );
         assert_eq!(
-            mapping_problems("filter_criteria = { filters = [{ pattern = '{\"a\": [{\"suffix\": \"x\"}]}' }] }"),
-            vec!["mapping \"m\": filter_criteria filter 1: Invalid filter pattern definition. (\"a\": operator \"suffix\" is not supported (prefix, anything-but, numeric, exists))"]
+            mapping_problems("filter_criteria = { filters = [{ pattern = '{\"a\": [{\"wildcard\": \"x*\"}]}' }] }"),
+            vec!["mapping \"m\": filter_criteria filter 1: Invalid filter pattern definition. (\"a\": operator \"wildcard\" is not supported (prefix, suffix, equals-ignore-case, anything-but, numeric, exists))"]
         );
         let bad = mapping_problems("filter_criteria = { filters = [{ pattern = '{' }] }");
         assert_eq!(bad.len(), 1);
