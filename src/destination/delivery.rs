@@ -46,7 +46,10 @@ impl FailureDelivery {
         cancel: &CancellationToken,
     ) -> Delivery {
         let Some(destination) = &self.destination else {
-            return self.dead_letter(batch.document, "no on-failure destination is configured".into());
+            return self.dead_letter(
+                batch.document,
+                "no on-failure destination is configured".into(),
+            );
         };
         let started = tokio::time::Instant::now();
         let mut attempt = 0;
@@ -164,7 +167,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (delivery, flaky) = delivery(3, OnDestinationFailure::DeadLetter, &dir);
         let outcome = delivery
-            .deliver(&discarded(b"{}"), &mut Rng::new(1), &CancellationToken::new())
+            .deliver(
+                &discarded(b"{}"),
+                &mut Rng::new(1),
+                &CancellationToken::new(),
+            )
             .await;
         assert_eq!(outcome, Delivery::Delivered);
         assert_eq!(flaky.sends.load(Ordering::SeqCst), 4);
@@ -178,7 +185,11 @@ mod tests {
         let (delivery, _) = delivery(u32::MAX, OnDestinationFailure::DeadLetter, &dir);
         let started = tokio::time::Instant::now();
         let outcome = delivery
-            .deliver(&discarded(br#"{"a":1}"#), &mut Rng::new(1), &CancellationToken::new())
+            .deliver(
+                &discarded(br#"{"a":1}"#),
+                &mut Rng::new(1),
+                &CancellationToken::new(),
+            )
             .await;
         assert!(
             matches!(outcome, Delivery::DeadLettered { ref reason } if reason.contains("503")),
@@ -201,7 +212,9 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_secs(3_600)).await;
             stop.cancel();
         });
-        let outcome = delivery.deliver(&discarded(b"{}"), &mut Rng::new(1), &cancel).await;
+        let outcome = delivery
+            .deliver(&discarded(b"{}"), &mut Rng::new(1), &cancel)
+            .await;
         assert_eq!(outcome, Delivery::Abandoned);
         assert!(
             flaky.sends.load(Ordering::SeqCst) > 100,
@@ -216,7 +229,11 @@ mod tests {
         let (mut delivery, _) = delivery(0, OnDestinationFailure::DeadLetter, &dir);
         delivery.destination = None;
         let outcome = delivery
-            .deliver(&discarded(b"{}"), &mut Rng::new(1), &CancellationToken::new())
+            .deliver(
+                &discarded(b"{}"),
+                &mut Rng::new(1),
+                &CancellationToken::new(),
+            )
             .await;
         assert!(matches!(outcome, Delivery::DeadLettered { .. }));
         assert_eq!(dead_letters(&dir), "{}\n");

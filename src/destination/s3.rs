@@ -180,7 +180,10 @@ mod tests {
             r#"{"version":"1.0","KinesisBatchInfo":{"batchSize":1},"payload":"{\"Records\":[{\"kinesis\":{\"data\":\"aGk=\"}}]}"}"#
         );
         let parsed: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        assert_eq!(parsed["payload"].as_str().map(str::as_bytes), Some(&event[..]));
+        assert_eq!(
+            parsed["payload"].as_str().map(str::as_bytes),
+            Some(&event[..])
+        );
         assert!(object_body(b"[]", event).is_err());
         assert!(object_body(document, &[0xff]).is_err());
     }

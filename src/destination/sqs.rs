@@ -12,7 +12,9 @@
 use anyhow::{anyhow, bail};
 use async_trait::async_trait;
 
-use super::{as_text, DiscardedBatch, lookup_failed, send_failed, DestinationError, FailureDestination};
+use super::{
+    as_text, lookup_failed, send_failed, DestinationError, DiscardedBatch, FailureDestination,
+};
 use crate::arn::Arn;
 use crate::aws::{self, AwsFactory, ErrorClass};
 
