@@ -8,6 +8,7 @@ mod support;
 use base64::Engine as _;
 use esm_sim::destination::s3::esm_uuid;
 use serde_json::Value;
+use support::binary::run_async;
 use support::daemon::{start_error, Daemon};
 use support::daemon_config;
 
@@ -42,20 +43,29 @@ async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_discarded_batch_is_one_object_under_lambdas_key_with_the_record_and_its_event() {
+/// Records put in the stream; the second is poison, so the one batch of three is discarded.
+const DATA: [&str; 3] = [r#"{"n":0}"#, r#"{"n":1,"poison":true}"#, r#"{"n":2}"#];
+
+/// What the daemon left in S3 after discarding the one batch of `DATA`.
+struct Discarded {
+    stream_arn: String,
+    shard: String,
+    bucket: String,
+    keys: Vec<String>,
+}
+
+/// Runs the daemon (mapping `mapping`) on a new stream holding `DATA` until the discarded
+/// batch is in a new bucket.
+async fn discard_to_bucket(s3: &aws_sdk_s3::Client, mapping: &str) -> Discarded {
     let kinesis = support::kinesis_client().await;
     let stream_arn = support::create_stream(&kinesis, &support::unique("s3dest"), 1).await;
-    let s3 = s3().await;
-    let bucket = create_bucket(&s3).await;
-    let data = [r#"{"n":0}"#, r#"{"n":1,"poison":true}"#, r#"{"n":2}"#];
+    let bucket = create_bucket(s3).await;
     let mut shard = String::new();
-    for text in data {
+    for text in DATA {
         shard = support::put_record(&kinesis, &stream_arn, "user-1", text)
             .await
             .shard_id;
     }
-
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = format!(
         "batch_size = 3\nmaximum_retry_attempts = 0\n{}",
@@ -63,18 +73,51 @@ async fn a_discarded_batch_is_one_object_under_lambdas_key_with_the_record_and_i
     );
     let text = daemon_config::fails_on_poison(
         dir.path(),
-        &daemon_config::mapping("s3-e2e", &stream_arn, &settings),
+        &daemon_config::mapping(mapping, &stream_arn, &settings),
     );
     let daemon = Daemon::start(&text, dir.path(), None);
     let mut found = Vec::new();
     for _ in 0..300 {
-        found = keys(&s3, &bucket).await;
+        found = keys(s3, &bucket).await;
         if !found.is_empty() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     daemon.stop().await;
+    Discarded {
+        stream_arn,
+        shard,
+        bucket,
+        keys: found,
+    }
+}
+
+/// The data of each record of a Kinesis event, decoded.
+fn data_of(event: &Value) -> Vec<String> {
+    event["Records"]
+        .as_array()
+        .expect("Records")
+        .iter()
+        .map(|r| {
+            let data = r["kinesis"]["data"].as_str().expect("data");
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .expect("base64");
+            String::from_utf8(bytes).expect("utf-8")
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discarded_batch_is_one_object_under_lambdas_key_with_the_record_and_its_event() {
+    let s3 = s3().await;
+    let Discarded {
+        stream_arn,
+        shard,
+        bucket,
+        keys: found,
+    } = discard_to_bucket(&s3, "s3-e2e").await;
     assert_eq!(found.len(), 1, "one object per discarded batch: {found:?}");
 
     let key = &found[0];
@@ -103,21 +146,8 @@ async fn a_discarded_batch_is_one_object_under_lambdas_key_with_the_record_and_i
     let payload: Value =
         serde_json::from_str(body["payload"].as_str().expect("payload is a string"))
             .expect("the payload is an event");
-    let decoded: Vec<String> = payload["Records"]
-        .as_array()
-        .expect("Records")
-        .iter()
-        .map(|r| {
-            let data = r["kinesis"]["data"].as_str().expect("data");
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(data)
-                .expect("base64");
-            String::from_utf8(bytes).expect("utf-8")
-        })
-        .collect();
-    assert_eq!(decoded, data);
-
-    support::delete_stream(&kinesis, &stream_arn).await;
+    assert_eq!(data_of(&payload), DATA);
+    support::delete_stream(&support::kinesis_client().await, &stream_arn).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,4 +169,56 @@ async fn a_missing_bucket_stops_the_start() {
         "{error}"
     );
     support::delete_stream(&kinesis, &stream_arn).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redrive_from_the_bucket_invokes_the_kept_event_without_the_stream_and_deletes_the_object()
+{
+    let s3 = s3().await;
+    let discarded = discard_to_bucket(&s3, "s3-redrive").await;
+    assert_eq!(discarded.keys.len(), 1, "{:?}", discarded.keys);
+    // The stream is gone: the redrive can only use the object's payload.
+    support::delete_stream(&support::kinesis_client().await, &discarded.stream_arn).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let handler = dir.path().join("handler.sh");
+    let received = dir.path().join("received.json");
+    std::fs::write(&handler, "cat > \"$1\"\necho null\n").expect("handler");
+    let target = format!(
+        "command:/bin/sh {} {}",
+        handler.display(),
+        received.display()
+    );
+    let out = run_async(
+        dir.path(),
+        vec![
+            "redrive".into(),
+            "--from".into(),
+            format!("s3://{}", discarded.bucket),
+            "--target".into(),
+            target,
+        ],
+    )
+    .await;
+    assert!(out.success, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("1 object(s): 1 redriven and deleted, 0 left in the bucket"),
+        "{}",
+        out.stdout
+    );
+    let event: Value = serde_json::from_slice(&std::fs::read(&received).expect("the function ran"))
+        .expect("an event");
+    assert_eq!(data_of(&event), DATA);
+    assert_eq!(event["Records"][0]["kinesis"]["partitionKey"], "user-1");
+    assert_eq!(
+        event["Records"][0]["eventID"]
+            .as_str()
+            .map(|id| id.starts_with(&discarded.shard)),
+        Some(true)
+    );
+    assert!(
+        keys(&s3, &discarded.bucket).await.is_empty(),
+        "deleted after success"
+    );
 }
