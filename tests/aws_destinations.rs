@@ -252,7 +252,7 @@ async fn an_sns_document_over_256_kb_is_refused_before_sending_with_both_sizes_n
     let over = json_of_size(256 * 1024 + 1);
     assert_eq!(over.len(), 262_145);
     let error = destination
-        .send(over.as_bytes())
+        .send(&discarded(over.as_bytes()))
         .await
         .expect_err("over the limit")
         .to_string();
@@ -262,7 +262,7 @@ async fn an_sns_document_over_256_kb_is_refused_before_sending_with_both_sizes_n
     // Exactly at the limit is sent; it is the only message that arrives.
     let at_limit = json_of_size(256 * 1024);
     destination
-        .send(at_limit.as_bytes())
+        .send(&discarded(at_limit.as_bytes()))
         .await
         .expect("a document of exactly 256 KB is sent");
     let messages = receive(&sqs, &raw_url, 1).await;

@@ -20,6 +20,9 @@
 //!   A message received twice in a run (its timeout ran out) is handled once.
 //! - Without a function the batches are printed and nothing is deleted; `--dry-run` fetches
 //!   and reports without invoking or deleting.
+//! - S3 (`s3://BUCKET[/PREFIX]`, prefix `aws/lambda/` by default): objects in key order;
+//!   each object's `payload` is invoked as it is, the stream is not read; an object is
+//!   deleted only after its redrive succeeded, the others stay.
 //! - A JSONL file is never modified; `--failed-out FILE` writes its failed lines verbatim,
 //!   a file to redrive from again.
 //! - The exit status is non-zero when any failure record was not redriven.
@@ -59,7 +62,7 @@ pub struct RedriveArgs {
     /// Where the failure records are: an SQS queue URL or ARN, a JSONL file (the file://
     /// destination or the dead-letter file), or s3://BUCKET[/PREFIX] (an S3 destination's
     /// objects, under aws/lambda/ by default; their kept events are redriven)
-    #[arg(long, value_name = "QUEUE_FILE_OR_BUCKET")]
+    #[arg(long, value_name = "QUEUE_OR_FILE")]
     pub from: String,
     /// What to invoke: http://URL, https://URL, lambda:<function name or ARN>, or
     /// command:<program> [args] (split on spaces, no shell) [default: print the records]
