@@ -121,6 +121,21 @@ impl<'a> Arn<'a> {
     }
 }
 
+/// The bucket of an S3 bucket ARN (`arn:PARTITION:s3:::BUCKET`: no region, no account, no
+/// key); `None` for anything else.
+pub fn s3_bucket(text: &str) -> Option<&str> {
+    Arn::parse(text)
+        .ok()
+        .filter(|arn| {
+            arn.service == "s3"
+                && arn.region().is_none()
+                && arn.account().is_none()
+                && !arn.resource.is_empty()
+                && !arn.resource.contains(['/', ':'])
+        })
+        .map(|arn| arn.resource)
+}
+
 impl fmt::Display for Arn<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.text)
@@ -219,6 +234,15 @@ mod tests {
         assert!(Arn::of_named("arn:aws:sqs:us-east-1:111122223333:", "sqs").is_none());
         assert!(Arn::of_named("arn:aws:sns:us-east-1:111122223333:a:b", "sns").is_none());
         assert!(Arn::of_named("orders", "sqs").is_none());
+    }
+
+    #[test]
+    fn a_bucket_arn_has_only_the_bucket() {
+        assert_eq!(s3_bucket("arn:aws:s3:::esm-failures"), Some("esm-failures"));
+        assert_eq!(s3_bucket("arn:aws:s3:::b/key"), None);
+        assert_eq!(s3_bucket("arn:aws:s3:us-east-1::b"), None);
+        assert_eq!(s3_bucket("arn:aws:s3:::"), None);
+        assert_eq!(s3_bucket("arn:aws:sqs:::b"), None);
     }
 
     #[test]

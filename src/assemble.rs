@@ -18,6 +18,7 @@ use crate::config::schema::{AwsIdentity, FaultConfig, FunctionConfig, SimStreamC
 use crate::config::{Config, Mapping, StartingPosition};
 use crate::destination::delivery::FailureDelivery;
 use crate::destination::file::{JsonlFile, LineSync};
+use crate::destination::s3::S3Destination;
 use crate::destination::sns::SnsDestination;
 use crate::destination::sqs::SqsDestination;
 use crate::destination::FailureDestination;
@@ -234,7 +235,7 @@ async fn real_source(mapping: &Mapping, aws: &AwsFactory) -> anyhow::Result<Arc<
     })
 }
 
-/// A mapping's on-failure destination: SQS, SNS or a `file://` JSONL file (one open file
+/// A mapping's on-failure destination: SQS, SNS, S3 or a `file://` JSONL file (one open file
 /// per path, shared by the mappings that name it, kept in `files`).
 async fn destination_of(
     mapping: &Mapping,
@@ -249,6 +250,9 @@ async fn destination_of(
         )),
         Some(uri) if Arn::parse(uri).is_ok_and(|arn| arn.service() == "sns") => Some(Arc::new(
             SnsDestination::connect(real(aws, &mapping.name, uri)?, uri).await?,
+        )),
+        Some(uri) if Arn::parse(uri).is_ok_and(|arn| arn.service() == "s3") => Some(Arc::new(
+            S3Destination::connect(real(aws, &mapping.name, uri)?, uri, &mapping.name).await?,
         )),
         Some(uri) => {
             let path = uri

@@ -122,6 +122,17 @@ pub fn sns(config: &SdkConfig) -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::new(config)
 }
 
+/// S3 client (the S3 destination, and redrive reading it back); SDK retries off (the
+/// destination's delivery retries with backoff itself), path-style addressing
+/// (`ENDPOINT/BUCKET/KEY`) so that a local endpoint such as moto on 127.0.0.1 works.
+pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(config)
+        .retry_config(RetryConfig::disabled())
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
 /// DynamoDB client (the load generator's table writes); the SDK's standard retries.
 pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)

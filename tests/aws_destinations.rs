@@ -15,7 +15,7 @@ use aws_sdk_sqs::types::Message;
 use esm_sim::aws::AwsFactory;
 use esm_sim::destination::sns::SnsDestination;
 use esm_sim::destination::sqs::SqsDestination;
-use esm_sim::destination::FailureDestination;
+use esm_sim::destination::{DiscardedBatch, FailureDestination};
 use esm_sim::event::{BatchInfo, Condition, FailureRecord, ResponseContext};
 use esm_sim::model::{SequenceNumber, ShardId, StreamKind};
 use support::create_queue;
@@ -115,6 +115,16 @@ fn kinesis_failure_record() -> Vec<u8> {
     .to_json()
 }
 
+/// `document` as the engine hands it to a destination (SQS and SNS send only the document).
+fn discarded(document: &[u8]) -> DiscardedBatch<'_> {
+    DiscardedBatch {
+        document,
+        event: b"{}",
+        shard_id: "shardId-000000000001",
+        timestamp_ms: 1_573_691_886_021,
+    }
+}
+
 /// The ARN of a resource that does not exist, in the same region and account as `arn`.
 fn sibling_arn(arn: &str, name: &str) -> String {
     let (prefix, _) = arn.rsplit_once(':').expect("an ARN");
@@ -132,7 +142,7 @@ async fn a_failure_record_sent_to_an_sqs_destination_is_received_as_the_message_
     assert_eq!(destination.describe(), arn);
 
     let document = kinesis_failure_record();
-    destination.send(&document).await.expect("send");
+    destination.send(&discarded(&document)).await.expect("send");
 
     let messages = receive(&sqs, &url, 1).await;
     assert_eq!(messages.len(), 1);
@@ -157,7 +167,7 @@ async fn a_failure_record_published_to_an_sns_destination_is_the_notification_me
     assert_eq!(destination.describe(), topic_arn);
 
     let document = kinesis_failure_record();
-    destination.send(&document).await.expect("send");
+    destination.send(&discarded(&document)).await.expect("send");
 
     let enveloped = receive(&sqs, &enveloped_url, 1).await;
     let notification: serde_json::Value =
@@ -219,7 +229,7 @@ async fn sending_after_the_queue_was_deleted_is_an_error_that_names_the_problem(
         .expect("DeleteQueue");
 
     let error = destination
-        .send(&kinesis_failure_record())
+        .send(&discarded(&kinesis_failure_record()))
         .await
         .expect_err("the queue is gone")
         .to_string();
@@ -242,7 +252,7 @@ async fn an_sns_document_over_256_kb_is_refused_before_sending_with_both_sizes_n
     let over = json_of_size(256 * 1024 + 1);
     assert_eq!(over.len(), 262_145);
     let error = destination
-        .send(over.as_bytes())
+        .send(&discarded(over.as_bytes()))
         .await
         .expect_err("over the limit")
         .to_string();
@@ -252,7 +262,7 @@ async fn an_sns_document_over_256_kb_is_refused_before_sending_with_both_sizes_n
     // Exactly at the limit is sent; it is the only message that arrives.
     let at_limit = json_of_size(256 * 1024);
     destination
-        .send(at_limit.as_bytes())
+        .send(&discarded(at_limit.as_bytes()))
         .await
         .expect("a document of exactly 256 KB is sent");
     let messages = receive(&sqs, &raw_url, 1).await;

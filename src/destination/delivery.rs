@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::file::JsonlFile;
-use super::FailureDestination;
+use super::{DiscardedBatch, FailureDestination};
 use crate::config::OnDestinationFailure;
 use crate::policy::backoff::backoff_ms;
 use crate::rng::Rng;
@@ -41,18 +41,21 @@ pub struct FailureDelivery {
 impl FailureDelivery {
     pub async fn deliver(
         &self,
-        document: &[u8],
+        batch: &DiscardedBatch<'_>,
         rng: &mut Rng,
         cancel: &CancellationToken,
     ) -> Delivery {
         let Some(destination) = &self.destination else {
-            return self.dead_letter(document, "no on-failure destination is configured".into());
+            return self.dead_letter(
+                batch.document,
+                "no on-failure destination is configured".into(),
+            );
         };
         let started = tokio::time::Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let error = match destination.send(document).await {
+            let error = match destination.send(batch).await {
                 Ok(()) => return Delivery::Delivered,
                 Err(error) => error,
             };
@@ -60,7 +63,7 @@ impl FailureDelivery {
             tracing::warn!(destination = %destination.describe(), attempt, %error, "on-failure destination send failed");
             if self.on_failure == OnDestinationFailure::DeadLetter && waited >= self.retry_ms {
                 return self.dead_letter(
-                    document,
+                    batch.document,
                     format!("{} failed for {waited} ms: {error}", destination.describe()),
                 );
             }
@@ -112,7 +115,7 @@ mod tests {
             "flaky".into()
         }
 
-        async fn send(&self, _document: &[u8]) -> Result<(), DestinationError> {
+        async fn send(&self, _batch: &DiscardedBatch<'_>) -> Result<(), DestinationError> {
             let n = self.sends.fetch_add(1, Ordering::SeqCst);
             if n < self.failures {
                 Err(DestinationError("503 Service Unavailable".into()))
@@ -145,6 +148,16 @@ mod tests {
         (delivery, flaky)
     }
 
+    /// A discarded batch whose failure record is `document`.
+    fn discarded(document: &[u8]) -> DiscardedBatch<'_> {
+        DiscardedBatch {
+            document,
+            event: b"{}",
+            shard_id: "shardId-000000000000",
+            timestamp_ms: 0,
+        }
+    }
+
     fn dead_letters(dir: &tempfile::TempDir) -> String {
         std::fs::read_to_string(dir.path().join("dead-letter.jsonl")).unwrap_or_default()
     }
@@ -154,7 +167,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (delivery, flaky) = delivery(3, OnDestinationFailure::DeadLetter, &dir);
         let outcome = delivery
-            .deliver(b"{}", &mut Rng::new(1), &CancellationToken::new())
+            .deliver(
+                &discarded(b"{}"),
+                &mut Rng::new(1),
+                &CancellationToken::new(),
+            )
             .await;
         assert_eq!(outcome, Delivery::Delivered);
         assert_eq!(flaky.sends.load(Ordering::SeqCst), 4);
@@ -168,7 +185,11 @@ mod tests {
         let (delivery, _) = delivery(u32::MAX, OnDestinationFailure::DeadLetter, &dir);
         let started = tokio::time::Instant::now();
         let outcome = delivery
-            .deliver(br#"{"a":1}"#, &mut Rng::new(1), &CancellationToken::new())
+            .deliver(
+                &discarded(br#"{"a":1}"#),
+                &mut Rng::new(1),
+                &CancellationToken::new(),
+            )
             .await;
         assert!(
             matches!(outcome, Delivery::DeadLettered { ref reason } if reason.contains("503")),
@@ -191,7 +212,9 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_secs(3_600)).await;
             stop.cancel();
         });
-        let outcome = delivery.deliver(b"{}", &mut Rng::new(1), &cancel).await;
+        let outcome = delivery
+            .deliver(&discarded(b"{}"), &mut Rng::new(1), &cancel)
+            .await;
         assert_eq!(outcome, Delivery::Abandoned);
         assert!(
             flaky.sends.load(Ordering::SeqCst) > 100,
@@ -206,7 +229,11 @@ mod tests {
         let (mut delivery, _) = delivery(0, OnDestinationFailure::DeadLetter, &dir);
         delivery.destination = None;
         let outcome = delivery
-            .deliver(b"{}", &mut Rng::new(1), &CancellationToken::new())
+            .deliver(
+                &discarded(b"{}"),
+                &mut Rng::new(1),
+                &CancellationToken::new(),
+            )
             .await;
         assert!(matches!(outcome, Delivery::DeadLettered { .. }));
         assert_eq!(dead_letters(&dir), "{}\n");

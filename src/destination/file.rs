@@ -19,7 +19,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{DestinationError, FailureDestination};
+use super::{DestinationError, DiscardedBatch, FailureDestination};
 
 /// Whether lines are made durable as they are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,8 +138,8 @@ impl FailureDestination for JsonlFile {
         format!("file://{}", self.path.display())
     }
 
-    async fn send(&self, document: &[u8]) -> Result<(), DestinationError> {
-        self.append(document)
+    async fn send(&self, batch: &DiscardedBatch<'_>) -> Result<(), DestinationError> {
+        self.append(batch.document)
     }
 }
 

@@ -1,11 +1,14 @@
 //! The on-failure destination seam: where the metadata of a discarded batch is sent.
 //!
-//! A destination only sends one JSON document; retrying, the dead-letter fallback and the
+//! A destination sends one `DiscardedBatch`: the failure record document (all that SQS,
+//! SNS and files carry) with the event the function was invoked with, which only S3 keeps
+//! (Lambda writes the whole invocation record there). Retrying, the dead-letter fallback and the
 //! counting around it live in `delivery.rs`, so every destination gets them alike. The
 //! two AWS destinations (SQS, SNS) word their errors alike with the helpers below.
 
 pub mod delivery;
 pub mod file;
+pub mod s3;
 pub mod sns;
 pub mod sqs;
 
@@ -15,11 +18,23 @@ use async_trait::async_trait;
 #[error("{0}")]
 pub struct DestinationError(pub String);
 
+/// What a destination receives for one discarded batch.
+#[derive(Clone, Copy, Debug)]
+pub struct DiscardedBatch<'a> {
+    /// The failure record (spec 3.3), one JSON document.
+    pub document: &'a [u8],
+    /// The event of the discarded records, byte for byte as the function got it.
+    pub event: &'a [u8],
+    pub shard_id: &'a str,
+    /// When the failure record was made (its `timestamp`), epoch milliseconds.
+    pub timestamp_ms: i64,
+}
+
 #[async_trait]
 pub trait FailureDestination: Send + Sync {
     /// Where the records go, for logs (an ARN or a file path).
     fn describe(&self) -> String;
-    async fn send(&self, document: &[u8]) -> Result<(), DestinationError>;
+    async fn send(&self, batch: &DiscardedBatch<'_>) -> Result<(), DestinationError>;
 }
 
 /// A failure record as the text an SQS message or SNS notification carries (`carried_as`:

@@ -13,7 +13,9 @@
 use anyhow::bail;
 use async_trait::async_trait;
 
-use super::{as_text, lookup_failed, send_failed, DestinationError, FailureDestination};
+use super::{
+    as_text, lookup_failed, send_failed, DestinationError, DiscardedBatch, FailureDestination,
+};
 use crate::arn::Arn;
 use crate::aws::{self, AwsFactory, ErrorClass};
 
@@ -80,9 +82,9 @@ impl FailureDestination for SnsDestination {
         self.arn.clone()
     }
 
-    async fn send(&self, document: &[u8]) -> Result<(), DestinationError> {
-        check_size(&self.arn, document)?;
-        let message = as_text(&self.arn, document, "SNS messages are text")?;
+    async fn send(&self, batch: &DiscardedBatch<'_>) -> Result<(), DestinationError> {
+        check_size(&self.arn, batch.document)?;
+        let message = as_text(&self.arn, batch.document, "SNS messages are text")?;
         self.client
             .publish()
             .topic_arn(&self.arn)

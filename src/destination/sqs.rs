@@ -12,7 +12,9 @@
 use anyhow::{anyhow, bail};
 use async_trait::async_trait;
 
-use super::{as_text, lookup_failed, send_failed, DestinationError, FailureDestination};
+use super::{
+    as_text, lookup_failed, send_failed, DestinationError, DiscardedBatch, FailureDestination,
+};
 use crate::arn::Arn;
 use crate::aws::{self, AwsFactory, ErrorClass};
 
@@ -102,8 +104,8 @@ impl FailureDestination for SqsDestination {
         self.arn.clone()
     }
 
-    async fn send(&self, document: &[u8]) -> Result<(), DestinationError> {
-        let body = as_text(&self.arn, document, "SQS message bodies are text")?;
+    async fn send(&self, batch: &DiscardedBatch<'_>) -> Result<(), DestinationError> {
+        let body = as_text(&self.arn, batch.document, "SQS message bodies are text")?;
         self.client
             .send_message()
             .queue_url(&self.queue_url)

@@ -25,6 +25,7 @@ use super::held_keys::HeldKeys;
 use super::invocation_log::InvocationLine;
 use super::status::{InFlight, ShardState, ShardStatus};
 use crate::destination::delivery::Delivery;
+use crate::destination::DiscardedBatch;
 use crate::event::window::{add_window_fields, assemble_window_event};
 use crate::event::{BatchInfo, EventContext, FailureRecord};
 use crate::function::{Invocation, InvokeResult};
@@ -557,13 +558,14 @@ impl Lane {
         let ctx = self.ctx.clone();
         let records = &batch.records[discard.range.clone()];
         let (first, last) = (&records[0], &records[records.len() - 1]);
+        let timestamp_ms = ctx.clock.now_ms();
         let document = FailureRecord {
             request_id: self.rng.uuid(),
             function_arn: ctx.function.function_arn().to_string(),
             condition: discard.condition,
             approximate_invoke_count: discard.approximate_invoke_count,
             response: discard.response.clone(),
-            timestamp_ms: ctx.clock.now_ms(),
+            timestamp_ms,
             batch: BatchInfo {
                 kind: ctx.mapping.stream_kind,
                 shard_id: self.shard_id.clone(),
@@ -581,10 +583,18 @@ impl Lane {
             last = %last.sequence_number, records = records.len(), invocations = discard.approximate_invoke_count,
             "batch discarded"
         );
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let discarded = DiscardedBatch {
+            document: &document,
+            event: batch.event(discard.range.clone(), &mut scratch),
+            shard_id: self.shard_id.as_str(),
+            timestamp_ms,
+        };
         let delivery = ctx
             .delivery
-            .deliver(&document, &mut self.rng, &ctx.cancel)
+            .deliver(&discarded, &mut self.rng, &ctx.cancel)
             .await;
+        self.scratch = scratch;
         if delivery == Delivery::Abandoned {
             return false;
         }

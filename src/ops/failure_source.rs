@@ -1,12 +1,14 @@
 //! Where `esm-sim redrive` reads on-failure records from: an SQS queue (the destination
 //! itself, or a queue subscribed to the SNS destination topic, with or without raw message
-//! delivery) or a JSONL file (a `file://` destination or the dead-letter file).
+//! delivery), a JSONL file (a `file://` destination or the dead-letter file), or the
+//! objects of an S3 destination, which also keep the event invoked (`payload`).
 //!
 //! The failure record's JSON is read by `event::failure_record::parse_batch_info`, next to
 //! its writer; this module only finds the document: an SQS body is the record itself, or
 //! an SNS notification whose `Message` is the record. The queue side is the SQS calls
-//! redrive needs (receive with a visibility timeout, delete, make visible again), so that
-//! `redrive.rs` holds the decisions and no SDK type.
+//! redrive needs (receive with a visibility timeout, delete, make visible again), and the
+//! bucket side the S3 calls (list under a prefix, read, delete), so that `redrive.rs` holds
+//! the decisions and no SDK type.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use crate::aws::{self, AwsFactory};
 use crate::destination::sqs::SqsDestination;
 use crate::event::failure_record::parse_batch_info;
 use crate::event::BatchInfo;
+use crate::model::{SequenceNumber, StreamKind};
 
 /// What `--from` names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,10 +30,28 @@ pub enum FromSpec {
     Queue(String),
     /// A JSONL file (`file://` prefix allowed).
     File(PathBuf),
+    /// The objects of an S3 destination: `s3://BUCKET[/PREFIX]`, the prefix `aws/lambda/`
+    /// when none is given.
+    Bucket { bucket: String, prefix: String },
 }
 
 impl FromSpec {
     pub fn parse(from: &str) -> Result<FromSpec, String> {
+        if let Some(rest) = from.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(format!("--from {from:?}: no bucket (s3://BUCKET/PREFIX)"));
+            }
+            let prefix = if prefix.is_empty() {
+                LAMBDA_PREFIX
+            } else {
+                prefix
+            };
+            return Ok(FromSpec::Bucket {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+            });
+        }
         if from.starts_with("http://") || from.starts_with("https://") {
             return Ok(FromSpec::Queue(from.to_string()));
         }
@@ -51,6 +72,9 @@ impl FromSpec {
     }
 }
 
+/// Where Lambda writes its S3 failure objects in a bucket.
+const LAMBDA_PREFIX: &str = "aws/lambda/";
+
 /// Where one failure record came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
@@ -58,6 +82,8 @@ pub enum Origin {
     Message(String),
     /// A line of the file, 1-based.
     Line(usize),
+    /// An S3 object, by its key.
+    Object(String),
 }
 
 impl fmt::Display for Origin {
@@ -65,6 +91,7 @@ impl fmt::Display for Origin {
         match self {
             Origin::Message(id) => write!(f, "message {id}"),
             Origin::Line(n) => write!(f, "line {n}"),
+            Origin::Object(key) => write!(f, "object {key}"),
         }
     }
 }
@@ -82,6 +109,52 @@ pub fn batch_of_body(body: &str) -> Result<BatchInfo, String> {
         }
     }
     parse_batch_info(body.as_bytes())
+}
+
+/// What an S3 failure object holds: its batch, and the event the function was invoked
+/// with for it (`payload`), with the sequence numbers of that event's records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptBatch {
+    pub batch: BatchInfo,
+    pub event: Vec<u8>,
+    pub invoked: Vec<SequenceNumber>,
+}
+
+/// The batch and event of an S3 failure object's body.
+pub fn kept_batch(body: &[u8]) -> Result<KeptBatch, String> {
+    let batch = parse_batch_info(body)?;
+    let parsed: Value =
+        serde_json::from_slice(body).map_err(|e| format!("not a failure object: {e}"))?;
+    let event = parsed
+        .get("payload")
+        .and_then(Value::as_str)
+        .ok_or("no payload string: not an S3 failure object")?;
+    let records: Value =
+        serde_json::from_str(event).map_err(|e| format!("payload: not a JSON event: {e}"))?;
+    let (inner, field) = match batch.kind {
+        StreamKind::Kinesis => ("kinesis", "sequenceNumber"),
+        StreamKind::Dynamodb => ("dynamodb", "SequenceNumber"),
+    };
+    let invoked = records
+        .get("Records")
+        .and_then(Value::as_array)
+        .ok_or("payload: no Records array")?
+        .iter()
+        .map(|record| {
+            record[inner][field]
+                .as_str()
+                .map(|s| SequenceNumber(s.to_string()))
+                .ok_or_else(|| format!("payload: a record without {inner}.{field}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if invoked.is_empty() {
+        return Err("payload: no records".into());
+    }
+    Ok(KeptBatch {
+        batch,
+        event: event.as_bytes().to_vec(),
+        invoked,
+    })
 }
 
 /// One line of a failure file that holds a document.
@@ -203,11 +276,96 @@ impl Queue {
     }
 }
 
+/// An S3 bucket read by redrive: the keys under a prefix, each object, deleting one.
+pub struct Bucket {
+    client: aws_sdk_s3::Client,
+    name: String,
+    prefix: String,
+}
+
+impl Bucket {
+    pub async fn connect(factory: &AwsFactory, name: &str, prefix: &str) -> Bucket {
+        let arn = format!("arn:aws:s3:::{name}");
+        Bucket {
+            client: aws::s3(&factory.config_for(&arn).await),
+            name: name.to_string(),
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// Up to `max` keys under the prefix, in key order (ListObjectsV2, page by page).
+    pub async fn keys(&self, max: usize) -> anyhow::Result<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        while keys.len() < max {
+            let output = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.name)
+                .prefix(&self.prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("ListObjectsV2 on {}: {}", self.name, aws::describe(&e))
+                })?;
+            keys.extend(
+                output
+                    .contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(String::from)),
+            );
+            token = output.next_continuation_token().map(String::from);
+            if token.is_none() {
+                break;
+            }
+        }
+        keys.truncate(max);
+        Ok(keys)
+    }
+
+    pub async fn read(&self, key: &str) -> anyhow::Result<Vec<u8>> {
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.name)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("GetObject {key} from {}: {}", self.name, aws::describe(&e))
+            })?;
+        let body = output
+            .body
+            .collect()
+            .await
+            .with_context(|| format!("reading {key} from {}", self.name))?;
+        Ok(body.into_bytes().to_vec())
+    }
+
+    pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.name)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "DeleteObject {key} from {}: {}",
+                    self.name,
+                    aws::describe(&e)
+                )
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::failure_record::{Condition, FailureRecord};
-    use crate::model::{SequenceNumber, ShardId, StreamKind};
+    use crate::model::ShardId;
 
     fn document() -> String {
         let record = FailureRecord {
@@ -273,6 +431,46 @@ mod tests {
             Ok(FromSpec::File("dead.jsonl".into()))
         );
         assert!(FromSpec::parse("file://").is_err());
+    }
+
+    #[test]
+    fn from_names_a_bucket_with_lambdas_prefix_unless_one_is_given() {
+        assert_eq!(
+            FromSpec::parse("s3://failures"),
+            Ok(FromSpec::Bucket {
+                bucket: "failures".into(),
+                prefix: "aws/lambda/".into()
+            })
+        );
+        assert_eq!(
+            FromSpec::parse("s3://failures/aws/lambda/u-1/"),
+            Ok(FromSpec::Bucket {
+                bucket: "failures".into(),
+                prefix: "aws/lambda/u-1/".into()
+            })
+        );
+        assert!(FromSpec::parse("s3:///x").is_err());
+    }
+
+    #[test]
+    fn an_s3_object_gives_its_batch_its_event_and_the_events_sequence_numbers() {
+        let event = r#"{"Records":[{"kinesis":{"sequenceNumber":"10"}},{"kinesis":{"sequenceNumber":"20"}}]}"#;
+        let body = crate::destination::s3::object_body(document().as_bytes(), event.as_bytes())
+            .expect("body");
+        let kept = kept_batch(&body).expect("kept");
+        assert_eq!(kept.batch, batch_of_body(&document()).expect("batch"));
+        assert_eq!(kept.event, event.as_bytes());
+        assert_eq!(
+            kept.invoked,
+            vec![SequenceNumber("10".into()), SequenceNumber("20".into())]
+        );
+        assert!(kept_batch(document().as_bytes())
+            .expect_err("no payload")
+            .contains("payload"));
+        let empty =
+            crate::destination::s3::object_body(document().as_bytes(), br#"{"Records":[]}"#)
+                .expect("body");
+        assert!(kept_batch(&empty).is_err());
     }
 
     #[test]

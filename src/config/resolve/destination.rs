@@ -1,14 +1,14 @@
 //! A mapping's on-failure destination (`destination_config`) and what happens when
 //! delivering to it fails (`on_destination_failure`).
 //!
-//! A destination is an SQS queue or SNS topic ARN, or `file://PATH` resolved against the
+//! A destination is an SQS queue, SNS topic or S3 bucket ARN, or `file://PATH` resolved against the
 //! config's directory.
 
 use std::path::Path;
 
 use super::join;
 use super::problems::Problems;
-use crate::arn::Arn;
+use crate::arn::{s3_bucket, Arn};
 use crate::config::mapping::OnDestinationFailure;
 use crate::config::schema::MappingEntry;
 /// The on-failure destination, `file://PATH` with PATH resolved against `base_dir`.
@@ -49,13 +49,14 @@ pub(super) fn resolve_destination_config(
     }
     match Arn::parse(destination).ok().map(|a| a.service()) {
         Some("sqs" | "sns") => return Some(destination.to_string()),
+        Some("s3") if s3_bucket(destination).is_some() => return Some(destination.to_string()),
         Some("s3") => p.add(
             subject,
-            format!("{key} = {destination:?}: is an S3 bucket; S3 destinations are not supported by this build (use an SQS queue, an SNS topic or file://PATH)"),
+            format!("{key} = {destination:?}: an S3 destination is a bucket ARN, arn:aws:s3:::BUCKET (no region, account or key)"),
         ),
         _ => p.add(
             subject,
-            format!("{key} = {destination:?}: must be an SQS queue ARN, an SNS topic ARN, or file://PATH (a local JSONL file)"),
+            format!("{key} = {destination:?}: must be an SQS queue ARN, an SNS topic ARN, an S3 bucket ARN, or file://PATH (a local JSONL file)"),
         ),
     }
     None
@@ -95,11 +96,12 @@ mod tests {
         assert!(dest("file://f.jsonl").is_empty());
         assert!(dest("arn:aws:sqs:us-east-1:123456789012:failures").is_empty());
         assert!(dest("arn:aws:sns:us-east-1:123456789012:t").is_empty());
-        assert!(dest("arn:aws:s3:::bucket")[0].contains("S3 destinations are not supported"));
+        assert!(dest("arn:aws:s3:::bucket").is_empty());
+        assert!(dest("arn:aws:s3:::bucket/key")[0].contains("arn:aws:s3:::BUCKET"));
         assert_eq!(
             dest("/tmp/x.jsonl"),
             vec!["mapping \"m\": destination_config.on_failure.destination = \"/tmp/x.jsonl\": must be an SQS queue ARN, \
-                  an SNS topic ARN, or file://PATH (a local JSONL file)"]
+                  an SNS topic ARN, an S3 bucket ARN, or file://PATH (a local JSONL file)"]
         );
         assert_eq!(dest("file://").len(), 1);
         assert_eq!(

@@ -10,6 +10,7 @@ use crate::assemble::invoke_identity_arn;
 use crate::event::{assemble_event, encode_record, BatchInfo, EventContext};
 use crate::function::{Function, Invocation};
 use crate::model::{SequenceNumber, StreamRecord};
+use crate::ops::failure_source::KeptBatch;
 use crate::ops::range::{read_range, Pace, Until};
 use crate::policy::{classify, Outcome};
 use crate::source::StreamSource;
@@ -59,17 +60,29 @@ impl Redriver {
 
     async fn invoke(&self, batch: &BatchInfo, records: &[StreamRecord]) -> Outcome {
         let payload = self.event(batch, records);
+        let invoked: Vec<SequenceNumber> =
+            records.iter().map(|r| r.sequence_number.clone()).collect();
+        self.invoke_event(batch, &payload, records, &invoked).await
+    }
+
+    /// Invokes with `event` as it is; `records` are what the function sees besides the
+    /// bytes (none for a kept event: only a simulated function looks at them).
+    async fn invoke_event(
+        &self,
+        batch: &BatchInfo,
+        event: &[u8],
+        records: &[StreamRecord],
+        invoked: &[SequenceNumber],
+    ) -> Outcome {
         let result = self
             .function
             .invoke(Invocation {
                 shard_id: &batch.shard_id,
-                payload: &payload,
+                payload: event,
                 records,
             })
             .await;
-        let invoked: Vec<SequenceNumber> =
-            records.iter().map(|r| r.sequence_number.clone()).collect();
-        classify(&result, self.report_batch_item_failures, &invoked)
+        classify(&result, self.report_batch_item_failures, invoked)
     }
 }
 
@@ -198,6 +211,31 @@ pub(super) async fn redrive_batch(
         verdict,
         line,
         records,
+    }
+}
+
+/// Acts on a batch whose event was kept (an S3 object's `payload`), without reading the
+/// stream: the event is invoked byte for byte as the engine first sent it.
+pub(super) async fn redrive_kept(kept: &KeptBatch, action: &Action) -> Handled {
+    let verdict = match action {
+        Action::Print { .. } => Verdict::Printed,
+        Action::DryRun => Verdict::DryRun,
+        Action::Invoke(redriver) => Verdict::Invoked(
+            redriver
+                .invoke_event(&kept.batch, &kept.event, &[], &kept.invoked)
+                .await,
+        ),
+    };
+    let line = format!(
+        "{}: {} record(s) from the object's payload: {}",
+        range_of(&kept.batch),
+        kept.invoked.len(),
+        verdict.describe()
+    );
+    Handled {
+        verdict,
+        line,
+        records: Vec::new(),
     }
 }
 

@@ -1,5 +1,6 @@
-//! `esm-sim redrive`: reads on-failure records back (from an SQS queue or a JSONL file),
-//! fetches each discarded batch from the stream by its sequence range, and prints it or
+//! `esm-sim redrive`: reads on-failure records back (from an SQS queue, a JSONL file or
+//! an S3 destination's objects), fetches each discarded batch from the stream by its
+//! sequence range (an S3 object keeps the event itself: it is used as it is), and prints it or
 //! invokes a function with it again, as one batch event built exactly as the engine builds
 //! it (`event::encode_record` + `event::assemble_event`, the engine's `EventContext`), its
 //! answer classified by `policy::classify`.
@@ -19,6 +20,9 @@
 //!   A message received twice in a run (its timeout ran out) is handled once.
 //! - Without a function the batches are printed and nothing is deleted; `--dry-run` fetches
 //!   and reports without invoking or deleting.
+//! - S3 (`s3://BUCKET[/PREFIX]`, prefix `aws/lambda/` by default): objects in key order;
+//!   each object's `payload` is invoked as it is, the stream is not read; an object is
+//!   deleted only after its redrive succeeded, the others stay.
 //! - A JSONL file is never modified; `--failed-out FILE` writes its failed lines verbatim,
 //!   a file to redrive from again.
 //! - The exit status is non-zero when any failure record was not redriven.
@@ -37,9 +41,11 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 
-use self::batch::{redrive_batch, Action, Handled, Redriver, Verdict};
+use self::batch::{redrive_batch, redrive_kept, Action, Handled, Redriver, Verdict};
 use self::target::parse_target;
-use super::failure_source::{batch_of_body, read_lines, FromSpec, Message, Origin, Queue};
+use super::failure_source::{
+    batch_of_body, kept_batch, read_lines, Bucket, FromSpec, Message, Origin, Queue,
+};
 use super::range::Pace;
 use super::{block_on, connect_source, show};
 use crate::assemble::build_function;
@@ -53,8 +59,9 @@ use crate::source::StreamSource;
 /// `esm-sim redrive`.
 #[derive(Debug, Clone, Args)]
 pub struct RedriveArgs {
-    /// Where the failure records are: an SQS queue URL or ARN, or a JSONL file (the
-    /// file:// destination or the dead-letter file)
+    /// Where the failure records are: an SQS queue URL or ARN, a JSONL file (the file://
+    /// destination or the dead-letter file), or s3://BUCKET[/PREFIX] (an S3 destination's
+    /// objects, under aws/lambda/ by default; their kept events are redriven)
     #[arg(long, value_name = "QUEUE_OR_FILE")]
     pub from: String,
     /// What to invoke: http://URL, https://URL, lambda:<function name or ARN>, or
@@ -134,12 +141,32 @@ impl Run {
                 }
             }
         }
-        if handled.verdict.succeeded() {
+        self.count(handled.verdict)
+    }
+
+    /// Handles one S3 failure object: its kept event is invoked (or printed as it is).
+    async fn handle_kept(&mut self, origin: &Origin, body: &[u8]) -> Verdict {
+        let handled = match kept_batch(body) {
+            Err(why) => Handled::failed(None, Verdict::Invalid(why)),
+            Ok(kept) => {
+                let handled = redrive_kept(&kept, &self.action).await;
+                if let Action::Print { .. } = &self.action {
+                    println!("{}", String::from_utf8_lossy(&kept.event));
+                }
+                handled
+            }
+        };
+        self.report(&format!("{origin}: {}", handled.line));
+        self.count(handled.verdict)
+    }
+
+    fn count(&mut self, verdict: Verdict) -> Verdict {
+        if verdict.succeeded() {
             self.succeeded += 1;
         } else {
             self.failed += 1;
         }
-        handled.verdict
+        verdict
     }
 
     fn report(&self, line: &str) {
@@ -219,6 +246,10 @@ impl RedriveArgs {
             match &from {
                 FromSpec::Queue(queue) => self.redrive_queue(&mut run, queue, max).await?,
                 FromSpec::File(path) => self.redrive_file(&mut run, path, max).await?,
+                FromSpec::Bucket { bucket, prefix } => {
+                    let bucket = Bucket::connect(&run.factory, bucket, prefix).await;
+                    redrive_bucket(&mut run, &bucket, max).await?
+                }
             }
             let total = run.succeeded + run.failed;
             if run.failed > 0 {
@@ -376,4 +407,37 @@ impl RedriveArgs {
         }
         Ok(())
     }
+}
+
+/// Redrives the objects of an S3 destination, in key order: each object's kept event is
+/// invoked, and the object deleted only after its redrive succeeded.
+async fn redrive_bucket(run: &mut Run, bucket: &Bucket, max: usize) -> anyhow::Result<()> {
+    let keys = bucket.keys(max).await?;
+    let mut deleted = 0usize;
+    for key in &keys {
+        let origin = Origin::Object(key.clone());
+        let verdict = match bucket.read(key).await {
+            Ok(body) => run.handle_kept(&origin, &body).await,
+            Err(error) => {
+                run.report(&format!("{origin}: failed: {error:#}"));
+                run.count(Verdict::ReadFailed(format!("{error:#}")))
+            }
+        };
+        if matches!(verdict, Verdict::Invoked(Outcome::Success)) {
+            match bucket.delete(key).await {
+                Ok(()) => deleted += 1,
+                Err(error) => {
+                    run.report(&format!("{origin}: redriven but not deleted: {error:#}"));
+                    run.succeeded -= 1;
+                    run.failed += 1;
+                }
+            }
+        }
+    }
+    run.report(&format!(
+        "{} object(s): {deleted} redriven and deleted, {} left in the bucket",
+        keys.len(),
+        keys.len() - deleted
+    ));
+    Ok(())
 }
