@@ -15,7 +15,9 @@ use serde::Deserialize;
 
 use crate::arn::lambda_function_name;
 
-use super::schema::{DestinationConfig, Filter, FilterCriteria, MappingEntry, OnFailure};
+use super::schema::{
+    DestinationConfig, Filter, FilterCriteria, MappingEntry, MetricsConfig, OnFailure,
+};
 
 /// The document, key for key. Read-only output fields are kept only so that they are not
 /// rejected as unknown.
@@ -42,6 +44,7 @@ pub struct AwsEventSourceMapping {
     pub function_response_types: Option<Vec<String>>,
     pub tumbling_window_in_seconds: Option<i64>,
     pub filter_criteria: Option<AwsFilterCriteria>,
+    pub metrics_config: Option<AwsMetricsConfig>,
     /// The mapping's id (get output); the default name of the mapping.
     #[serde(rename = "UUID")]
     pub uuid: Option<String>,
@@ -52,7 +55,6 @@ pub struct AwsEventSourceMapping {
     pub last_modified: Option<IgnoredAny>,
     pub last_processing_result: Option<IgnoredAny>,
     pub event_source_mapping_arn: Option<IgnoredAny>,
-    pub metrics_config: Option<IgnoredAny>,
     pub filter_criteria_error: Option<IgnoredAny>,
     #[serde(rename = "KMSKeyArn")]
     pub kms_key_arn: Option<IgnoredAny>,
@@ -71,6 +73,13 @@ pub struct AwsDestinationConfig {
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct AwsDestination {
     pub destination: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct AwsMetricsConfig {
+    #[serde(default)]
+    pub metrics: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -155,6 +164,9 @@ impl AwsEventSourceMapping {
             function_response_types: self.function_response_types,
             tumbling_window_in_seconds: self.tumbling_window_in_seconds,
             filter_criteria,
+            metrics_config: self
+                .metrics_config
+                .map(|m| MetricsConfig { metrics: m.metrics }),
             on_destination_failure: None,
             pace: None,
         })
@@ -230,6 +242,7 @@ pub fn merge(toml: MappingEntry, file: MappingEntry) -> MappingEntry {
             .tumbling_window_in_seconds
             .or(file.tumbling_window_in_seconds),
         filter_criteria: toml.filter_criteria.or(file.filter_criteria),
+        metrics_config: toml.metrics_config.or(file.metrics_config),
         on_destination_failure: toml.on_destination_failure.or(file.on_destination_failure),
         pace: toml.pace.or(file.pace),
     }
