@@ -113,6 +113,18 @@ impl AwsEventSourceMapping {
     /// The same mapping in the TOML form. `name` is the UUID; `aws_json`, `pace` and
     /// `on_destination_failure` (esm-sim's own keys) are left unset.
     pub fn into_entry(self) -> Result<MappingEntry, String> {
+        for (key, present, why) in [
+            (
+                "KMSKeyArn",
+                self.kms_key_arn.is_some(),
+                "it encrypts the filter criteria AWS stores",
+            ),
+            ("Tags", self.tags.is_some(), "they tag the AWS resource"),
+        ] {
+            if present {
+                tracing::info!("{key} accepted with no effect locally: {why}");
+            }
+        }
         let starting_position_timestamp = match &self.starting_position_timestamp {
             None | Some(serde_json::Value::Null) => None,
             Some(value) => Some(timestamp_seconds(value)?),
@@ -466,5 +478,15 @@ mod tests {
         assert_eq!(merged.batch_size, Some(20));
         assert_eq!(merged.name.as_deref(), Some("uuid"));
         assert_eq!(merged.function_name.as_deref(), Some("f"));
+    }
+
+    #[test]
+    fn kms_key_and_tags_are_accepted_and_ignored() {
+        let entry = from_json(
+            r#"{"FunctionName": "f", "KMSKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k", "Tags": {"team": "a"}}"#,
+            "esm.json",
+        )
+        .expect("accepted");
+        assert_eq!(entry.function_name.as_deref(), Some("f"));
     }
 }
