@@ -233,16 +233,19 @@ fn write_mapping(out: &mut String, config: &Config, m: &Mapping) -> std::fmt::Re
             writeln!(out, "    {pattern}")?;
         }
     }
-    if m.metrics.is_empty() {
-        writeln!(out, "  metrics_config: none (default)")?;
+    write_metrics_config(out, &m.metrics)?;
+    write_pace(out, &m.pace, m.stream_kind)
+}
+
+fn write_metrics_config(out: &mut String, metrics: &[String]) -> std::fmt::Result {
+    if metrics.is_empty() {
+        writeln!(out, "  metrics_config: none (default)")
     } else {
         writeln!(
             out,
-            "  metrics_config: {:?} (AWS CloudWatch metrics: no effect locally)",
-            m.metrics
-        )?;
+            "  metrics_config: {metrics:?} (AWS CloudWatch metrics: no effect locally)"
+        )
     }
-    write_pace(out, &m.pace, m.stream_kind)
 }
 
 fn write_pace(out: &mut String, pace: &Pace, kind: StreamKind) -> std::fmt::Result {
