@@ -25,6 +25,7 @@ use crate::destination::FailureDestination;
 use crate::engine::context::MappingContext;
 use crate::engine::invocation_log::InvocationLog;
 use crate::engine::status::MappingStatus;
+use crate::event::request_id::RequestIds;
 use crate::function::command::CommandFunction;
 use crate::function::http::HttpFunction;
 use crate::function::lambda::LambdaFunction;
@@ -50,8 +51,10 @@ pub struct Seeds {
     /// Seed of the simulated world and function: the config's, so a restart regenerates
     /// the same world.
     pub world: u64,
-    /// Seed of jitter and request ids.
+    /// Seed of jitter.
     pub engine: u64,
+    /// Where failure-record request ids come from (random in `run`, derived in `simulate`).
+    pub request_ids: Arc<RequestIds>,
 }
 
 /// What differs between `run` and `simulate`.
@@ -131,6 +134,7 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
             store: store.clone(),
             clock,
             seed: seeds.engine,
+            request_ids: seeds.request_ids.clone(),
             aws_region: Arn::parse(&mapping.event_source_arn)
                 .ok()
                 .and_then(|arn| arn.region())

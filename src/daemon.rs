@@ -23,6 +23,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::destination::file::LineSync;
 use crate::engine::supervisor::run_mapping;
+use crate::event::request_id::RequestIds;
 use crate::function::tap::Observer;
 
 /// The daemon until SIGINT or SIGTERM.
@@ -75,6 +76,7 @@ pub async fn run_until(
         seeds: Seeds {
             world: config.simulation.seed,
             engine: engine_seed,
+            request_ids: Arc::new(RequestIds::random()),
         },
         invocation_log: None,
         tap,

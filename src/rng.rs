@@ -39,20 +39,6 @@ impl Rng {
             self.next_u64() % n
         }
     }
-
-    /// 128 random bits formatted as a version-4 UUID.
-    pub fn uuid(&mut self) -> String {
-        let hi = (self.next_u64() & 0xFFFF_FFFF_FFFF_0FFF) | 0x4000;
-        let lo = (self.next_u64() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            hi >> 32,
-            (hi >> 16) & 0xFFFF,
-            hi & 0xFFFF,
-            lo >> 48,
-            lo & 0xFFFF_FFFF_FFFF
-        )
-    }
 }
 
 /// FNV-1a: stable across platforms and versions, unlike `std`'s hasher.
@@ -88,13 +74,5 @@ mod tests {
             .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
-    }
-
-    #[test]
-    fn uuids_have_the_version_4_shape() {
-        let id = Rng::new(1).uuid();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
-        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
     }
 }

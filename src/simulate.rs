@@ -30,6 +30,7 @@ use crate::engine::context::MappingContext;
 use crate::engine::invocation_log::InvocationLog;
 use crate::engine::status::ShardSnapshot;
 use crate::engine::supervisor::run_mapping;
+use crate::event::request_id::RequestIds;
 use crate::function::tap::Observer;
 use crate::log_time::VirtualLogTime;
 use crate::model::{SequenceNumber, ShardId};
@@ -163,6 +164,7 @@ async fn simulate_on_paused_clock(
         seeds: Seeds {
             world: seed,
             engine: seed,
+            request_ids: Arc::new(RequestIds::derived(seed, &format!("{config:?}"))),
         },
         invocation_log: invocation_log.clone(),
         tap: options.tap.clone(),

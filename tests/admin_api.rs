@@ -55,6 +55,7 @@ batch_size = 10
 bisect_batch_on_function_error = true
 maximum_retry_attempts = -1
 destination_config = { on_failure = { destination = "file://failures.jsonl" } }
+metrics_config = { metrics = ["EventCount"] }
 pace = { poll_interval_ms = 200, retry_backoff_initial_ms = 50, retry_backoff_max_ms = 200 }
 "#;
 
@@ -318,6 +319,10 @@ async fn a_poison_record_makes_exactly_its_shard_stuck_on_it_and_skip_moves_it_o
     );
     assert_eq!(m["function_name"], "f");
     assert_eq!(m["maximum_retry_attempts"], -1);
+    assert_eq!(
+        m["metrics_config"]["metrics"],
+        serde_json::json!(["EventCount"])
+    );
     assert_eq!(m["shards"]["total"], 4);
     assert_eq!(m["stuck"], 1);
 

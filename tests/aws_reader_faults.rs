@@ -128,6 +128,7 @@ async fn a_kinesis_shard_whose_first_iterator_is_refused_re_opens_it_and_deliver
         seeds: Seeds {
             world: 1,
             engine: 1,
+            request_ids: Arc::new(esm_sim::event::request_id::RequestIds::derived(1, "")),
         },
         invocation_log: None,
         tap: Some(tap),

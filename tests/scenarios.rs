@@ -886,3 +886,40 @@ fn every_tumbling_window_s_final_state_is_the_sum_of_its_records_across_retries(
         assert_eq!(finals, expected, "{shard}: each window's final state");
     }
 }
+
+/// The request ids of the failure records a simulation of `text` in `dir` appends.
+fn request_ids_of_a_simulation(text: &str, dir: &Path) -> Vec<String> {
+    let failures = dir.join("failures.jsonl");
+    let before = support::jsonl(&failures).len();
+    let config = config::parse(text, dir).unwrap_or_else(|e| panic!("invalid:\n{e}"));
+    simulate(&config, &SimulateOptions::default()).expect("simulate");
+    support::jsonl(&failures)[before..]
+        .iter()
+        .map(|f| {
+            f["requestContext"]["requestId"]
+                .as_str()
+                .expect("a requestId")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn failure_request_ids_repeat_with_the_seed_and_config_and_differ_with_the_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = fixture("bisect-100.toml");
+    let first = request_ids_of_a_simulation(&text, dir.path());
+    assert!(!first.is_empty(), "the fixture discards a batch");
+    assert_eq!(first, request_ids_of_a_simulation(&text, dir.path()));
+    for id in &first {
+        assert_eq!(id.len(), 36, "{id}");
+        assert_eq!(&id[14..15], "3", "a name-based (v3) UUID: {id}");
+    }
+    let other_config = format!("{text}\n[log]\nstats_interval_seconds = 7\n");
+    let other = request_ids_of_a_simulation(&other_config, dir.path());
+    assert_eq!(other.len(), first.len(), "the same discards");
+    assert!(
+        other.iter().all(|id| !first.contains(id)),
+        "{first:?} / {other:?}"
+    );
+}

@@ -173,6 +173,7 @@ async fn mappings(State(state): State<Arc<AdminState>>) -> Json<Value> {
                 "maximum_record_age_ms": m.maximum_record_age_ms.unwrap_or(-1),
                 "report_batch_item_failures": m.report_batch_item_failures,
                 "on_failure_destination": m.on_failure_destination,
+                "metrics_config": { "metrics": m.metrics },
                 "shards": { "total": shards.len(), "by_state": by_state },
                 "stuck": stuck,
             })

@@ -15,7 +15,9 @@ use serde::Deserialize;
 
 use crate::arn::lambda_function_name;
 
-use super::schema::{DestinationConfig, Filter, FilterCriteria, MappingEntry, OnFailure};
+use super::schema::{
+    DestinationConfig, Filter, FilterCriteria, MappingEntry, MetricsConfig, OnFailure,
+};
 
 /// The document, key for key. Read-only output fields are kept only so that they are not
 /// rejected as unknown.
@@ -42,6 +44,7 @@ pub struct AwsEventSourceMapping {
     pub function_response_types: Option<Vec<String>>,
     pub tumbling_window_in_seconds: Option<i64>,
     pub filter_criteria: Option<AwsFilterCriteria>,
+    pub metrics_config: Option<AwsMetricsConfig>,
     /// The mapping's id (get output); the default name of the mapping.
     #[serde(rename = "UUID")]
     pub uuid: Option<String>,
@@ -52,7 +55,6 @@ pub struct AwsEventSourceMapping {
     pub last_modified: Option<IgnoredAny>,
     pub last_processing_result: Option<IgnoredAny>,
     pub event_source_mapping_arn: Option<IgnoredAny>,
-    pub metrics_config: Option<IgnoredAny>,
     pub filter_criteria_error: Option<IgnoredAny>,
     #[serde(rename = "KMSKeyArn")]
     pub kms_key_arn: Option<IgnoredAny>,
@@ -71,6 +73,13 @@ pub struct AwsDestinationConfig {
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct AwsDestination {
     pub destination: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct AwsMetricsConfig {
+    #[serde(default)]
+    pub metrics: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -104,6 +113,18 @@ impl AwsEventSourceMapping {
     /// The same mapping in the TOML form. `name` is the UUID; `aws_json`, `pace` and
     /// `on_destination_failure` (esm-sim's own keys) are left unset.
     pub fn into_entry(self) -> Result<MappingEntry, String> {
+        for (key, present, why) in [
+            (
+                "KMSKeyArn",
+                self.kms_key_arn.is_some(),
+                "it encrypts the filter criteria AWS stores",
+            ),
+            ("Tags", self.tags.is_some(), "they tag the AWS resource"),
+        ] {
+            if present {
+                tracing::info!("{key} accepted with no effect locally: {why}");
+            }
+        }
         let starting_position_timestamp = match &self.starting_position_timestamp {
             None | Some(serde_json::Value::Null) => None,
             Some(value) => Some(timestamp_seconds(value)?),
@@ -155,6 +176,9 @@ impl AwsEventSourceMapping {
             function_response_types: self.function_response_types,
             tumbling_window_in_seconds: self.tumbling_window_in_seconds,
             filter_criteria,
+            metrics_config: self
+                .metrics_config
+                .map(|m| MetricsConfig { metrics: m.metrics }),
             on_destination_failure: None,
             pace: None,
         })
@@ -230,6 +254,7 @@ pub fn merge(toml: MappingEntry, file: MappingEntry) -> MappingEntry {
             .tumbling_window_in_seconds
             .or(file.tumbling_window_in_seconds),
         filter_criteria: toml.filter_criteria.or(file.filter_criteria),
+        metrics_config: toml.metrics_config.or(file.metrics_config),
         on_destination_failure: toml.on_destination_failure.or(file.on_destination_failure),
         pace: toml.pace.or(file.pace),
     }
@@ -453,5 +478,15 @@ mod tests {
         assert_eq!(merged.batch_size, Some(20));
         assert_eq!(merged.name.as_deref(), Some("uuid"));
         assert_eq!(merged.function_name.as_deref(), Some("f"));
+    }
+
+    #[test]
+    fn kms_key_and_tags_are_accepted_and_ignored() {
+        let entry = from_json(
+            r#"{"FunctionName": "f", "KMSKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k", "Tags": {"team": "a"}}"#,
+            "esm.json",
+        )
+        .expect("accepted");
+        assert_eq!(entry.function_name.as_deref(), Some("f"));
     }
 }

@@ -233,7 +233,19 @@ fn write_mapping(out: &mut String, config: &Config, m: &Mapping) -> std::fmt::Re
             writeln!(out, "    {pattern}")?;
         }
     }
+    write_metrics_config(out, &m.metrics)?;
     write_pace(out, &m.pace, m.stream_kind)
+}
+
+fn write_metrics_config(out: &mut String, metrics: &[String]) -> std::fmt::Result {
+    if metrics.is_empty() {
+        writeln!(out, "  metrics_config: none (default)")
+    } else {
+        writeln!(
+            out,
+            "  metrics_config: {metrics:?} (AWS CloudWatch metrics: no effect locally)"
+        )
+    }
 }
 
 fn write_pace(out: &mut String, pace: &Pace, kind: StreamKind) -> std::fmt::Result {
@@ -435,6 +447,7 @@ mod tests {
             "  maximum_record_age_in_seconds: 3600\n",
             "  function_response_types: [] (default)",
             "  tumbling_window_in_seconds: 0 (default)",
+            "  metrics_config: none (default)",
             "  pace (AWS default):",
             "simulation: seed 42, start 2026-01-01T00:00:00Z, at most 3600 s",
         ] {
@@ -476,6 +489,22 @@ mod tests {
         assert!(
             text.contains(
                 "  enhanced fan-out: through consumer \"esm\" (registered at start if missing)"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn echoes_the_metrics_config() {
+        let text = "[[functions]]\nname = \"f\"\n\n[[mappings]]\nname = \"m\"\n\
+             event_source_arn = \"arn:aws:kinesis:us-east-1:123456789012:stream/s\"\n\
+             function_name = \"f\"\nstarting_position = \"LATEST\"\n\
+             metrics_config = { metrics = [\"EventCount\"] }\n";
+        let config = parse(text, Path::new("")).unwrap();
+        let text = describe(&config);
+        assert!(
+            text.contains(
+                "  metrics_config: [\"EventCount\"] (AWS CloudWatch metrics: no effect locally)"
             ),
             "{text}"
         );

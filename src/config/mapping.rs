@@ -98,6 +98,9 @@ pub struct Mapping {
     /// The patterns as given (for `describe`); `filter` is them compiled.
     pub filter_patterns: Vec<String>,
     pub filter: crate::filter::FilterCriteria,
+    /// `metrics_config.metrics`, validated (`EventCount` or nothing): only echoed, since
+    /// it switches CloudWatch metrics that esm-sim does not publish.
+    pub metrics: Vec<String>,
     pub on_destination_failure: OnDestinationFailure,
     pub pace: Pace,
 }

@@ -371,6 +371,9 @@ pub struct MappingEntry {
     pub function_response_types: Option<Vec<String>>,
     pub tumbling_window_in_seconds: Option<i64>,
     pub filter_criteria: Option<FilterCriteria>,
+    /// Which CloudWatch metric groups AWS publishes (`{ metrics = ["EventCount"] }`):
+    /// validated and echoed; esm-sim's own Prometheus counters do not depend on it.
+    pub metrics_config: Option<MetricsConfig>,
     /// esm-sim's own: what to do when the on-failure destination keeps failing.
     pub on_destination_failure: Option<String>,
     /// esm-sim's own: polling pace and backoffs.
@@ -389,6 +392,13 @@ pub struct DestinationConfig {
 #[serde(deny_unknown_fields)]
 pub struct OnFailure {
     pub destination: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    #[serde(default)]
+    pub metrics: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

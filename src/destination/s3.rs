@@ -18,6 +18,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
 
+use crate::event::request_id::format_uuid;
+
 use super::{lookup_failed, send_failed, DestinationError, DiscardedBatch, FailureDestination};
 use crate::arn::s3_bucket;
 use crate::aws::{self, AwsFactory, ErrorClass};
@@ -137,18 +139,7 @@ fn is_uuid(text: &str) -> bool {
 
 /// A name-based UUID (version 3: MD5) of `bytes`.
 fn uuid_of(bytes: &[u8]) -> String {
-    let mut digest: [u8; 16] = Md5::digest(bytes).into();
-    digest[6] = (digest[6] & 0x0f) | 0x30;
-    digest[8] = (digest[8] & 0x3f) | 0x80;
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    format_uuid(u128::from_be_bytes(Md5::digest(bytes).into()), 3)
 }
 
 #[cfg(test)]

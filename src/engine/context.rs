@@ -13,6 +13,7 @@ use crate::checkpoint::{CheckpointStore, StoreError};
 use crate::clock::Clock;
 use crate::config::Mapping;
 use crate::destination::delivery::FailureDelivery;
+use crate::event::request_id::RequestIds;
 use crate::event::EventContext;
 use crate::function::Function;
 use crate::model::{ShardId, ShardInfo};
@@ -25,8 +26,10 @@ pub struct MappingContext {
     pub delivery: FailureDelivery,
     pub store: Arc<dyn CheckpointStore>,
     pub clock: Clock,
-    /// Seed of jitter and request ids (fixed in simulations, random in `run`).
+    /// Seed of jitter (fixed in simulations, random in `run`).
     pub seed: u64,
+    /// Where the request ids of failure records come from.
+    pub request_ids: Arc<RequestIds>,
     pub aws_region: String,
     /// `invokeIdentityArn` of Kinesis events: the function's execution role.
     pub invoke_identity_arn: String,

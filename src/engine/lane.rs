@@ -26,6 +26,7 @@ use super::invocation_log::InvocationLine;
 use super::status::{InFlight, ShardState, ShardStatus};
 use crate::destination::delivery::Delivery;
 use crate::destination::DiscardedBatch;
+use crate::event::request_id::FailureIdentity;
 use crate::event::window::{add_window_fields, assemble_window_event};
 use crate::event::{BatchInfo, EventContext, FailureRecord};
 use crate::function::{Invocation, InvokeResult};
@@ -560,7 +561,14 @@ impl Lane {
         let (first, last) = (&records[0], &records[records.len() - 1]);
         let timestamp_ms = ctx.clock.now_ms();
         let document = FailureRecord {
-            request_id: self.rng.uuid(),
+            request_id: ctx.request_ids.next(&FailureIdentity {
+                mapping: &ctx.mapping.name,
+                shard_id: self.shard_id.as_str(),
+                first_sequence_number: first.sequence_number.as_str(),
+                last_sequence_number: last.sequence_number.as_str(),
+                approximate_invoke_count: discard.approximate_invoke_count,
+                condition: discard.condition.as_str(),
+            }),
             function_arn: ctx.function.function_arn().to_string(),
             condition: discard.condition,
             approximate_invoke_count: discard.approximate_invoke_count,

@@ -14,6 +14,7 @@ pub mod batch_response;
 pub mod dynamodb;
 pub mod failure_record;
 pub mod kinesis;
+pub mod request_id;
 pub mod window;
 
 pub use batch_response::{parse_batch_response, BatchResponse};

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use super::destination::{resolve_destination_config, resolve_on_destination_failure};
 use super::event_source::resolve_source;
+use super::metrics::resolve_metrics_config;
 use super::pace::resolve_pace;
 use super::problems::Problems;
 use super::rules::{is_name, is_name_char, join};
@@ -59,6 +60,7 @@ pub(super) fn resolve_mapping(
     let starting_position = resolve_starting_position(&entry, kind, subject, p);
     let processing = resolve_processing(&entry, subject, p);
     let (filter_patterns, filter) = resolve_filters(&entry, subject, p);
+    let metrics = resolve_metrics_config(entry.metrics_config.as_ref(), subject, p);
     let on_failure_destination = resolve_destination_config(&entry, world.base_dir, subject, p);
     let on_destination_failure = resolve_on_destination_failure(&entry, subject, p);
     let pace = resolve_pace(
@@ -106,6 +108,7 @@ pub(super) fn resolve_mapping(
         tumbling_window_in_seconds: processing.tumbling_window_in_seconds,
         filter_patterns,
         filter,
+        metrics,
         on_destination_failure,
         pace,
     };
@@ -580,6 +583,7 @@ mod tests {
             report_batch_item_failures: true,
             tumbling_window_in_seconds: 0,
             filter_patterns: vec![],
+            metrics: vec![],
             filter: Default::default(),
             on_destination_failure: OnDestinationFailure::DeadLetter,
             pace: Pace::aws_default(StreamKind::Kinesis),
@@ -619,6 +623,7 @@ mod tests {
             report_batch_item_failures: false,
             tumbling_window_in_seconds: 0,
             filter_patterns: vec![],
+            metrics: vec!["EventCount".into()],
             filter: Default::default(),
             on_destination_failure: OnDestinationFailure::DeadLetter,
             pace: Pace::aws_default(StreamKind::Kinesis),

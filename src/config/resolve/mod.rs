@@ -22,6 +22,7 @@ mod destination;
 mod event_source;
 mod functions;
 mod mappings;
+mod metrics;
 mod pace;
 mod problems;
 mod rules;
@@ -255,6 +256,7 @@ mod tests {
             report_batch_item_failures: false,
             tumbling_window_in_seconds: 0,
             filter_patterns: vec![],
+            metrics: vec![],
             filter: Default::default(),
             on_destination_failure: OnDestinationFailure::DeadLetter,
             pace: Pace::aws_default(StreamKind::Kinesis),

@@ -35,6 +35,7 @@ pub(super) async fn start_with(
         seeds: Seeds {
             world: 1,
             engine: 1,
+            request_ids: Arc::new(crate::event::request_id::RequestIds::derived(1, "")),
         },
         invocation_log: None,
         tap: None,
