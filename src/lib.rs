@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod coordination;
 pub mod daemon;
 pub mod destination;
 pub mod engine;
