@@ -16,6 +16,7 @@ use crate::checkpoint::CheckpointStore;
 use crate::clock::Clock;
 use crate::config::schema::{AwsIdentity, FaultConfig, FunctionConfig, SimStreamConfig};
 use crate::config::{Config, Mapping, StartingPosition};
+use crate::coordination::keeper::LeaseKeeper;
 use crate::destination::delivery::FailureDelivery;
 use crate::destination::file::{JsonlFile, LineSync};
 use crate::destination::s3::S3Destination;
@@ -72,6 +73,8 @@ pub struct Environment<'a> {
     /// Whether failure files (the `file://` destinations, the dead-letter file) fsync each
     /// line: `run`, where the checkpoint after a discarded batch relies on it.
     pub line_sync: LineSync,
+    /// The worker's lease keeper, when mappings are shared through a lease table.
+    pub leases: Option<Arc<LeaseKeeper>>,
     pub cancel: CancellationToken,
 }
 
@@ -88,6 +91,7 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
         tap,
         aws,
         line_sync,
+        leases,
         cancel,
     } = env;
     let (streams, faults) = simulated_streams(config, stream_created_at_ms, seeds.world)?;
@@ -146,6 +150,7 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
             ),
             invocation_log: invocation_log.clone(),
             status: Arc::new(MappingStatus::default()),
+            leases: leases.clone(),
             cancel: cancel.clone(),
         }));
     }

@@ -82,6 +82,7 @@ pub async fn run_until(
         tap,
         aws: Some(&aws),
         line_sync: LineSync::EveryLine,
+        leases: None,
         cancel: cancel.clone(),
     };
     let parts = Arc::new(assemble(config, env).await?);

@@ -170,6 +170,7 @@ async fn simulate_on_paused_clock(
         tap: options.tap.clone(),
         aws: None,
         line_sync: LineSync::None,
+        leases: None,
         cancel: cancel.clone(),
     };
     let parts = assemble(config, env).await?;

@@ -134,6 +134,7 @@ async fn a_kinesis_shard_whose_first_iterator_is_refused_re_opens_it_and_deliver
         tap: Some(tap),
         aws: Some(&factory),
         line_sync: LineSync::None,
+        leases: None,
         cancel: cancel.clone(),
     };
     let parts = assemble(&config, env).await.expect("assemble");

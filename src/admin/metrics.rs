@@ -73,7 +73,7 @@ const COUNTERS: [Counter; 10] = [
     ),
 ];
 
-const STATES: [ShardState; 9] = [
+const STATES: [ShardState; 10] = [
     ShardState::WaitingOnParents,
     ShardState::Polling,
     ShardState::Invoking,
@@ -83,6 +83,7 @@ const STATES: [ShardState; 9] = [
     ShardState::Ended,
     ShardState::Disabled,
     ShardState::Stopped,
+    ShardState::NotHeld,
 ];
 
 /// The exposition of every enabled mapping's shards at `now_ms`.
@@ -361,6 +362,7 @@ mod tests {
             "ended",
             "disabled",
             "stopped",
+            "not_held",
         ] {
             let value = u8::from(state == "retrying");
             expected += &format!("esm_shard_state{{{l},state=\"{state}\"}} {value}\n");

@@ -84,6 +84,22 @@ pub trait CheckpointStore: Send + Sync {
     /// Asks for every save so far to be made durable soon, without waiting for it (a
     /// shard went idle: its last checkpoint should not wait for the flush deadline).
     fn flush_soon(&self) {}
+    /// Whether an operator paused the shard (kept across restarts and crashes).
+    fn is_paused(&self, mapping: &str, shard: &ShardId) -> Result<bool, StoreError> {
+        Ok(self.get_meta(&paused_key(mapping, shard))?.as_deref() == Some("true"))
+    }
+    /// Stores an operator's pause or resume durably.
+    fn set_paused(&self, mapping: &str, shard: &ShardId, paused: bool) -> Result<(), StoreError> {
+        self.set_meta(
+            &paused_key(mapping, shard),
+            if paused { "true" } else { "false" },
+        )
+    }
+}
+
+/// The meta key of a shard's pause.
+fn paused_key(mapping: &str, shard: &ShardId) -> String {
+    format!("paused/{mapping}\0{}", shard.0)
 }
 
 /// Checkpoints in memory: for `simulate` and tests.

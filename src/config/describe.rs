@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::mapping::{Config, Mapping, OnDestinationFailure, Pace, StartingPosition};
+use super::mapping::{Config, Coordination, Mapping, OnDestinationFailure, Pace, StartingPosition};
 use super::schema::{FunctionConfig, RuleAction, SimStreamConfig};
 use crate::model::StreamKind;
 
@@ -46,6 +46,7 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
         "checkpoint_flush_ms: {} (a checkpoint is durable at most this long after it is saved)",
         config.checkpoint_flush_ms
     )?;
+    write_coordination(out, &config.coordination)?;
     writeln!(
         out,
         "aws: region {}, account {}",
@@ -103,6 +104,24 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
         }
     }
     Ok(())
+}
+
+/// `coordination: embedded store (this process alone)`, or the lease table, this worker
+/// and the timing KCL's rules derive from the lease duration.
+fn write_coordination(out: &mut String, c: &Coordination) -> std::fmt::Result {
+    let Some(t) = &c.lease_table else {
+        return writeln!(out, "coordination: embedded store (this process alone)");
+    };
+    writeln!(
+        out,
+        "coordination: DynamoDB lease table {:?}, worker {:?}; lease {} ms, renew every {} ms, take every {} ms, at most {} steal(s) per pass",
+        t.table,
+        t.worker_id,
+        t.timing.lease_duration_ms,
+        t.timing.renew_interval_ms,
+        t.timing.take_interval_ms,
+        t.max_steals_per_pass
+    )
 }
 
 fn format_epoch_ms(ms: i64) -> String {

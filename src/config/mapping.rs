@@ -116,9 +116,26 @@ pub struct Config {
     pub simulation: Simulation,
     pub stats_interval_ms: u64,
     pub admin: Admin,
+    pub coordination: Coordination,
     pub streams: Vec<super::schema::SimStreamConfig>,
     pub functions: Vec<super::schema::FunctionConfig>,
     pub mappings: Vec<Mapping>,
+}
+
+/// `[coordination]`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coordination {
+    /// `None`: the embedded store, one worker. `Some`: a DynamoDB lease table.
+    pub lease_table: Option<LeaseTableSettings>,
+}
+
+/// A shared DynamoDB lease table and this worker's part in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseTableSettings {
+    pub table: String,
+    pub worker_id: String,
+    pub timing: crate::coordination::timing::LeaseTiming,
+    pub max_steals_per_pass: usize,
 }
 
 /// `[admin]`, validated.

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 
 pub use describe::describe;
 pub use mapping::{
-    Config, FanOutConsumer, Mapping, OnDestinationFailure, Pace, Simulation, StartingPosition,
+    Config, Coordination, FanOutConsumer, LeaseTableSettings, Mapping, OnDestinationFailure, Pace,
+    Simulation, StartingPosition,
 };
 
 /// The embedded default config (the repository's config.toml).

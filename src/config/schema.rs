@@ -34,6 +34,10 @@ pub struct ConfigFile {
     /// The admin HTTP API and metrics of `run`.
     #[serde(default)]
     pub admin: AdminSettings,
+    /// Where leases and checkpoints live: this process alone, or a DynamoDB lease table
+    /// shared with other workers.
+    #[serde(default)]
+    pub coordination: CoordinationSettings,
     /// Simulated streams (the in-memory world).
     #[serde(default)]
     pub streams: Vec<SimStreamConfig>,
@@ -130,6 +134,23 @@ impl Default for LogSettings {
 
 fn default_stats_interval() -> u64 {
     5
+}
+
+/// `[coordination]`: one worker with its embedded store, or several sharing a DynamoDB
+/// lease table.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinationSettings {
+    /// `"embedded"` (default) or `"dynamodb"`.
+    pub store: Option<String>,
+    /// The lease table (dynamodb). Default `esm-sim-leases`.
+    pub table: Option<String>,
+    /// This worker's name in the lease table. Default `<host name>-<pid>`.
+    pub worker_id: Option<String>,
+    /// A lease not renewed for this long is expired. 1..=600, default 10.
+    pub lease_duration_seconds: Option<u64>,
+    /// Most leases stolen in one take pass. 1..=1000, default 1 (KCL's).
+    pub max_steals_per_pass: Option<u64>,
 }
 
 /// `[admin]`: the admin HTTP API, metrics and dashboard served by `run`.

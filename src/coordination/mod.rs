@@ -11,7 +11,10 @@
 //! leased mapping's shard tasks write through.
 
 pub mod balance;
+pub mod keeper;
 pub mod lease;
 pub mod memory;
+pub mod metrics;
+pub mod store;
 pub mod table;
 pub mod timing;

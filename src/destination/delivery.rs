@@ -29,6 +29,7 @@ pub enum Delivery {
     Abandoned,
 }
 
+#[derive(Clone)]
 pub struct FailureDelivery {
     pub destination: Option<Arc<dyn FailureDestination>>,
     pub dead_letter: Arc<JsonlFile>,

@@ -12,6 +12,7 @@ use super::status::{MappingStatus, ShardSnapshot, ShardStatus};
 use crate::checkpoint::{CheckpointStore, StoreError};
 use crate::clock::Clock;
 use crate::config::Mapping;
+use crate::coordination::keeper::LeaseKeeper;
 use crate::destination::delivery::FailureDelivery;
 use crate::event::request_id::RequestIds;
 use crate::event::EventContext;
@@ -19,6 +20,7 @@ use crate::function::Function;
 use crate::model::{ShardId, ShardInfo};
 use crate::source::StreamSource;
 
+#[derive(Clone)]
 pub struct MappingContext {
     pub mapping: Mapping,
     pub source: Arc<dyn StreamSource>,
@@ -35,6 +37,11 @@ pub struct MappingContext {
     pub invoke_identity_arn: String,
     pub invocation_log: Option<Arc<InvocationLog>>,
     pub status: Arc<MappingStatus>,
+    /// The worker's lease keeper when the mapping's shards are shared through a lease
+    /// table (`None`: this process runs every shard).
+    pub leases: Option<Arc<LeaseKeeper>>,
+    /// Stops the mapping's tasks (a shard's own token, a child of the mapping's, when
+    /// leased: losing its lease stops that shard alone).
     pub cancel: CancellationToken,
 }
 
@@ -51,6 +58,15 @@ impl MappingContext {
         }
     }
 
+    /// The same context with its own stop token, a child of the mapping's: for one shard
+    /// whose lease can be lost.
+    pub fn with_own_cancel(&self) -> Arc<MappingContext> {
+        Arc::new(MappingContext {
+            cancel: self.cancel.child_token(),
+            ..self.clone()
+        })
+    }
+
     /// The fields every event of `shard_id` carries.
     pub fn event_context(&self, shard_id: &ShardId) -> EventContext {
         EventContext {
@@ -65,8 +81,8 @@ impl MappingContext {
     /// before a restart or a crash is paused again.
     pub fn shard_status(&self, info: &ShardInfo) -> Arc<ShardStatus> {
         let status = self.status.shard(info);
-        match self.store.get_meta(&self.paused_key(&info.shard_id.0)) {
-            Ok(Some(value)) if value == "true" => {
+        match self.store.is_paused(&self.mapping.name, &info.shard_id) {
+            Ok(true) => {
                 if !status.control().is_paused() {
                     tracing::info!(mapping = %self.mapping.name, shard = %info.shard_id, "shard paused by an operator before the restart: it stays paused until resumed");
                     status.pause();
@@ -87,18 +103,12 @@ impl MappingContext {
         shard_id: &str,
         paused: bool,
     ) -> Result<ShardSnapshot, StoreError> {
-        self.store.set_meta(
-            &self.paused_key(shard_id),
-            if paused { "true" } else { "false" },
-        )?;
+        self.store
+            .set_paused(&self.mapping.name, &ShardId(shard_id.to_string()), paused)?;
         Ok(if paused {
             status.pause()
         } else {
             status.resume()
         })
-    }
-
-    fn paused_key(&self, shard_id: &str) -> String {
-        format!("paused/{}\0{shard_id}", self.mapping.name)
     }
 }

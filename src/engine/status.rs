@@ -28,6 +28,9 @@ pub enum ShardState {
     Ended,
     Disabled,
     Stopped,
+    /// Shared through a lease table, and this worker does not hold the shard's lease
+    /// (`lease_owner` says who does).
+    NotHeld,
 }
 
 /// A batch being processed by one lane.
@@ -82,6 +85,11 @@ pub struct ShardSnapshot {
     /// Paused by an operator (the state says what the shard was doing when it stopped).
     pub paused: bool,
     pub checkpoint: Option<String>,
+    /// With a lease table: the worker holding the shard's lease (`None`: nobody, or no
+    /// lease table).
+    pub lease_owner: Option<String>,
+    /// With a lease table: the lease's counter as this worker last saw it.
+    pub lease_counter: Option<u64>,
     /// For a shard started at LATEST or AT_TIMESTAMP without a checkpoint: records that
     /// arrived before this time (epoch ms) were never the mapping's to read.
     pub started_at_time_ms: Option<i64>,
@@ -153,6 +161,8 @@ impl ShardSnapshot {
             state: ShardState::WaitingOnParents,
             paused: false,
             checkpoint: None,
+            lease_owner: None,
+            lease_counter: None,
             started_at_time_ms: None,
             resumed_from: None,
             running_since_ms: None,
@@ -251,6 +261,7 @@ impl ShardSnapshot {
                 | ShardState::Stopped
                 | ShardState::Disabled
                 | ShardState::WaitingOnParents
+                | ShardState::NotHeld
         ) {
             return None;
         }
@@ -476,7 +487,12 @@ mod tests {
 
     #[test]
     fn ended_and_stopped_shards_are_never_stuck() {
-        for state in [ShardState::Ended, ShardState::Stopped, ShardState::Disabled] {
+        for state in [
+            ShardState::Ended,
+            ShardState::Stopped,
+            ShardState::Disabled,
+            ShardState::NotHeld,
+        ] {
             let mut s = running(state);
             s.records_waiting = 1;
             assert_eq!(s.stuck(10_000_000, 1_000), None, "{state:?}");

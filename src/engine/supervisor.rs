@@ -15,12 +15,12 @@ use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
 use super::context::MappingContext;
+use super::discovery::Discovery;
+use super::leased_supervisor::run_leased_mapping;
 use super::shard::{run_shard, start_position, ShardEnd};
 use super::status::ShardState;
 use crate::checkpoint::Checkpoint;
 use crate::model::{ShardId, ShardInfo};
-use crate::policy::backoff::backoff_ms;
-use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
@@ -37,6 +37,9 @@ pub async fn run_mapping(ctx: Arc<MappingContext>) {
         ctx.cancel.cancelled().await;
         return;
     }
+    if let Some(keeper) = ctx.leases.clone() {
+        return run_leased_mapping(ctx, keeper).await;
+    }
     let mut checkpoints = match ctx.store.load_all(&name) {
         Ok(checkpoints) => checkpoints,
         Err(error) => {
@@ -47,55 +50,34 @@ pub async fn run_mapping(ctx: Arc<MappingContext>) {
     let mut shards: BTreeMap<ShardId, (ShardInfo, Slot)> = BTreeMap::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(ShardId, ShardEnd)>();
     let tracker = TaskTracker::new();
-    let mut rng = Rng::derived(ctx.seed, &format!("{name}/discovery"));
-    let mut failures_in_a_row = 0;
-    let mut next_discovery = ctx.clock.now_ms();
+    let mut discovery = Discovery::new(&ctx);
     loop {
-        if ctx.clock.now_ms() >= next_discovery {
-            match ctx.source.list_shards().await {
-                Ok(listed) => {
-                    failures_in_a_row = 0;
-                    for info in listed {
-                        if shards.contains_key(&info.shard_id) {
-                            continue;
-                        }
-                        let checkpoint = checkpoints.get(&info.shard_id);
-                        let finished = matches!(checkpoint, Some(Checkpoint::ShardEnd));
-                        let status = ctx.shard_status(&info);
-                        if let Some(checkpoint) = checkpoint {
-                            let mut s = status.update();
-                            s.resumed_from = Some(checkpoint.encode());
-                            s.checkpoint = Some(checkpoint.encode());
-                            if finished {
-                                s.state = ShardState::Ended;
-                            }
-                        }
-                        let slot = if finished {
-                            Slot::Finished
-                        } else {
-                            Slot::Waiting
-                        };
-                        shards.insert(info.shard_id.clone(), (info, slot));
+        if let Some(listed) = discovery.poll(&ctx).await {
+            for info in listed {
+                if shards.contains_key(&info.shard_id) {
+                    continue;
+                }
+                let checkpoint = checkpoints.get(&info.shard_id);
+                let finished = matches!(checkpoint, Some(Checkpoint::ShardEnd));
+                let status = ctx.shard_status(&info);
+                if let Some(checkpoint) = checkpoint {
+                    let mut s = status.update();
+                    s.resumed_from = Some(checkpoint.encode());
+                    s.checkpoint = Some(checkpoint.encode());
+                    if finished {
+                        s.state = ShardState::Ended;
                     }
-                    next_discovery =
-                        ctx.clock.now_ms() + ctx.mapping.pace.discovery_interval_ms as i64;
                 }
-                Err(error) => {
-                    failures_in_a_row += 1;
-                    let pace = &ctx.mapping.pace;
-                    let wait = backoff_ms(
-                        failures_in_a_row,
-                        pace.throttle_backoff_initial_ms,
-                        pace.throttle_backoff_max_ms,
-                        rng.next_f64(),
-                    );
-                    tracing::warn!(mapping = %name, %error, wait_ms = wait, "cannot list shards; retrying");
-                    next_discovery = ctx.clock.now_ms() + wait as i64;
-                }
+                let slot = if finished {
+                    Slot::Finished
+                } else {
+                    Slot::Waiting
+                };
+                shards.insert(info.shard_id.clone(), (info, slot));
             }
-            start_ready_shards(&ctx, &mut shards, &checkpoints, &tracker, &done_tx);
         }
-        let wait = (next_discovery - ctx.clock.now_ms()).max(0) as u64;
+        start_ready_shards(&ctx, &mut shards, &checkpoints, &tracker, &done_tx);
+        let wait = discovery.wait_ms(ctx.clock.now_ms());
         tokio::select! {
             biased;
             _ = ctx.cancel.cancelled() => break,
@@ -113,7 +95,7 @@ pub async fn run_mapping(ctx: Arc<MappingContext>) {
                             shards.insert(child.shard_id.clone(), (child, Slot::Waiting));
                         }
                     }
-                    next_discovery = ctx.clock.now_ms();
+                    discovery.due_now(ctx.clock.now_ms());
                 } else if let Some(entry) = shards.get_mut(&shard_id) {
                     entry.1 = Slot::Waiting;
                 }

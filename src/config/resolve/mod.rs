@@ -10,7 +10,7 @@
 //!
 //! This file checks the top level (paths, checkpoint flush, names used twice, one mapping
 //! per event source and function) and hands each section to its own file: `settings`
-//! (`[aws]`, `[simulation]`, `[log]`), `admin`, `streams`, `functions`, `mappings` (with
+//! (`[aws]`, `[simulation]`, `[log]`), `admin`, `coordination`, `streams`, `functions`, `mappings` (with
 //! `event_source`, `starting_position`, `destination`, `pace`). All of them write into one
 //! `problems::Problems`.
 //!
@@ -18,6 +18,7 @@
 //! rest) so that no later arithmetic on them can overflow.
 
 mod admin;
+mod coordination;
 mod destination;
 mod event_source;
 mod functions;
@@ -43,6 +44,7 @@ use super::type_error;
 use super::ConfigError;
 
 pub use self::admin::{DEFAULT_ADMIN_LISTEN, MAX_STUCK_AFTER_SECONDS};
+pub use self::coordination::DEFAULT_LEASE_TABLE;
 pub use self::pace::{MAX_PACE_MS, MAX_PACE_SECONDS};
 pub use self::rules::{join, MAX_SECONDS};
 pub use self::starting_position::MAX_EPOCH_SECONDS;
@@ -81,6 +83,7 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
         simulation,
         log,
         admin,
+        coordination,
         mut streams,
         functions,
         mappings,
@@ -90,6 +93,7 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
     let simulation = settings::resolve_simulation(&simulation, &mut p);
     let stats_interval_ms = settings::resolve_log(&log, &mut p);
     let admin = admin::resolve_admin(&admin, &mut p);
+    let coordination = coordination::resolve_coordination(&coordination, &mut p);
     let checkpoint_flush_ms = checkpoint_flush_ms.unwrap_or(DEFAULT_CHECKPOINT_FLUSH_MS);
     p.range(
         "top level",
@@ -144,6 +148,7 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
         simulation,
         stats_interval_ms,
         admin,
+        coordination,
         streams,
         functions: with_working_dirs_resolved(functions, base_dir),
         mappings: resolved,

@@ -41,6 +41,7 @@ pub(super) async fn start_with(
         tap: None,
         aws: None,
         line_sync: crate::destination::file::LineSync::None,
+        leases: None,
         cancel: tokio_util::sync::CancellationToken::new(),
     };
     let parts = assemble(&config, env).await.expect("assemble");
