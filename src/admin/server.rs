@@ -27,6 +27,8 @@ const HISTORY_WINDOW_MS: i64 = 600_000;
 
 /// A running admin server.
 pub struct AdminServer {
+    /// Where the API answers, e.g. `http://127.0.0.1:9400`.
+    url: String,
     addr_file: PathBuf,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -98,10 +100,16 @@ impl AdminServer {
             }
         });
         Ok(Some(AdminServer {
+            url,
             addr_file,
             stop,
             tasks: vec![sampler, server],
         }))
+    }
+
+    /// Where the API answers, e.g. `http://127.0.0.1:9400`.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Stops serving (requests being answered finish) and removes the address file.

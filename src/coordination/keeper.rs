@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use super::balance::{self, Pick};
 use super::lease::{lease_key, Lease};
 use super::metrics::LeaseMetrics;
+use super::seen::{observe, parents_first, shuffle, Observed};
 use super::table::{Holder, LeaseTable, TableError};
 use super::timing::LeaseTiming;
 use crate::checkpoint::{Checkpoint, StoreError};
@@ -83,11 +84,6 @@ struct Held {
     renewed_at_ms: i64,
     paused: bool,
     lock: Arc<tokio::sync::Mutex<()>>,
-}
-
-struct Observed {
-    lease: Lease,
-    since_ms: i64,
 }
 
 impl LeaseKeeper {
@@ -638,62 +634,6 @@ impl LeaseKeeper {
     }
 }
 
-/// Records what a table read showed: a lease whose counter moved (or that is new) is
-/// live as of `now`.
-fn observe(seen: &mut BTreeMap<String, Observed>, rows: Vec<Lease>, now: i64) {
-    for lease in rows {
-        let key = lease.key();
-        match seen.get_mut(&key) {
-            Some(o) if o.lease.counter == lease.counter && o.lease.owner == lease.owner => {
-                o.lease = lease;
-            }
-            _ => {
-                seen.insert(
-                    key,
-                    Observed {
-                        lease,
-                        since_ms: now,
-                    },
-                );
-            }
-        }
-    }
-}
-
-/// Fisher-Yates with the keeper's seeded generator: peers starting together do not all
-/// reach for the same leases first, and a simulation stays reproducible.
-fn shuffle<T>(items: &mut [T], rng: &mut Rng) {
-    for i in (1..items.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        items.swap(i, j);
-    }
-}
-
-/// `shards` ordered so every shard comes after its parents among them.
-fn parents_first(shards: &[ShardInfo]) -> Vec<&ShardInfo> {
-    let listed: BTreeSet<&ShardId> = shards.iter().map(|s| &s.shard_id).collect();
-    let mut placed: BTreeSet<&ShardId> = BTreeSet::new();
-    let mut out = Vec::with_capacity(shards.len());
-    while out.len() < shards.len() {
-        let before = out.len();
-        for info in shards {
-            if placed.contains(&info.shard_id) {
-                continue;
-            }
-            let ready = info
-                .parent_shard_ids
-                .iter()
-                .all(|p| !listed.contains(p) || placed.contains(p));
-            if ready {
-                placed.insert(&info.shard_id);
-                out.push(info);
-            }
-        }
-        if out.len() == before {
-            // A cycle (a malformed listing): the rest in the order given.
-            out.extend(shards.iter().filter(|s| !placed.contains(&s.shard_id)));
-            break;
-        }
-    }
-    out
-}
+#[cfg(test)]
+#[path = "keeper_tests.rs"]
+mod tests;

@@ -15,6 +15,7 @@ pub mod keeper;
 pub mod lease;
 pub mod memory;
 pub mod metrics;
+mod seen;
 pub mod store;
 pub mod table;
 pub mod timing;
