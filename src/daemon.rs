@@ -7,10 +7,17 @@
 //! producers wrote while it was down. Every `stats_interval_seconds` it logs throughput and
 //! per-shard positions. The admin API (`admin::server`) serves from before the first shard
 //! starts until the shards have stopped.
+//!
+//! With `[coordination] store = "dynamodb"` the process is one worker among several: its
+//! lease keeper takes a share of the shards from the lease table, checkpoints live in the
+//! lease rows (the local store keeps only this process's own values), and a clean stop
+//! hands every lease back once the shards have stopped and their checkpoints are written.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Context as _;
 
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +27,10 @@ use crate::aws::AwsFactory;
 use crate::checkpoint::embedded::EmbeddedStore;
 use crate::checkpoint::CheckpointStore;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, LeaseTableSettings};
+use crate::coordination::dynamodb::DynamodbLeaseTable;
+use crate::coordination::keeper::LeaseKeeper;
+use crate::coordination::store::LeaseCheckpointStore;
 use crate::destination::file::LineSync;
 use crate::engine::supervisor::run_mapping;
 use crate::event::request_id::RequestIds;
@@ -52,11 +62,21 @@ pub async fn run_until(
 ) -> anyhow::Result<()> {
     let clock = Clock::wall();
     let store_path = config.state_dir.join("checkpoints.redb");
-    let store: Arc<dyn CheckpointStore> = Arc::new(EmbeddedStore::open(
+    let local: Arc<dyn CheckpointStore> = Arc::new(EmbeddedStore::open(
         &store_path,
         Duration::from_millis(config.checkpoint_flush_ms),
     )?);
     tracing::info!(state = %store_path.display(), "checkpoint store open");
+    let aws = AwsFactory::new(config.aws.endpoint_url.clone(), config.aws.region.clone());
+    let engine_seed = clock.now_ms() as u64 ^ u64::from(std::process::id());
+    let leases = match &config.coordination.lease_table {
+        Some(settings) => Some(lease_worker(config, settings, &aws, clock, engine_seed).await?),
+        None => None,
+    };
+    let store: Arc<dyn CheckpointStore> = match &leases {
+        Some(keeper) => Arc::new(LeaseCheckpointStore::new(keeper.clone(), local.clone())),
+        None => local.clone(),
+    };
     let cancel = CancellationToken::new();
     let created_at = |stream: &crate::config::schema::SimStreamConfig| -> anyhow::Result<i64> {
         let key = format!("stream/{}/created_at_ms", stream.name);
@@ -67,8 +87,6 @@ pub async fn run_until(
         store.set_meta(&key, &now.to_string())?;
         Ok(now)
     };
-    let aws = AwsFactory::new(config.aws.endpoint_url.clone(), config.aws.region.clone());
-    let engine_seed = clock.now_ms() as u64 ^ u64::from(std::process::id());
     let env = Environment {
         clock,
         store: store.clone(),
@@ -82,7 +100,7 @@ pub async fn run_until(
         tap,
         aws: Some(&aws),
         line_sync: LineSync::EveryLine,
-        leases: None,
+        leases: leases.clone(),
         cancel: cancel.clone(),
     };
     let parts = Arc::new(assemble(config, env).await?);
@@ -93,6 +111,12 @@ pub async fn run_until(
         clock,
     )
     .await?;
+    let keeper_task = leases.clone().map(|keeper| {
+        if let Some(admin) = &admin {
+            keeper.set_admin_url(admin.url().to_string());
+        }
+        tokio::spawn(keeper.run())
+    });
     let supervisors: Vec<_> = parts
         .contexts
         .iter()
@@ -110,6 +134,10 @@ pub async fn run_until(
     for supervisor in supervisors {
         supervisor.await?;
     }
+    if let (Some(keeper), Some(task)) = (&leases, keeper_task) {
+        keeper.hand_back().await;
+        task.await?;
+    }
     stats.await?;
     if let Some(admin) = admin {
         admin.stop().await;
@@ -123,6 +151,38 @@ pub async fn run_until(
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// This worker's lease keeper on the DynamoDB lease table, the table created or checked.
+/// Mappings on simulated streams are refused: each worker would simulate a world of its
+/// own (`simulate` models several workers on one world).
+async fn lease_worker(
+    config: &Config,
+    settings: &LeaseTableSettings,
+    aws: &AwsFactory,
+    clock: Clock,
+    seed: u64,
+) -> anyhow::Result<Arc<LeaseKeeper>> {
+    if let Some(mapping) = config
+        .mappings
+        .iter()
+        .find(|m| config.stream_of(m).is_some())
+    {
+        anyhow::bail!(
+            "mapping {:?} reads a simulated stream: [coordination] store = \"dynamodb\" shares real streams between `esm-sim run` processes (each would simulate a world of its own); use `esm-sim simulate` with [simulation] workers to model several workers",
+            mapping.name
+        );
+    }
+    let table = DynamodbLeaseTable::connect(aws, &settings.table).await;
+    let keeper = LeaseKeeper::new(Arc::new(table), settings, clock, seed);
+    keeper
+        .prepare()
+        .await
+        .with_context(|| format!("lease table {:?}", settings.table))?;
+    tracing::info!(table = %settings.table, worker = %settings.worker_id,
+        lease_ms = settings.timing.lease_duration_ms, renew_ms = settings.timing.renew_interval_ms,
+        take_ms = settings.timing.take_interval_ms, "sharing shards through the lease table");
+    Ok(keeper)
 }
 
 async fn log_stats(parts: Arc<Parts>, interval_ms: u64, clock: Clock, cancel: CancellationToken) {

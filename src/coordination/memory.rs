@@ -65,7 +65,11 @@ impl LeaseTable for MemoryLeaseTable {
         if rows.contains_key(&lease.key()) {
             return Ok(false);
         }
-        rows.insert(lease.key(), lease.clone());
+        let mut row = lease.clone();
+        // DynamoDB keeps parents as a string set: sorted, each once.
+        row.parent_shard_ids.sort();
+        row.parent_shard_ids.dedup();
+        rows.insert(lease.key(), row);
         Ok(true)
     }
 
