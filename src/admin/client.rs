@@ -122,7 +122,7 @@ impl AdminClient {
             Ok(Ok(response)) => response,
         };
         let status = response.status();
-        let content_type = response.headers().get(CONTENT_TYPE).cloned();
+        let headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
@@ -131,7 +131,7 @@ impl AdminClient {
             .to_bytes();
         Ok(Exchange {
             status,
-            content_type,
+            headers,
             body,
         })
     }
@@ -141,7 +141,7 @@ impl AdminClient {
 #[derive(Debug)]
 pub struct Exchange {
     pub status: StatusCode,
-    pub content_type: Option<HeaderValue>,
+    pub headers: HeaderMap,
     pub body: Bytes,
 }
 

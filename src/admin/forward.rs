@@ -112,7 +112,7 @@ pub async fn forward(
     tracing::info!(path, owner, url, status = %answer.status, "admin action forwarded to the lease owner");
     let mut response = Response::new(Body::from(answer.body));
     *response.status_mut() = answer.status;
-    if let Some(content_type) = answer.content_type {
+    if let Some(content_type) = answer.headers.get(header::CONTENT_TYPE).cloned() {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, content_type);
