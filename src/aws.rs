@@ -138,6 +138,15 @@ pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
 }
 
+/// DynamoDB client for the lease table; SDK retries off (the lease keeper paces its own
+/// renewals: a renewal kept in the SDK's backoff could outlive the lease it renews).
+pub fn dynamodb_leases(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    let conf = aws_sdk_dynamodb::config::Builder::from(config)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
 /// How the engine treats an SDK error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ErrorClass {

@@ -11,6 +11,7 @@
 //! leased mapping's shard tasks write through.
 
 pub mod balance;
+pub mod dynamodb;
 pub mod keeper;
 pub mod lease;
 pub mod memory;

@@ -9,7 +9,7 @@
 pub mod dynamodb_streams;
 pub mod kinesis;
 pub mod kinesis_efo;
-mod paging;
+pub(crate) mod paging;
 pub(crate) mod sdk_error;
 pub mod simulated;
 

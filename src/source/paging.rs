@@ -2,18 +2,17 @@
 //! DescribeStream's LastEvaluatedShardId), one rule for both sources: the next page
 //! starts at the token the last page returned, and the listing ends at a page without
 //! one. A page that returns the token it was asked with ends it too: a server that
-//! repeats its page would otherwise loop forever.
+//! repeats its page would otherwise loop forever. The lease table's Scan
+//! (LastEvaluatedKey, a lease key) reads through it too, hence `pub(crate)` and any error.
 
 use std::future::Future;
 
-use super::SourceError;
-
 /// Every item of a listing: `fetch(token)` reads the page at `token` (`None`: the first)
 /// and returns its items and the token of the next page.
-pub(super) async fn all_pages<T, F, Fut>(mut fetch: F) -> Result<Vec<T>, SourceError>
+pub(crate) async fn all_pages<T, E, F, Fut>(mut fetch: F) -> Result<Vec<T>, E>
 where
     F: FnMut(Option<String>) -> Fut,
-    Fut: Future<Output = Result<(Vec<T>, Option<String>), SourceError>>,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), E>>,
 {
     let mut items = Vec::new();
     let mut token: Option<String> = None;
@@ -30,6 +29,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::SourceError;
 
     /// Pages of `pages`, each answering with the token of the page after it, or `last`.
     async fn read(pages: &[&[u32]], last: Option<&str>) -> (Vec<u32>, Vec<Option<String>>) {
@@ -43,7 +43,7 @@ mod tests {
                 last.map(str::to_string)
             };
             let page = pages[index].to_vec();
-            async move { Ok((page, next)) }
+            async move { Ok::<_, SourceError>((page, next)) }
         })
         .await
         .expect("pages");

@@ -2,7 +2,8 @@
 //! SDK configs for them, unique resource names, and the resources the tests make on them
 //! (streams, records, tables, queues; `stream` for one that deletes itself). The in-process
 //! daemon is in `daemon`, its config text in `daemon_config`, the binary in `binary`, an
-//! HTTP server in `http_server`, reading a stream back with the SDK in `read_back`.
+//! HTTP server in `http_server`, a fault-injecting proxy in front of moto in
+//! `fault_proxy`, reading a stream back with the SDK in `read_back`.
 //!
 //! The servers (kinesis-local for Kinesis; moto for SQS, SNS, DynamoDB and DynamoDB
 //! Streams) are installed, started on 127.0.0.1 and stopped by `scripts/test.sh`, which
@@ -14,6 +15,7 @@
 pub mod binary;
 pub mod daemon;
 pub mod daemon_config;
+pub mod fault_proxy;
 pub mod http_server;
 pub mod read_back;
 pub mod stream;
