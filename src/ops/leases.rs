@@ -10,7 +10,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
@@ -22,6 +21,7 @@ use crate::aws::AwsFactory;
 use crate::checkpoint::embedded::EmbeddedStore;
 use crate::checkpoint::CheckpointStore;
 use crate::config::{self, Config, LeaseTableSettings};
+use crate::coordination::dynamodb::DynamodbLeaseTable;
 use crate::coordination::table::LeaseTable;
 
 /// The embedded store's file under the state directory, as `esm-sim run` names it.
@@ -72,18 +72,12 @@ impl ImportArgs {
         let positions = read_positions(&config.state_dir.join(STORE_FILE), &names)?;
         let factory = AwsFactory::new(config.aws.endpoint_url.clone(), config.aws.region.clone());
         let not_imported = block_on(async {
-            let table = lease_table(&factory, &settings.table).await?;
+            let table = DynamodbLeaseTable::connect(&factory, &settings.table).await;
             table
                 .prepare()
                 .await
                 .map_err(|e| anyhow!("lease table {:?}: {e}", settings.table))?;
-            import_all(
-                table.as_ref(),
-                &positions,
-                self.overwrite,
-                &mut std::io::stdout(),
-            )
-            .await
+            import_all(&table, &positions, self.overwrite, &mut std::io::stdout()).await
         })?;
         if not_imported > 0 {
             bail!("{not_imported} shard(s) not imported (see above); run the import again once they can be");
@@ -97,11 +91,6 @@ pub fn lease_settings(config: &Config) -> anyhow::Result<&LeaseTableSettings> {
     config.coordination.lease_table.as_ref().ok_or_else(|| {
         anyhow!("[coordination] store is \"embedded\": the import writes into a DynamoDB lease table, so set store = \"dynamodb\" (and table) in the config first")
     })
-}
-
-/// The `[coordination]` table, through the config's AWS endpoint and region.
-async fn lease_table(_factory: &AwsFactory, table: &str) -> anyhow::Result<Arc<dyn LeaseTable>> {
-    bail!("lease table {table:?}: the DynamoDB lease table is not in this build yet")
 }
 
 /// Every position of `mappings` in the embedded store at `path`, which no daemon may have
