@@ -80,6 +80,8 @@ pub enum Command {
     Skip(crate::admin::commands::ShardArgs),
     /// Move a paused shard's position to a sequence number or a time.
     Rewind(crate::admin::commands::RewindArgs),
+    /// The DynamoDB lease table: `import` moves the embedded store's positions into it.
+    Leases(crate::ops::leases::LeasesArgs),
 }
 
 fn load(path: Option<&PathBuf>) -> anyhow::Result<config::Config> {
@@ -161,5 +163,6 @@ pub fn main_with(cli: Cli) -> anyhow::Result<()> {
         Command::Resume(args) => args.act(crate::admin::commands::Action::Resume),
         Command::Skip(args) => args.act(crate::admin::commands::Action::Skip),
         Command::Rewind(args) => args.run(),
+        Command::Leases(args) => args.run(),
     }
 }

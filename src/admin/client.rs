@@ -1,13 +1,15 @@
-//! The admin API as the terminal commands call it: a small HTTP/1 JSON client (hyper, as
-//! the HTTP function uses, so no second HTTP stack), with errors that say what failed and
-//! what to check (the daemon not running, a missing token, the API's own message).
+//! The admin API as the terminal commands call it, and as a worker forwards an operator
+//! action to the worker holding the shard: a small HTTP/1 JSON client (hyper, as the HTTP
+//! function uses, so no second HTTP stack), with errors that say what failed and what to
+//! check (the daemon not running, a missing token, the API's own message). `exchange` is
+//! the raw request under `get` and `post`: any status comes back as it was sent.
 
 use std::time::Duration;
 
 use anyhow::anyhow;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -54,59 +56,93 @@ impl AdminClient {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let mut request = Request::builder().method(method.clone()).uri(&url);
+        let mut headers = HeaderMap::new();
         if let Some(token) = &self.token {
-            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|e| anyhow!("the admin token cannot be sent in a header: {e}"))?;
+            headers.insert(AUTHORIZATION, value);
         }
         let payload = match body {
             Some(body) => {
-                request = request.header(CONTENT_TYPE, "application/json");
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 Bytes::from(serde_json::to_vec(body)?)
             }
             None => Bytes::new(),
         };
-        let request = request
-            .body(Full::new(payload))
-            .map_err(|e| anyhow!("cannot build the request {method} {url}: {e}"))?;
-        let unreachable = |cause: String| {
-            anyhow!(
-                "cannot reach the admin API at {}: {cause} — is `esm-sim run` running? (--admin URL, ESM_SIM_ADMIN_URL or <state_dir>/admin.addr say where)",
-                self.base
-            )
-        };
-        let response = match tokio::time::timeout(TIMEOUT, self.client.request(request)).await {
-            Err(_) => {
-                return Err(unreachable(format!(
-                    "no answer within {} s",
-                    TIMEOUT.as_secs()
-                )))
-            }
-            Ok(Err(error)) => return Err(unreachable(root_cause(&error))),
-            Ok(Ok(response)) => response,
-        };
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
+        let url = format!("{}{path}", self.base);
+        let answer = self
+            .exchange(method.clone(), path, headers, payload)
             .await
-            .map_err(|e| unreachable(format!("the answer broke off: {e}")))?
-            .to_bytes();
-        let json: Option<Value> = serde_json::from_slice(&bytes).ok();
-        if status.is_success() {
+            .map_err(|cause| {
+                anyhow!(
+                    "cannot reach the admin API at {}: {cause} — is `esm-sim run` running? (--admin URL, ESM_SIM_ADMIN_URL or <state_dir>/admin.addr say where)",
+                    self.base
+                )
+            })?;
+        let json: Option<Value> = serde_json::from_slice(&answer.body).ok();
+        if answer.status.is_success() {
             return json.ok_or_else(|| anyhow!("{method} {url}: the answer is not JSON"));
         }
         let message = json.as_ref().and_then(|v| v["error"].as_str()).map_or_else(
-            || String::from_utf8_lossy(&bytes).into_owned(),
+            || String::from_utf8_lossy(&answer.body).into_owned(),
             str::to_string,
         );
-        let hint = if status == StatusCode::UNAUTHORIZED {
+        let hint = if answer.status == StatusCode::UNAUTHORIZED {
             " (give the token with --token or ESM_SIM_ADMIN_TOKEN)"
         } else {
             ""
         };
-        Err(anyhow!("{method} {path}: {status}: {message}{hint}"))
+        Err(anyhow!(
+            "{method} {path}: {}: {message}{hint}",
+            answer.status
+        ))
     }
+
+    /// One request with exactly `headers` (no token added) and `body`, answered as the
+    /// server answered, whatever the status: what forwarding an action to the worker
+    /// holding a shard needs. `Err` says why no answer came (refused, timed out, cut off).
+    pub async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Exchange, String> {
+        let url = format!("{}{path}", self.base);
+        let mut request = Request::builder().method(method.clone()).uri(&url);
+        if let Some(all) = request.headers_mut() {
+            all.extend(headers);
+        }
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| format!("cannot build the request {method} {url}: {e}"))?;
+        let response = match tokio::time::timeout(TIMEOUT, self.client.request(request)).await {
+            Err(_) => return Err(format!("no answer within {} s", TIMEOUT.as_secs())),
+            Ok(Err(error)) => return Err(root_cause(&error)),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("the answer broke off: {e}"))?
+            .to_bytes();
+        Ok(Exchange {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// An answer as the server gave it.
+#[derive(Debug)]
+pub struct Exchange {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 /// The innermost cause ("Connection refused (os error 111)"): what a person can act on.

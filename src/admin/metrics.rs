@@ -3,11 +3,14 @@
 //! Pure rendering from snapshots, so the exact text is tested without a server. The AWS
 //! metric names of the spec's section 5 become snake_case with an `esm_` prefix, labelled
 //! by `mapping` and `shard`; counters end in `_total`. A disabled mapping emits nothing
-//! (spec: nothing is emitted while the mapping is disabled).
+//! (spec: nothing is emitted while the mapping is disabled). A worker sharing mappings
+//! through a lease table adds its lease series (`render_leases`, labelled `worker`);
+//! a process alone adds nothing.
 
 use std::fmt::Write as _;
 
-use crate::engine::latency::BOUNDS_MS;
+use crate::coordination::metrics::LeaseCounts;
+use crate::engine::latency::{LatencyHistogram, BOUNDS_MS};
 use crate::engine::status::{ShardSnapshot, ShardState};
 
 /// One mapping's shards, as the renderer needs them.
@@ -126,35 +129,7 @@ pub fn render(mappings: &[MappingShards<'_>], now_ms: i64, stuck_after_ms: i64) 
         "Invocation latency of invocations that reached the function.",
     );
     for (mapping, s) in &shards {
-        let h = &s.invoke_latency;
-        let cumulative = h.cumulative();
-        for (bound, count) in BOUNDS_MS.iter().zip(cumulative) {
-            let le = bound.to_string();
-            line(
-                &mut out,
-                &format!("{name}_bucket"),
-                &labels(mapping, s, &[("le", &le)]),
-                count,
-            );
-        }
-        line(
-            &mut out,
-            &format!("{name}_bucket"),
-            &labels(mapping, s, &[("le", "+Inf")]),
-            h.count,
-        );
-        line(
-            &mut out,
-            &format!("{name}_sum"),
-            &labels(mapping, s, &[]),
-            h.sum_ms,
-        );
-        line(
-            &mut out,
-            &format!("{name}_count"),
-            &labels(mapping, s, &[]),
-            h.count,
-        );
+        histogram(&mut out, name, &labels(mapping, s, &[]), &s.invoke_latency);
     }
 
     header(
@@ -200,6 +175,94 @@ pub fn render(mappings: &[MappingShards<'_>], now_ms: i64, stuck_after_ms: i64) 
         }
     }
     out
+}
+
+/// A worker's lease counter: name, help, and the field it exposes.
+type LeaseCounter = (&'static str, &'static str, fn(&LeaseCounts) -> u64);
+
+const LEASE_COUNTERS: [LeaseCounter; 7] = [
+    (
+        "esm_leases_taken_total",
+        "Free or expired leases this worker took.",
+        |c| c.taken,
+    ),
+    (
+        "esm_leases_stolen_total",
+        "Leases this worker took from a live worker holding more than its share.",
+        |c| c.stolen,
+    ),
+    (
+        "esm_leases_lost_total",
+        "Leases this worker held and lost (stolen, expired before a renew, refused by the table).",
+        |c| c.lost,
+    ),
+    (
+        "esm_lease_checkpoints_fenced_total",
+        "Checkpoints refused because this worker no longer held the lease.",
+        |c| c.checkpoints_fenced,
+    ),
+    (
+        "esm_lease_conditional_check_failures_total",
+        "Conditional writes the lease table refused.",
+        |c| c.conditional_check_failures,
+    ),
+    (
+        "esm_lease_table_throttles_total",
+        "Lease table calls throttled.",
+        |c| c.throttles,
+    ),
+    (
+        "esm_lease_table_calls_total",
+        "Calls made to the lease table.",
+        |c| c.calls,
+    ),
+];
+
+/// The lease series of the workers sharing mappings through a lease table (labelled
+/// `worker`); empty when there are none, so a single process's text is unchanged.
+pub fn render_leases(workers: &[(&str, LeaseCounts)]) -> String {
+    let mut out = String::new();
+    if workers.is_empty() {
+        return out;
+    }
+    let label = |worker: &str| format!("worker=\"{}\"", escape_label(worker));
+    header(
+        &mut out,
+        "esm_leases_held",
+        "gauge",
+        "Leases this worker holds now.",
+    );
+    for (worker, counts) in workers {
+        line(&mut out, "esm_leases_held", &label(worker), counts.held);
+    }
+    for (name, help, value) in LEASE_COUNTERS {
+        header(&mut out, name, "counter", help);
+        for (worker, counts) in workers {
+            line(&mut out, name, &label(worker), value(counts));
+        }
+    }
+    let name = "esm_lease_renew_duration_milliseconds";
+    header(
+        &mut out,
+        name,
+        "histogram",
+        "Latency of lease renewals (the table's conditional update).",
+    );
+    for (worker, counts) in workers {
+        histogram(&mut out, name, &label(worker), &counts.renew_latency);
+    }
+    out
+}
+
+/// A histogram's `_bucket`, `_sum` and `_count` lines under `labels`.
+fn histogram(out: &mut String, name: &str, labels: &str, h: &LatencyHistogram) {
+    let bucket = format!("{name}_bucket");
+    for (bound, count) in BOUNDS_MS.iter().zip(h.cumulative()) {
+        line(out, &bucket, &format!("{labels},le=\"{bound}\""), count);
+    }
+    line(out, &bucket, &format!("{labels},le=\"+Inf\""), h.count);
+    line(out, &format!("{name}_sum"), labels, h.sum_ms);
+    line(out, &format!("{name}_count"), labels, h.count);
 }
 
 /// The snake_case name the JSON uses for a state.
@@ -397,6 +460,74 @@ mod tests {
             series(&text, "esm_shard_stuck"),
             vec!["esm_shard_stuck{mapping=\"on\",shard=\"shardId-000000000002\"} 0"]
         );
+    }
+
+    #[test]
+    fn a_leased_worker_renders_its_lease_series_and_a_lone_process_none() {
+        assert_eq!(render_leases(&[]), "");
+        let mut counts = LeaseCounts {
+            held: 3,
+            taken: 4,
+            stolen: 1,
+            lost: 2,
+            checkpoints_fenced: 5,
+            conditional_check_failures: 6,
+            throttles: 7,
+            calls: 80,
+            ..LeaseCounts::default()
+        };
+        counts.renew_latency.record(3.0);
+        counts.renew_latency.record(12.0);
+        let text = render_leases(&[("w-\"1", counts)]);
+        let l = "worker=\"w-\\\"1\"";
+        let mut expected = format!(
+            "# HELP esm_leases_held Leases this worker holds now.\n\
+             # TYPE esm_leases_held gauge\n\
+             esm_leases_held{{{l}}} 3\n"
+        );
+        for (name, value) in [
+            ("esm_leases_taken_total", 4),
+            ("esm_leases_stolen_total", 1),
+            ("esm_leases_lost_total", 2),
+            ("esm_lease_checkpoints_fenced_total", 5),
+            ("esm_lease_conditional_check_failures_total", 6),
+            ("esm_lease_table_throttles_total", 7),
+            ("esm_lease_table_calls_total", 80),
+        ] {
+            let help = LEASE_COUNTERS
+                .iter()
+                .find(|c| c.0 == name)
+                .expect("a counter")
+                .1;
+            expected +=
+                &format!("# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{l}}} {value}\n");
+        }
+        let name = "esm_lease_renew_duration_milliseconds";
+        expected += &format!(
+            "# HELP {name} Latency of lease renewals (the table's conditional update).\n\
+             # TYPE {name} histogram\n"
+        );
+        for (le, count) in [
+            ("1", 0),
+            ("2.5", 0),
+            ("5", 1),
+            ("10", 1),
+            ("25", 2),
+            ("50", 2),
+            ("100", 2),
+            ("250", 2),
+            ("500", 2),
+            ("1000", 2),
+            ("2500", 2),
+            ("5000", 2),
+            ("10000", 2),
+            ("30000", 2),
+            ("+Inf", 2),
+        ] {
+            expected += &format!("{name}_bucket{{{l},le=\"{le}\"}} {count}\n");
+        }
+        expected += &format!("{name}_sum{{{l}}} 15\n{name}_count{{{l}}} 2\n");
+        assert_eq!(text, expected);
     }
 
     #[test]

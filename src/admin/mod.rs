@@ -8,6 +8,7 @@ pub mod auth;
 pub mod client;
 pub mod commands;
 pub mod dashboard;
+pub mod forward;
 pub mod history;
 pub mod metrics;
 pub mod routes;

@@ -2,16 +2,17 @@
 //! the metrics, the dashboard page and its history.
 //!
 //! Handlers only read the engine's published status and call its shard controls; the
-//! stuck rule is the engine's (`ShardSnapshot::stuck`). Every error is `{"error": "..."}`
-//! with its status (400 bad request, 401 no token, 404 unknown, 409 conflict), so a
-//! script or `esm-sim shards` can always show the reason.
+//! stuck rule is the engine's (`ShardSnapshot::stuck`). An action on a shard another
+//! worker holds goes to that worker (`forward`). Every error is `{"error": "..."}` with
+//! its status (400 bad request, 401 no token, 404 unknown, 409 conflict, 502 the lease
+//! owner did not answer), so a script or `esm-sim shards` can always show the reason.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,14 +20,16 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use super::auth::authorized;
+use super::forward::{self, Route};
 use super::history::IteratorAgeHistory;
-use super::metrics::{render, MappingShards};
+use super::metrics::{render, render_leases, MappingShards};
 use crate::clock::Clock;
 use crate::config::StartingPosition;
+use crate::coordination::metrics::LeaseCounts;
 use crate::engine::context::MappingContext;
 use crate::engine::control::{ControlError, RewindTo};
 use crate::engine::status::{ShardSnapshot, ShardStatus};
-use crate::model::SequenceNumber;
+use crate::model::{SequenceNumber, ShardId};
 
 /// What every handler reads.
 pub struct AdminState {
@@ -128,7 +131,15 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
             shards,
         })
         .collect();
-    let text = render(&mappings, state.clock.now_ms(), state.stuck_after_ms);
+    let mut text = render(&mappings, state.clock.now_ms(), state.stuck_after_ms);
+    // One keeper per process, shared by its leased mappings: its series once.
+    let mut workers: Vec<(&str, LeaseCounts)> = Vec::new();
+    for keeper in state.contexts.iter().filter_map(|c| c.leases.as_ref()) {
+        if !workers.iter().any(|(id, _)| *id == keeper.worker_id) {
+            workers.push((&keeper.worker_id, keeper.metrics.snapshot()));
+        }
+    }
+    text.push_str(&render_leases(&workers));
     (
         [(
             header::CONTENT_TYPE,
@@ -159,7 +170,7 @@ async fn mappings(State(state): State<Arc<AdminState>>) -> Json<Value> {
                 StartingPosition::Latest => json!("LATEST"),
                 StartingPosition::AtTimestamp(ms) => json!({ "AT_TIMESTAMP": ms }),
             };
-            json!({
+            let mut mapping = json!({
                 "name": m.name,
                 "event_source_arn": m.event_source_arn,
                 "function_name": m.function_name,
@@ -176,7 +187,12 @@ async fn mappings(State(state): State<Arc<AdminState>>) -> Json<Value> {
                 "metrics_config": { "metrics": m.metrics },
                 "shards": { "total": shards.len(), "by_state": by_state },
                 "stuck": stuck,
-            })
+            });
+            // Shared through a lease table: which worker answered.
+            if let Some(keeper) = &ctx.leases {
+                mapping["worker_id"] = json!(keeper.worker_id);
+            }
+            mapping
         })
         .collect();
     Json(json!({ "mappings": mappings }))
@@ -238,31 +254,81 @@ async fn shard(
     Ok(Json(shard_answer(&state, &mapping, &status.snapshot())))
 }
 
+/// `POST /shards/{mapping}/{shard}/{action}`: here, or at the worker holding the shard's
+/// lease (see `forward`).
 async fn action(
     State(state): State<Arc<AdminState>>,
     Path((mapping, shard, action)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
     body: Bytes,
-) -> Answer {
+) -> Result<Response, ApiError> {
     let status = shard_status(&state, &mapping, &shard)?;
-    let result = match action.as_str() {
-        "pause" | "resume" => Ok(context(&state, &mapping)?
-            .set_paused(&status, &shard, action == "pause")
-            .map_err(|e| {
-                ApiError(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("{action} not done: it could not be stored: {e}"),
-                )
-            })?),
-        "skip" => status.skip().await,
-        "rewind" => {
-            let to = parse_rewind(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
-            status.rewind(to).await
+    if !["pause", "resume", "skip", "rewind"].contains(&action.as_str()) {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("unknown action {action:?}: expected pause, resume, skip or rewind"),
+        ));
+    }
+    let ctx = context(&state, &mapping)?;
+    if let Some(keeper) = &ctx.leases {
+        let shard_id = ShardId(shard.clone());
+        let lease = keeper.lease(&mapping, &shard_id);
+        let held_here = keeper.holds(&mapping, &shard_id);
+        let forwarded = headers.contains_key(forward::FORWARDED);
+        match forward::route(
+            &shard,
+            lease.as_ref(),
+            held_here,
+            &keeper.worker_id,
+            forwarded,
+        ) {
+            Route::Here => {}
+            Route::Unheld if ["skip", "rewind"].contains(&action.as_str()) => {
+                return Err(ApiError(StatusCode::CONFLICT, forward::unheld(&shard)))
+            }
+            // Written into the lease row: whoever takes the lease next applies it.
+            Route::Unheld => {}
+            Route::Refuse(message) => return Err(ApiError(StatusCode::CONFLICT, message)),
+            Route::Forward { owner, url } => {
+                let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+                let authorization = headers.get(header::AUTHORIZATION);
+                return forward::forward(&owner, &url, path, authorization, body)
+                    .await
+                    .map_err(|(status, message)| ApiError(status, message));
+            }
         }
-        other => {
-            return Err(ApiError(
-                StatusCode::NOT_FOUND,
-                format!("unknown action {other:?}: expected pause, resume, skip or rewind"),
-            ))
+    }
+    act_here(&state, ctx, &status, &mapping, &shard, &action, &body)
+        .await
+        .map(IntoResponse::into_response)
+}
+
+/// An action on a shard this worker runs (or on the lease row of one nobody holds).
+async fn act_here(
+    state: &AdminState,
+    ctx: &MappingContext,
+    status: &ShardStatus,
+    mapping: &str,
+    shard: &str,
+    action: &str,
+    body: &[u8],
+) -> Answer {
+    let result = match action {
+        "pause" | "resume" => {
+            Ok(ctx
+                .set_paused(status, shard, action == "pause")
+                .map_err(|e| {
+                    ApiError(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("{action} not done: it could not be stored: {e}"),
+                    )
+                })?)
+        }
+        "skip" => status.skip().await,
+        _ => {
+            let to = parse_rewind(body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+            status.rewind(to).await
         }
     };
     match result {
@@ -270,7 +336,7 @@ async fn action(
             tracing::info!(%mapping, %shard, %action, result = "done",
                 state = %json_str(&snapshot.state), checkpoint = snapshot.checkpoint.as_deref().unwrap_or("none"),
                 "admin action");
-            Ok(Json(shard_answer(&state, &mapping, &snapshot)))
+            Ok(Json(shard_answer(state, mapping, &snapshot)))
         }
         Err(ControlError::Conflict(message)) => {
             tracing::info!(%mapping, %shard, %action, result = "refused", reason = %message, "admin action");

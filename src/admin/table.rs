@@ -2,6 +2,10 @@
 //! row per shard) or as one shard in full. Pure: JSON and the time in, text out, so the
 //! layout is tested without a daemon or a terminal.
 //!
+//! With a lease table (some shard has a lease owner or counter) the table gains OWNER
+//! and COUNTER columns and the full view the lease's owner and counter; without one the
+//! output is what a process alone always printed.
+//!
 //! Rows are cut to the terminal width (the last column, the error, gives way first);
 //! long sequence numbers are shortened in the table (`4959…000123`) and shown whole in
 //! the full view.
@@ -22,10 +26,16 @@ const HEADERS: [&str; 8] = [
     "LAST ERROR",
 ];
 
+/// With a lease table: who holds each shard and the lease's counter, after STATE.
+const LEASE_HEADERS: [&str; 2] = ["OWNER", "COUNTER"];
+const LEASE_AT: usize = 3;
+
 /// Room the last error keeps before long mapping names give way.
 const ERROR_ROOM: usize = 20;
 
-/// The `GET /shards` answer as a table no wider than `width` characters.
+/// The `GET /shards` answer as a table no wider than `width` characters. The lease
+/// columns appear only when some shard has a lease owner or counter (a shared mapping),
+/// so a process alone prints what it always printed.
 pub fn shards_table(answer: &Value, width: usize) -> String {
     let now_ms = answer["now_ms"].as_i64().unwrap_or(0);
     let shards = answer["shards"]
@@ -35,8 +45,21 @@ pub fn shards_table(answer: &Value, width: usize) -> String {
     if shards.is_empty() {
         return "no shards\n".to_string();
     }
-    let rows: Vec<[String; 8]> = shards.iter().map(|s| row(s, now_ms)).collect();
-    let mut widths = HEADERS.map(str::len);
+    let leased = shards
+        .iter()
+        .any(|s| !s["lease_owner"].is_null() || !s["lease_counter"].is_null());
+    let mut headers: Vec<String> = HEADERS.map(str::to_string).to_vec();
+    let mut rows: Vec<Vec<String>> = shards.iter().map(|s| row(s, now_ms).to_vec()).collect();
+    if leased {
+        headers.splice(LEASE_AT..LEASE_AT, LEASE_HEADERS.map(str::to_string));
+        for (row, s) in rows.iter_mut().zip(shards) {
+            row.splice(
+                LEASE_AT..LEASE_AT,
+                [text(&s["lease_owner"]), text(&s["lease_counter"])],
+            );
+        }
+    }
+    let mut widths: Vec<usize> = headers.iter().map(String::len).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -51,11 +74,11 @@ pub fn shards_table(answer: &Value, width: usize) -> String {
         .saturating_sub(total.saturating_sub(width))
         .max(HEADERS[0].len());
     let mut out = String::new();
-    for cells in std::iter::once(HEADERS.map(str::to_string)).chain(rows) {
+    for cells in std::iter::once(headers).chain(rows) {
         let line: Vec<String> = cells
             .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{:<w$}", cut(cell, w)))
+            .zip(&widths)
+            .map(|(cell, &w)| format!("{:<w$}", cut(cell, w)))
             .collect();
         out.push_str(&cut(line.join("  ").trim_end(), width));
         out.push('\n');
@@ -120,6 +143,10 @@ pub fn shard_detail(s: &Value, now_ms: i64) -> String {
         },
     );
     field("state", text(&s["state"]));
+    if !s["lease_owner"].is_null() || !s["lease_counter"].is_null() {
+        field("lease owner", text(&s["lease_owner"]));
+        field("lease counter", text(&s["lease_counter"]));
+    }
     field("paused", text(&s["paused"]));
     let stuck = &s["stuck"];
     if stuck.is_null() {
@@ -302,6 +329,41 @@ mod tests {
             "orders   shardId-000000000002  retrying STUCK    1m05s     1m00s ago  7        4959…36588898  function error Unhandled: boom at line 3",
         ];
         assert_eq!(shards_table(&answer, 200), expected.join("\n") + "\n");
+    }
+
+    #[test]
+    fn a_shared_mapping_shows_each_shards_owner_and_lease_counter() {
+        let mut held = healthy_shard();
+        held["lease_owner"] = json!("worker-a");
+        held["lease_counter"] = json!(12);
+        let mut free = stuck_shard();
+        free["lease_owner"] = json!(null);
+        free["lease_counter"] = json!(3);
+        let answer = json!({"now_ms": 100_000, "shards": [held, free]});
+        let expected = [
+            "MAPPING  SHARD                 STATE             OWNER     COUNTER  ITER AGE  ADVANCED   ATTEMPT  BLOCKING       LAST ERROR",
+            "orders   shardId-000000000001  polling (paused)  worker-a  12       120ms     500ms ago  -        -              -",
+            "orders   shardId-000000000002  retrying STUCK    -         3        1m05s     1m00s ago  7        4959…36588898  function error Unhandled: boom at line 3",
+        ];
+        assert_eq!(shards_table(&answer, 200), expected.join("\n") + "\n");
+        let mut alone = healthy_shard();
+        alone["lease_owner"] = json!(null);
+        alone["lease_counter"] = json!(null);
+        let table = shards_table(&json!({"now_ms": 100_000, "shards": [alone]}), 200);
+        assert!(
+            !table.contains("OWNER"),
+            "no lease table, no lease columns:\n{table}"
+        );
+        let text = shard_detail(&answer["shards"][0], 100_000);
+        assert!(
+            text.contains("lease owner                       worker-a\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lease counter                     12\n"),
+            "{text}"
+        );
+        assert!(!shard_detail(&healthy_shard(), 100_000).contains("lease owner"));
     }
 
     #[test]

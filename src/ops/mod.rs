@@ -13,6 +13,8 @@
 
 pub mod failure_source;
 pub mod inspect;
+pub mod lease_import;
+pub mod leases;
 pub mod range;
 pub mod redrive;
 pub mod show;
