@@ -73,7 +73,10 @@ struct LeasedMapping {
     deferred: BTreeMap<ShardId, Lease>,
     tracker: TaskTracker,
     /// Where shard tasks report that they returned, and why.
-    done: (mpsc::UnboundedSender<ShardDone>, mpsc::UnboundedReceiver<ShardDone>),
+    done: (
+        mpsc::UnboundedSender<ShardDone>,
+        mpsc::UnboundedReceiver<ShardDone>,
+    ),
 }
 
 type ShardDone = (ShardId, ShardEnd);
