@@ -1,0 +1,202 @@
+//! The in-memory lease table of a simulation, watched: it passes every call to
+//! `MemoryLeaseTable` and keeps what the report needs without asking the table (asking
+//! would count as calls): each lease's owner and checkpoint as written, every owner
+//! change with its time, and any checkpoint write that moved a lease backwards — which
+//! fencing must make impossible, so the report shows the count and tests require 0.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::checkpoint::Checkpoint;
+use crate::clock::Clock;
+use crate::coordination::lease::Lease;
+use crate::coordination::memory::MemoryLeaseTable;
+use crate::coordination::table::{Holder, LeaseTable, TableError};
+
+/// A lease changing hands: taken by `owner`, or handed back (`None`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Move {
+    pub at_ms: i64,
+    pub key: String,
+    pub owner: Option<String>,
+}
+
+#[derive(Default)]
+struct Watched {
+    owners: BTreeMap<String, Option<String>>,
+    checkpoints: BTreeMap<String, Checkpoint>,
+    moves: Vec<Move>,
+    regressions: Vec<String>,
+}
+
+pub struct WatchedTable {
+    inner: MemoryLeaseTable,
+    clock: Clock,
+    watched: Mutex<Watched>,
+}
+
+impl WatchedTable {
+    pub fn new(clock: Clock) -> Self {
+        WatchedTable {
+            inner: MemoryLeaseTable::default(),
+            clock,
+            watched: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Watched> {
+        self.watched.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Calls made to the table so far.
+    pub fn calls(&self) -> u64 {
+        self.inner.calls()
+    }
+
+    /// Every lease's owner (`None`: free), by key.
+    pub fn owners(&self) -> BTreeMap<String, Option<String>> {
+        self.lock().owners.clone()
+    }
+
+    /// Leases whose checkpoint says SHARD_END.
+    pub fn ended(&self) -> Vec<String> {
+        let w = self.lock();
+        w.checkpoints
+            .iter()
+            .filter(|(_, c)| **c == Checkpoint::ShardEnd)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The checkpoint written for the lease of `key`.
+    pub fn checkpoint(&self, key: &str) -> Option<Checkpoint> {
+        self.lock().checkpoints.get(key).cloned()
+    }
+
+    pub fn moves(&self) -> Vec<Move> {
+        self.lock().moves.clone()
+    }
+
+    /// Checkpoint writes that moved a lease backwards, described.
+    pub fn regressions(&self) -> Vec<String> {
+        self.lock().regressions.clone()
+    }
+
+    fn moved(&self, key: &str, owner: Option<String>) {
+        let at_ms = self.clock.now_ms();
+        let mut w = self.lock();
+        w.owners.insert(key.to_string(), owner.clone());
+        w.moves.push(Move {
+            at_ms,
+            key: key.to_string(),
+            owner,
+        });
+    }
+}
+
+/// Whether `next` lies before `previous` (sequence numbers compare as unsigned decimals;
+/// an operator's rewind, `At`/`AtTimestamp`, is not a checkpoint the engine writes).
+fn backwards(previous: &Checkpoint, next: &Checkpoint) -> bool {
+    let order = |c: &Checkpoint| match c {
+        Checkpoint::After(seq) => Some((1, seq.0.len(), seq.0.clone())),
+        Checkpoint::ShardEnd => Some((2, 0, String::new())),
+        Checkpoint::At(_) | Checkpoint::AtTimestamp(_) => None,
+    };
+    matches!((order(previous), order(next)), (Some(p), Some(n)) if n < p)
+}
+
+#[async_trait]
+impl LeaseTable for WatchedTable {
+    async fn prepare(&self) -> Result<(), TableError> {
+        self.inner.prepare().await
+    }
+
+    async fn list(&self) -> Result<Vec<Lease>, TableError> {
+        self.inner.list().await
+    }
+
+    async fn create(&self, lease: &Lease) -> Result<bool, TableError> {
+        let created = self.inner.create(lease).await?;
+        if created {
+            self.lock().owners.insert(lease.key(), lease.owner.clone());
+        }
+        Ok(created)
+    }
+
+    async fn take(
+        &self,
+        key: &str,
+        counter: u64,
+        owner: &str,
+        admin_url: Option<&str>,
+    ) -> Result<Lease, TableError> {
+        let row = self.inner.take(key, counter, owner, admin_url).await?;
+        self.moved(key, Some(owner.to_string()));
+        Ok(row)
+    }
+
+    async fn renew(&self, key: &str, holder: Holder<'_>) -> Result<Lease, TableError> {
+        self.inner.renew(key, holder).await
+    }
+
+    async fn checkpoint(
+        &self,
+        key: &str,
+        holder: Holder<'_>,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), TableError> {
+        self.inner.checkpoint(key, holder, checkpoint).await?;
+        let mut w = self.lock();
+        if let Some(previous) = w.checkpoints.get(key) {
+            if backwards(previous, checkpoint) {
+                let what = format!(
+                    "{key}: {} after {} (by {})",
+                    checkpoint.encode(),
+                    previous.encode(),
+                    holder.owner
+                );
+                w.regressions.push(what);
+            }
+        }
+        w.checkpoints.insert(key.to_string(), checkpoint.clone());
+        Ok(())
+    }
+
+    async fn release(&self, key: &str, holder: Holder<'_>) -> Result<(), TableError> {
+        self.inner.release(key, holder).await?;
+        self.moved(key, None);
+        Ok(())
+    }
+
+    async fn set_paused(&self, key: &str, paused: bool) -> Result<(), TableError> {
+        self.inner.set_paused(key, paused).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Lease>, TableError> {
+        self.inner.get(key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SequenceNumber;
+
+    fn after(seq: &str) -> Checkpoint {
+        Checkpoint::After(SequenceNumber(seq.to_string()))
+    }
+
+    #[test]
+    fn backwards_compares_sequence_numbers_as_unsigned_decimals() {
+        assert!(backwards(&after("100"), &after("99")));
+        assert!(!backwards(&after("99"), &after("100")));
+        assert!(backwards(&Checkpoint::ShardEnd, &after("5")));
+        assert!(!backwards(&after("5"), &Checkpoint::ShardEnd));
+        assert!(!backwards(
+            &after("5"),
+            &Checkpoint::At(SequenceNumber("1".into()))
+        ));
+    }
+}
