@@ -22,7 +22,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::ledger::{Duplicates, Ledger};
-use super::watched_table::WatchedTable;
+use super::watched_table::{CallCounts, WatchedTable};
 use super::{counts_of, shard_pending, Counts, MappingReport, Report};
 use crate::assemble::Shared;
 use crate::checkpoint::Checkpoint;
@@ -84,7 +84,7 @@ impl WorkerRun {
 pub(super) struct Sample {
     /// Virtual ms since the start.
     at_ms: i64,
-    calls: u64,
+    calls: CallCounts,
     balanced: bool,
 }
 
@@ -263,6 +263,7 @@ pub struct LeaseTableReport {
     pub leases: u64,
     pub leases_ended: u64,
     pub calls: u64,
+    pub calls_by_kind: CallCounts,
     pub steady_state: Option<SteadyState>,
     /// When the leases became evenly spread over the running workers for good.
     pub balanced_since_seconds: Option<f64>,
@@ -274,8 +275,10 @@ pub struct LeaseTableReport {
 pub struct SteadyState {
     pub from_seconds: f64,
     pub seconds: f64,
-    pub calls: u64,
+    pub calls: CallCounts,
     pub calls_per_shard_per_minute: f64,
+    /// Renews and take-pass lists alone: what holding the leases costs without traffic.
+    pub renew_and_list_calls_per_shard_per_minute: f64,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -412,12 +415,16 @@ fn table_report(inputs: &Inputs<'_>) -> LeaseTableReport {
         let ms = last.at_ms - first.at_ms;
         let active = leases.saturating_sub(ended);
         (ms >= 60_000 && active > 0).then(|| {
-            let calls = last.calls - first.calls;
+            let calls = last.calls.since(&first.calls);
+            let per_shard_minute = |n: u64| n as f64 / active as f64 / (ms as f64 / 60_000.0);
             SteadyState {
                 from_seconds: first.at_ms as f64 / 1000.0,
                 seconds: ms as f64 / 1000.0,
                 calls,
-                calls_per_shard_per_minute: calls as f64 / active as f64 / (ms as f64 / 60_000.0),
+                calls_per_shard_per_minute: per_shard_minute(calls.total()),
+                renew_and_list_calls_per_shard_per_minute: per_shard_minute(
+                    calls.renew + calls.list,
+                ),
             }
         })
     });
@@ -429,7 +436,8 @@ fn table_report(inputs: &Inputs<'_>) -> LeaseTableReport {
     LeaseTableReport {
         leases,
         leases_ended: ended,
-        calls: table.calls(),
+        calls: table.calls().total(),
+        calls_by_kind: table.calls(),
         steady_state,
         balanced_since_seconds: balanced_since.map(|s| s.at_ms as f64 / 1000.0),
         checkpoint_regressions: table.regressions(),
@@ -478,4 +486,61 @@ fn median_ms(values: &[i64]) -> Option<f64> {
         _ if n % 2 == 1 => Some(values[n / 2] as f64),
         _ => Some((values[n / 2 - 1] + values[n / 2]) as f64 / 2.0),
     }
+}
+
+/// The summary's lines about workers, the table, failovers and duplicates.
+pub(super) fn summary_lines(w: &WorkersReport) -> String {
+    let mut out = String::new();
+    for worker in &w.workers {
+        out.push_str(&format!(
+            "{} {}: {} leases at the end (taken {}, stolen {}, lost {}, checkpoints fenced {}), {} table calls\n",
+            worker.worker_id,
+            worker.state_at_end,
+            worker.leases_held_at_end,
+            worker.taken,
+            worker.stolen,
+            worker.lost,
+            worker.checkpoints_fenced,
+            worker.table_calls,
+        ));
+    }
+    let t = &w.lease_table;
+    let seconds = |s: Option<f64>| s.map_or("never".to_string(), |s| format!("{s:.1} s"));
+    out.push_str(&format!(
+        "lease table: {} leases, {} calls, balanced since {}",
+        t.leases,
+        t.calls,
+        seconds(t.balanced_since_seconds)
+    ));
+    match &t.steady_state {
+        Some(s) => out.push_str(&format!(
+            "; steady state from {:.0} s for {:.0} s: {:.1} calls per shard per minute ({:.1} renew + list)\n",
+            s.from_seconds,
+            s.seconds,
+            s.calls_per_shard_per_minute,
+            s.renew_and_list_calls_per_shard_per_minute
+        )),
+        None => out.push_str("; no steady minute to measure calls per shard\n"),
+    }
+    for f in &w.failovers {
+        out.push_str(&format!(
+            "failover: worker {} {} at {:.0} s: {} of {} leases taken over (median {}, max {}), {} records in flight, {} replayed\n",
+            f.worker,
+            f.action,
+            f.at_seconds,
+            f.taken_over,
+            f.leases_held,
+            seconds(f.takeover_median_seconds),
+            seconds(f.takeover_max_seconds),
+            f.in_flight_records,
+            f.records_replayed
+        ));
+    }
+    out.push_str(&format!(
+        "duplicates: {} records invoked more than once ({} extra invocations); checkpoints moved backwards: {}\n",
+        w.duplicates.records,
+        w.duplicates.extra_deliveries,
+        t.checkpoint_regressions.len()
+    ));
+    out
 }

@@ -45,6 +45,7 @@ pub use lease_report::{
     FailoverReport, LeaseTableReport, SteadyState, WorkerReport, WorkersReport,
 };
 pub use ledger::Duplicates;
+pub use watched_table::CallCounts;
 
 #[derive(Default)]
 pub struct SimulateOptions {
@@ -419,6 +420,9 @@ pub fn summary(report: &Report) -> String {
         c.destination_records,
         c.dead_lettered_records,
     );
+    if let Some(workers) = &report.workers {
+        out.push_str(&lease_report::summary_lines(workers));
+    }
     let shown = report.shards.len().min(20);
     for shard in &report.shards[..shown] {
         out.push_str(&format!(

@@ -23,8 +23,47 @@ pub struct Move {
     pub owner: Option<String>,
 }
 
+/// Table calls by kind (refused ones too), as a DynamoDB table would bill them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CallCounts {
+    pub list: u64,
+    pub create: u64,
+    pub take: u64,
+    pub renew: u64,
+    pub checkpoint: u64,
+    pub release: u64,
+    /// Operator pauses and single reads.
+    pub other: u64,
+}
+
+impl CallCounts {
+    pub fn total(&self) -> u64 {
+        self.list
+            + self.create
+            + self.take
+            + self.renew
+            + self.checkpoint
+            + self.release
+            + self.other
+    }
+
+    /// `self - earlier`, kind by kind.
+    pub fn since(&self, earlier: &CallCounts) -> CallCounts {
+        CallCounts {
+            list: self.list - earlier.list,
+            create: self.create - earlier.create,
+            take: self.take - earlier.take,
+            renew: self.renew - earlier.renew,
+            checkpoint: self.checkpoint - earlier.checkpoint,
+            release: self.release - earlier.release,
+            other: self.other - earlier.other,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Watched {
+    calls: CallCounts,
     owners: BTreeMap<String, Option<String>>,
     checkpoints: BTreeMap<String, Checkpoint>,
     moves: Vec<Move>,
@@ -50,9 +89,13 @@ impl WatchedTable {
         self.watched.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Calls made to the table so far.
-    pub fn calls(&self) -> u64 {
-        self.inner.calls()
+    /// Calls made to the table so far, by kind.
+    pub fn calls(&self) -> CallCounts {
+        self.lock().calls
+    }
+
+    fn count(&self, kind: impl FnOnce(&mut CallCounts) -> &mut u64) {
+        *kind(&mut self.lock().calls) += 1;
     }
 
     /// Every lease's owner (`None`: free), by key.
@@ -114,10 +157,12 @@ impl LeaseTable for WatchedTable {
     }
 
     async fn list(&self) -> Result<Vec<Lease>, TableError> {
+        self.count(|c| &mut c.list);
         self.inner.list().await
     }
 
     async fn create(&self, lease: &Lease) -> Result<bool, TableError> {
+        self.count(|c| &mut c.create);
         let created = self.inner.create(lease).await?;
         if created {
             self.lock().owners.insert(lease.key(), lease.owner.clone());
@@ -132,12 +177,14 @@ impl LeaseTable for WatchedTable {
         owner: &str,
         admin_url: Option<&str>,
     ) -> Result<Lease, TableError> {
+        self.count(|c| &mut c.take);
         let row = self.inner.take(key, counter, owner, admin_url).await?;
         self.moved(key, Some(owner.to_string()));
         Ok(row)
     }
 
     async fn renew(&self, key: &str, holder: Holder<'_>) -> Result<Lease, TableError> {
+        self.count(|c| &mut c.renew);
         self.inner.renew(key, holder).await
     }
 
@@ -147,6 +194,7 @@ impl LeaseTable for WatchedTable {
         holder: Holder<'_>,
         checkpoint: &Checkpoint,
     ) -> Result<(), TableError> {
+        self.count(|c| &mut c.checkpoint);
         self.inner.checkpoint(key, holder, checkpoint).await?;
         let mut w = self.lock();
         if let Some(previous) = w.checkpoints.get(key) {
@@ -165,16 +213,19 @@ impl LeaseTable for WatchedTable {
     }
 
     async fn release(&self, key: &str, holder: Holder<'_>) -> Result<(), TableError> {
+        self.count(|c| &mut c.release);
         self.inner.release(key, holder).await?;
         self.moved(key, None);
         Ok(())
     }
 
     async fn set_paused(&self, key: &str, paused: bool) -> Result<(), TableError> {
+        self.count(|c| &mut c.other);
         self.inner.set_paused(key, paused).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Lease>, TableError> {
+        self.count(|c| &mut c.other);
         self.inner.get(key).await
     }
 }
