@@ -1,6 +1,8 @@
 //! Wiring: turns a validated config into running parts — simulated streams, functions,
 //! destinations — and one `MappingContext` per mapping. Shared by `run` and `simulate`,
 //! which differ only in the clock, the checkpoint store and the seeds they pass in.
+//! `share` and `assemble_with` split it in two for a simulation of several workers: one
+//! world (`Shared`), and each worker's contexts over it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -78,40 +80,71 @@ pub struct Environment<'a> {
     pub cancel: CancellationToken,
 }
 
+/// What the workers of one simulation share: the simulated streams (one world: each
+/// record is produced once, whoever reads it), their faults, the functions the mappings
+/// invoke (a shard's generator follows it from worker to worker) and the failure files.
+pub struct Shared {
+    pub streams: BTreeMap<String, Arc<SimulatedStream>>,
+    faults: BTreeMap<String, FaultConfig>,
+    functions: BTreeMap<String, Arc<dyn Function>>,
+    dead_letter: Arc<JsonlFile>,
+    files: BTreeMap<PathBuf, Arc<JsonlFile>>,
+}
+
+/// The shared half of `config`'s parts: the simulated streams, the functions the mappings
+/// use and the dead-letter file.
+pub async fn share(config: &Config, env: &Environment<'_>) -> anyhow::Result<Shared> {
+    let (streams, faults) = simulated_streams(config, env.stream_created_at_ms, env.seeds.world)?;
+    let functions = mapped_functions(config, env.aws, env.seeds.world, env.tap.as_ref()).await?;
+    Ok(Shared {
+        streams,
+        faults,
+        functions,
+        dead_letter: Arc::new(JsonlFile::open(&config.dead_letter_file, env.line_sync)?),
+        files: BTreeMap::new(),
+    })
+}
+
 /// The parts of `config`, in four steps: the simulated streams, the functions the
 /// mappings use, then per mapping its source and failure destination, tied together in
 /// its `MappingContext`.
 pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<Parts> {
+    let mut shared = share(config, &env).await?;
+    assemble_with(config, env, &mut shared).await
+}
+
+/// One `MappingContext` per mapping over `shared` (a worker of a simulation with several).
+pub async fn assemble_with(
+    config: &Config,
+    env: Environment<'_>,
+    shared: &mut Shared,
+) -> anyhow::Result<Parts> {
     let Environment {
         clock,
         store,
-        stream_created_at_ms,
         seeds,
         invocation_log,
-        tap,
         aws,
         line_sync,
         leases,
         cancel,
+        ..
     } = env;
-    let (streams, faults) = simulated_streams(config, stream_created_at_ms, seeds.world)?;
-    let functions = mapped_functions(config, aws, seeds.world, tap.as_ref()).await?;
-    let dead_letter = Arc::new(JsonlFile::open(&config.dead_letter_file, line_sync)?);
-    let mut files: BTreeMap<PathBuf, Arc<JsonlFile>> = BTreeMap::new();
     let mut contexts = Vec::new();
     for mapping in &config.mappings {
         check_starting_timestamp(mapping, clock)?;
         let arn = &mapping.event_source_arn;
-        let source: Arc<dyn StreamSource> = match streams.get(arn) {
+        let source: Arc<dyn StreamSource> = match shared.streams.get(arn) {
             Some(stream) => Arc::new(SimulatedSource::new(
                 stream.clone(),
                 clock,
-                faults.get(arn).cloned().unwrap_or_default(),
+                shared.faults.get(arn).cloned().unwrap_or_default(),
                 seeds.world,
             )),
             None => real_source(mapping, real(aws, &mapping.name, arn)?).await?,
         };
-        let function = functions
+        let function = shared
+            .functions
             .get(mapping.function_name.as_str())
             .cloned()
             .ok_or_else(|| {
@@ -121,7 +154,7 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
                     mapping.function_name
                 )
             })?;
-        let destination = destination_of(mapping, aws, line_sync, &mut files).await?;
+        let destination = destination_of(mapping, aws, line_sync, &mut shared.files).await?;
         let pace = &mapping.pace;
         contexts.push(Arc::new(MappingContext {
             mapping: mapping.clone(),
@@ -129,7 +162,7 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
             function,
             delivery: FailureDelivery {
                 destination,
-                dead_letter: dead_letter.clone(),
+                dead_letter: shared.dead_letter.clone(),
                 on_failure: mapping.on_destination_failure,
                 retry_ms: pace.destination_retry_ms,
                 backoff_initial_ms: pace.throttle_backoff_initial_ms,
@@ -154,7 +187,10 @@ pub async fn assemble(config: &Config, env: Environment<'_>) -> anyhow::Result<P
             cancel: cancel.clone(),
         }));
     }
-    Ok(Parts { contexts, streams })
+    Ok(Parts {
+        contexts,
+        streams: shared.streams.clone(),
+    })
 }
 
 /// Simulated streams by ARN, and their fault settings by ARN.
@@ -187,13 +223,13 @@ fn simulated_streams(
 
 /// The functions some mapping invokes, by name, each behind the tap when there is one.
 /// Without AWS (simulate) only simulated functions are allowed.
-async fn mapped_functions<'c>(
-    config: &'c Config,
+async fn mapped_functions(
+    config: &Config,
     aws: Option<&AwsFactory>,
     world_seed: u64,
     tap: Option<&Observer>,
-) -> anyhow::Result<BTreeMap<&'c str, Arc<dyn Function>>> {
-    let mut functions: BTreeMap<&str, Arc<dyn Function>> = BTreeMap::new();
+) -> anyhow::Result<BTreeMap<String, Arc<dyn Function>>> {
+    let mut functions: BTreeMap<String, Arc<dyn Function>> = BTreeMap::new();
     let used = |name: &str| config.mappings.iter().any(|m| m.function_name == name);
     for function in config.functions.iter().filter(|f| used(&f.name)) {
         if aws.is_none() && function.function_type != "simulated" {
@@ -210,7 +246,7 @@ async fn mapped_functions<'c>(
                 observer: observer.clone(),
             });
         }
-        functions.insert(&function.name, invoked);
+        functions.insert(function.name.clone(), invoked);
     }
     Ok(functions)
 }

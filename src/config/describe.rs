@@ -7,7 +7,10 @@
 
 use std::fmt::Write as _;
 
-use super::mapping::{Config, Coordination, Mapping, OnDestinationFailure, Pace, StartingPosition};
+use super::mapping::{
+    Config, Coordination, Mapping, OnDestinationFailure, Pace, Simulation, StartingPosition,
+    WorkerAction,
+};
 use super::schema::{FunctionConfig, RuleAction, SimStreamConfig};
 use crate::model::StreamKind;
 
@@ -60,6 +63,7 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
         format_epoch_ms(sim.start_ms),
         sim.max_duration_ms / 1000
     )?;
+    write_workers(out, sim)?;
     writeln!(
         out,
         "log: stats every {} s",
@@ -102,6 +106,38 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
         for function in unused_functions {
             write_function(out, function, "  ")?;
         }
+    }
+    Ok(())
+}
+
+/// With several workers or a schedule: how many share the in-memory lease table of
+/// `simulate`, and what happens to them when.
+fn write_workers(out: &mut String, sim: &Simulation) -> std::fmt::Result {
+    if sim.workers == 1 && sim.worker_events.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "simulation workers: {} (worker-1..worker-{}), sharing an in-memory lease table",
+        sim.workers, sim.workers
+    )?;
+    for event in &sim.worker_events {
+        let what = match event.action {
+            WorkerAction::Crash => "crash (kill -9: no hand-back, in-flight work lost)".to_string(),
+            WorkerAction::Pause { for_ms } => {
+                format!("pause for {} s (SIGSTOP, then SIGCONT)", for_ms / 1000)
+            }
+            WorkerAction::Stop => {
+                "stop (SIGTERM: checkpoints written, leases handed back)".to_string()
+            }
+            WorkerAction::Start => "start".to_string(),
+        };
+        writeln!(
+            out,
+            "  at {} s: worker {} {what}",
+            event.at_ms / 1000,
+            event.worker
+        )?;
     }
     Ok(())
 }
@@ -473,6 +509,26 @@ mod tests {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
         assert!(!text.contains("without a mapping"), "{text}");
+        assert!(!text.contains("simulation workers"), "{text}");
+    }
+
+    #[test]
+    fn describes_the_workers_and_their_schedule() {
+        let text = format!(
+            "{}\n[coordination]\nstore = \"dynamodb\"\n\
+             [[simulation.worker_events]]\nworker = 2\nat_seconds = 60\naction = \"pause\"\nfor_seconds = 30\n\
+             [[simulation.worker_events]]\nworker = 3\nat_seconds = 90\naction = \"crash\"\n",
+            EMBEDDED_DEFAULT.replace("[simulation]\n", "[simulation]\nworkers = 3\n")
+        );
+        let config = parse(&text, Path::new("")).unwrap();
+        let text = describe(&config);
+        for expected in [
+            "simulation workers: 3 (worker-1..worker-3), sharing an in-memory lease table\n",
+            "  at 60 s: worker 2 pause for 30 s (SIGSTOP, then SIGCONT)\n",
+            "  at 90 s: worker 3 crash (kill -9: no hand-back, in-flight work lost)\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
     }
 
     #[test]

@@ -157,6 +157,32 @@ pub struct Simulation {
     /// Epoch milliseconds at which `simulate` starts.
     pub start_ms: i64,
     pub max_duration_ms: i64,
+    /// Workers of `simulate` (1..=64; over 1 only with a lease table).
+    pub workers: usize,
+    /// What happens to workers when, in time order (ties in file order).
+    pub worker_events: Vec<WorkerEvent>,
+}
+
+/// One crash, pause, stop or start of a simulated worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerEvent {
+    /// 1-based, as in the config and in the worker id `worker-N`.
+    pub worker: usize,
+    /// Virtual milliseconds from the start of the simulation.
+    pub at_ms: i64,
+    pub action: WorkerAction,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerAction {
+    /// kill -9: no hand-back, in-flight work lost.
+    Crash,
+    /// SIGSTOP, then SIGCONT after `for_ms`.
+    Pause { for_ms: i64 },
+    /// SIGTERM: shard tasks stop, checkpoints are written, leases handed back.
+    Stop,
+    /// The worker joins (or comes back after a crash or stop).
+    Start,
 }
 
 impl Config {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 pub use describe::describe;
 pub use mapping::{
     Config, Coordination, FanOutConsumer, LeaseTableSettings, Mapping, OnDestinationFailure, Pace,
-    Simulation, StartingPosition,
+    Simulation, StartingPosition, WorkerAction, WorkerEvent,
 };
 
 /// The embedded default config (the repository's config.toml).

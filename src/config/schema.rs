@@ -92,6 +92,28 @@ pub struct SimulationSettings {
     /// `simulate` stops after this much virtual time even if shards are not drained.
     #[serde(default = "default_max_duration")]
     pub max_duration_seconds: u64,
+    /// Workers sharing the mappings through an in-memory lease table (needs
+    /// `[coordination] store = "dynamodb"` when over 1). Default 1.
+    #[serde(default = "default_workers")]
+    pub workers: u64,
+    /// Crashes, pauses, stops and late starts of workers, by virtual time.
+    #[serde(default)]
+    pub worker_events: Vec<WorkerEventConfig>,
+}
+
+/// One `[[simulation.worker_events]]` entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerEventConfig {
+    /// 1..=workers.
+    pub worker: u64,
+    /// Virtual seconds from the start of the simulation.
+    pub at_seconds: u64,
+    /// `"crash"` (kill -9), `"pause"` (SIGSTOP, SIGCONT after `for_seconds`), `"stop"`
+    /// (SIGTERM: a clean hand-back) or `"start"` (joins, or comes back, now).
+    pub action: String,
+    /// How long a pause lasts (pause only).
+    pub for_seconds: Option<u64>,
 }
 
 impl Default for SimulationSettings {
@@ -100,6 +122,8 @@ impl Default for SimulationSettings {
             seed: default_seed(),
             start_time: default_start_time(),
             max_duration_seconds: default_max_duration(),
+            workers: default_workers(),
+            worker_events: Vec::new(),
         }
     }
 }
@@ -114,6 +138,10 @@ fn default_start_time() -> String {
 
 fn default_max_duration() -> u64 {
     86_400
+}
+
+fn default_workers() -> u64 {
+    1
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -10,7 +10,7 @@
 //!
 //! This file checks the top level (paths, checkpoint flush, names used twice, one mapping
 //! per event source and function) and hands each section to its own file: `settings`
-//! (`[aws]`, `[simulation]`, `[log]`), `admin`, `coordination`, `streams`, `functions`, `mappings` (with
+//! (`[aws]`, `[simulation]`, `[log]`), `workers`, `admin`, `coordination`, `streams`, `functions`, `mappings` (with
 //! `event_source`, `starting_position`, `destination`, `pace`). All of them write into one
 //! `problems::Problems`.
 //!
@@ -32,6 +32,7 @@ mod starting_position;
 mod streams;
 #[cfg(test)]
 mod test_support;
+mod workers;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -94,6 +95,7 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
     let stats_interval_ms = settings::resolve_log(&log, &mut p);
     let admin = admin::resolve_admin(&admin, &mut p);
     let coordination = coordination::resolve_coordination(&coordination, &mut p);
+    workers::check_lease_table(&simulation, &coordination, &mut p);
     let checkpoint_flush_ms = checkpoint_flush_ms.unwrap_or(DEFAULT_CHECKPOINT_FLUSH_MS);
     p.range(
         "top level",

@@ -1,5 +1,5 @@
 //! The small global sections: `[aws]` (the identity simulated ARNs are built from),
-//! `[simulation]` (seed, start time, length) and `[log]` (the stats interval).
+//! `[simulation]` (seed, start time, length; its workers in `workers`) and `[log]` (the stats interval).
 
 use super::problems::Problems;
 use super::rules::MAX_SECONDS;
@@ -50,10 +50,13 @@ pub(super) fn resolve_simulation(s: &SimulationSettings, p: &mut Problems) -> Si
         1,
         MAX_SECONDS,
     ) as i64;
+    let (workers, worker_events) = super::workers::resolve_workers(s, max_duration_ms, p);
     Simulation {
         seed: s.seed,
         start_ms,
         max_duration_ms,
+        workers,
+        worker_events,
     }
 }
 

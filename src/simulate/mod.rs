@@ -13,6 +13,12 @@
 //! `records_pending` is measured from the world (records after each shard's checkpoint),
 //! not derived from the other counts.
 
+mod gate;
+mod lease_report;
+mod ledger;
+mod watched_table;
+mod workers;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,6 +41,11 @@ use crate::function::tap::Observer;
 use crate::log_time::VirtualLogTime;
 use crate::model::{SequenceNumber, ShardId};
 use crate::sim::SimulatedStream;
+pub use lease_report::{
+    FailoverReport, LeaseTableReport, SteadyState, WorkerReport, WorkersReport,
+};
+pub use ledger::Duplicates;
+pub use watched_table::CallCounts;
 
 #[derive(Default)]
 pub struct SimulateOptions {
@@ -118,6 +129,9 @@ pub struct Report {
     pub drained: bool,
     pub mappings: Vec<MappingReport>,
     pub shards: Vec<ShardReport>,
+    /// With a lease table: every worker, the table, failovers and duplicates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<WorkersReport>,
 }
 
 /// Runs the simulation on its own paused-clock runtime.
@@ -135,6 +149,19 @@ async fn simulate_on_paused_clock(
 ) -> anyhow::Result<Report> {
     let wall_start = std::time::Instant::now();
     let seed = options.seed.unwrap_or(config.simulation.seed);
+    if let Some(settings) = &config.coordination.lease_table {
+        let clock = Clock::starting_at(config.simulation.start_ms);
+        let _log_time = VirtualLogTime::install(clock, tokio::runtime::Handle::current());
+        let invocation_log = match &options.invocation_log {
+            Some(path) => Some(Arc::new(InvocationLog::create(path)?)),
+            None => None,
+        };
+        let mut report =
+            workers::simulate_workers(config, options, settings, seed, clock, invocation_log)
+                .await?;
+        report.wall_seconds = wall_start.elapsed().as_secs_f64();
+        return Ok(report);
+    }
     let store: Arc<dyn CheckpointStore> = match &options.state_dir {
         Some(dir) => Arc::new(EmbeddedStore::open(
             &dir.join("checkpoints.redb"),
@@ -224,26 +251,27 @@ fn stream_of<'a>(parts: &'a Parts, ctx: &MappingContext) -> Option<&'a Arc<Simul
     parts.streams.get(&ctx.mapping.event_source_arn)
 }
 
-/// Records of a shard still to be processed, and records before where this run started
-/// reading it (before a LATEST / AT_TIMESTAMP start, or done by an earlier run).
+/// Records of a shard still to be processed after `checkpoint`, and records before where
+/// reading it started: before `resumed_from` (done by an earlier run), or before
+/// `started_at_time_ms` (a LATEST / AT_TIMESTAMP start).
 fn shard_pending(
     stream: &SimulatedStream,
     now_ms: i64,
     shard: &ShardId,
-    snapshot: Option<&ShardSnapshot>,
+    checkpoint: Option<&str>,
+    resumed_from: Option<&str>,
+    started_at_time_ms: Option<i64>,
 ) -> (u64, u64) {
     let after = |checkpoint: &str| match checkpoint {
         SHARD_END => 0,
         seq => stream.count_after(now_ms, shard, Some(&SequenceNumber(seq.to_string()))),
     };
     let total = stream.count_after(now_ms, shard, None);
-    let before = match snapshot.and_then(|s| s.resumed_from.as_deref()) {
+    let before = match resumed_from {
         Some(resumed_from) => total.saturating_sub(after(resumed_from)),
-        None => snapshot
-            .and_then(|s| s.started_at_time_ms)
-            .map_or(0, |t| stream.count_before_time(now_ms, shard, t)),
+        None => started_at_time_ms.map_or(0, |t| stream.count_before_time(now_ms, shard, t)),
     };
-    let pending = match snapshot.and_then(|s| s.checkpoint.as_deref()) {
+    let pending = match checkpoint {
         Some(checkpoint) => after(checkpoint),
         None => total.saturating_sub(before),
     };
@@ -261,18 +289,36 @@ fn mapping_counts(
         .into_iter()
         .map(|s| (s.shard_id.clone(), s))
         .collect();
+    counts_of(&ctx.mapping.name, &snapshots, stream, now_ms)
+}
+
+/// A mapping's counts and shard reports from its shards' snapshots and the world.
+fn counts_of(
+    mapping: &str,
+    snapshots: &BTreeMap<String, ShardSnapshot>,
+    stream: Option<&Arc<SimulatedStream>>,
+    now_ms: i64,
+) -> (Counts, Vec<ShardReport>) {
     let mut counts = Counts::default();
     let mut shards = Vec::new();
     let shard_ids = stream.map(|s| s.shard_ids(now_ms)).unwrap_or_default();
     for shard in &shard_ids {
         let snapshot = snapshots.get(&shard.0);
-        let (pending, before) =
-            stream.map_or((0, 0), |s| shard_pending(s, now_ms, shard, snapshot));
+        let (pending, before) = stream.map_or((0, 0), |s| {
+            shard_pending(
+                s,
+                now_ms,
+                shard,
+                snapshot.and_then(|s| s.checkpoint.as_deref()),
+                snapshot.and_then(|s| s.resumed_from.as_deref()),
+                snapshot.and_then(|s| s.started_at_time_ms),
+            )
+        });
         counts.records_pending += pending;
         counts.records_before_start += before;
         let Some(s) = snapshot else {
             shards.push(ShardReport {
-                mapping: ctx.mapping.name.clone(),
+                mapping: mapping.to_string(),
                 shard_id: shard.0.clone(),
                 parent_shard_ids: vec![],
                 state: crate::engine::status::ShardState::WaitingOnParents,
@@ -297,7 +343,7 @@ fn mapping_counts(
         counts.destination_records += s.destination_records;
         counts.dead_lettered_records += s.dead_lettered_records;
         shards.push(ShardReport {
-            mapping: ctx.mapping.name.clone(),
+            mapping: mapping.to_string(),
             shard_id: s.shard_id.clone(),
             parent_shard_ids: s.parent_shard_ids.clone(),
             state: s.state,
@@ -330,6 +376,7 @@ fn build_report(
         drained,
         mappings: Vec::new(),
         shards: Vec::new(),
+        workers: None,
     };
     for ctx in &parts.contexts {
         let (counts, shards) = mapping_counts(ctx, stream_of(parts, ctx), now_ms);
@@ -373,6 +420,9 @@ pub fn summary(report: &Report) -> String {
         c.destination_records,
         c.dead_lettered_records,
     );
+    if let Some(workers) = &report.workers {
+        out.push_str(&lease_report::summary_lines(workers));
+    }
     let shown = report.shards.len().min(20);
     for shard in &report.shards[..shown] {
         out.push_str(&format!(
