@@ -300,6 +300,13 @@ impl LeaseKeeper {
             return;
         };
         state.pending.remove(key);
+        // Not ours any more: until the next take pass reads the new owner, show none.
+        if let Some(observed) = state.seen.get_mut(key) {
+            if observed.lease.owner.as_deref() == Some(self.worker_id.as_str()) {
+                observed.lease.owner = None;
+                observed.lease.owner_admin_url = None;
+            }
+        }
         self.metrics
             .held
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
