@@ -13,6 +13,7 @@
 //! lease rows (the local store keeps only this process's own values), and a clean stop
 //! hands every lease back once the shards have stopped and their checkpoints are written.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +22,10 @@ use anyhow::Context as _;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::routes::Mappings;
 use crate::admin::server::AdminServer;
-use crate::assemble::{assemble, Environment, Parts, Seeds};
+use crate::assemble::live::{CreatedAt, LiveAssembler};
+use crate::assemble::{share, Environment, Seeds};
 use crate::aws::AwsFactory;
 use crate::checkpoint::embedded::EmbeddedStore;
 use crate::checkpoint::CheckpointStore;
@@ -32,9 +35,9 @@ use crate::coordination::dynamodb::DynamodbLeaseTable;
 use crate::coordination::keeper::LeaseKeeper;
 use crate::coordination::store::LeaseCheckpointStore;
 use crate::destination::file::LineSync;
-use crate::engine::supervisor::run_mapping;
 use crate::event::request_id::RequestIds;
 use crate::function::tap::Observer;
+use crate::running::RunningMappings;
 
 /// The daemon until SIGINT or SIGTERM.
 pub async fn run(config: &Config) -> anyhow::Result<()> {
@@ -67,7 +70,10 @@ pub async fn run_until(
         Duration::from_millis(config.checkpoint_flush_ms),
     )?);
     tracing::info!(state = %store_path.display(), "checkpoint store open");
-    let aws = AwsFactory::new(config.aws.endpoint_url.clone(), config.aws.region.clone());
+    let aws = Arc::new(AwsFactory::new(
+        config.aws.endpoint_url.clone(),
+        config.aws.region.clone(),
+    ));
     let engine_seed = clock.now_ms() as u64 ^ u64::from(std::process::id());
     let leases = match &config.coordination.lease_table {
         Some(settings) => Some(lease_worker(config, settings, &aws, clock, engine_seed).await?),
@@ -78,36 +84,57 @@ pub async fn run_until(
         None => local.clone(),
     };
     let cancel = CancellationToken::new();
-    let created_at = |stream: &crate::config::schema::SimStreamConfig| -> anyhow::Result<i64> {
-        let key = format!("stream/{}/created_at_ms", stream.name);
-        if let Some(value) = store.get_meta(&key)? {
-            return Ok(value.parse()?);
-        }
-        let now = clock.now_ms();
-        store.set_meta(&key, &now.to_string())?;
-        Ok(now)
+    let created_at: CreatedAt = {
+        let store = store.clone();
+        Arc::new(move |stream| {
+            let key = format!("stream/{}/created_at_ms", stream.name);
+            if let Some(value) = store.get_meta(&key)? {
+                return Ok(value.parse()?);
+            }
+            let now = clock.now_ms();
+            store.set_meta(&key, &now.to_string())?;
+            Ok(now)
+        })
     };
-    let env = Environment {
+    let seeds = Seeds {
+        world: config.simulation.seed,
+        engine: engine_seed,
+        request_ids: Arc::new(RequestIds::random()),
+    };
+    let shared = share(
+        config,
+        &Environment {
+            clock,
+            store: store.clone(),
+            stream_created_at_ms: &*created_at,
+            seeds: seeds.clone(),
+            invocation_log: None,
+            tap: tap.clone(),
+            aws: Some(&aws),
+            line_sync: LineSync::EveryLine,
+            leases: leases.clone(),
+            cancel: cancel.clone(),
+        },
+    )
+    .await?;
+    let assembler = LiveAssembler {
+        config: config.clone(),
         clock,
         store: store.clone(),
-        stream_created_at_ms: &created_at,
-        seeds: Seeds {
-            world: config.simulation.seed,
-            engine: engine_seed,
-            request_ids: Arc::new(RequestIds::random()),
-        },
-        invocation_log: None,
+        created_at,
+        seeds,
         tap,
-        aws: Some(&aws),
+        aws,
         line_sync: LineSync::EveryLine,
         leases: leases.clone(),
         cancel: cancel.clone(),
+        shared: tokio::sync::Mutex::new(shared),
     };
-    let parts = Arc::new(assemble(config, env).await?);
+    let running = RunningMappings::start(assembler, &config.state_dir).await?;
     let admin = AdminServer::start(
         &config.admin,
         &config.state_dir,
-        parts.contexts.clone(),
+        Mappings::Running(running.clone()),
         clock,
     )
     .await?;
@@ -117,13 +144,8 @@ pub async fn run_until(
         }
         tokio::spawn(keeper.run())
     });
-    let supervisors: Vec<_> = parts
-        .contexts
-        .iter()
-        .map(|ctx| tokio::spawn(run_mapping(ctx.clone())))
-        .collect();
     let stats = tokio::spawn(log_stats(
-        parts.clone(),
+        running.clone(),
         config.stats_interval_ms,
         clock,
         cancel.clone(),
@@ -131,9 +153,7 @@ pub async fn run_until(
     shutdown.await;
     tracing::info!("shutting down: finishing in-flight invocations and writing checkpoints");
     cancel.cancel();
-    for supervisor in supervisors {
-        supervisor.await?;
-    }
+    running.stopped().await;
     if let (Some(keeper), Some(task)) = (&leases, keeper_task) {
         keeper.hand_back().await;
         task.await?;
@@ -143,7 +163,7 @@ pub async fn run_until(
         admin.stop().await;
     }
     store.flush()?;
-    for ctx in &parts.contexts {
+    for ctx in running.contexts() {
         for shard in ctx.status.snapshots() {
             tracing::info!(mapping = %ctx.mapping.name, shard = %shard.shard_id,
                 checkpoint = shard.checkpoint.as_deref().unwrap_or("none"), "final checkpoint");
@@ -185,8 +205,13 @@ async fn lease_worker(
     Ok(keeper)
 }
 
-async fn log_stats(parts: Arc<Parts>, interval_ms: u64, clock: Clock, cancel: CancellationToken) {
-    let mut previous: Vec<u64> = vec![0; parts.contexts.len()];
+async fn log_stats(
+    running: Arc<RunningMappings>,
+    interval_ms: u64,
+    clock: Clock,
+    cancel: CancellationToken,
+) {
+    let mut previous: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_ms = clock.now_ms();
     loop {
         tokio::select! {
@@ -196,14 +221,14 @@ async fn log_stats(parts: Arc<Parts>, interval_ms: u64, clock: Clock, cancel: Ca
         let now = clock.now_ms();
         let seconds = ((now - last_ms) as f64 / 1000.0).max(0.001);
         last_ms = now;
-        for (i, ctx) in parts.contexts.iter().enumerate() {
+        for ctx in running.contexts() {
             let shards = ctx.status.snapshots();
             let succeeded: u64 = shards.iter().map(|s| s.records_succeeded).sum();
             let discarded: u64 = shards.iter().map(|s| s.records_discarded).sum();
             let invocations: u64 = shards.iter().map(|s| s.invocations).sum();
             let done = succeeded + discarded;
-            let rate = (done - previous[i]) as f64 / seconds;
-            previous[i] = done;
+            let before = previous.insert(ctx.mapping.name.clone(), done);
+            let rate = done.saturating_sub(before.unwrap_or(0)) as f64 / seconds;
             tracing::info!(
                 mapping = %ctx.mapping.name,
                 "{rate:.1} records/s; succeeded {succeeded}, discarded {discarded}, invocations {invocations}"

@@ -29,6 +29,7 @@ pub mod model;
 pub mod ops;
 pub mod policy;
 pub mod rng;
+pub mod running;
 pub mod sim;
 pub mod simulate;
 pub mod source;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use esm_sim::admin::client::{AdminClient, Exchange};
+use esm_sim::admin::routes::Mappings;
 use esm_sim::admin::server::AdminServer;
 use esm_sim::assemble::{assemble, Environment, Seeds};
 use esm_sim::checkpoint::MemoryStore;
@@ -107,10 +108,15 @@ impl Worker {
         };
         let parts = assemble(&config, env).await.expect("assemble");
         let ctx = parts.contexts[0].clone();
-        let admin = AdminServer::start(&config.admin, &config.state_dir, parts.contexts, clock)
-            .await
-            .expect("admin server")
-            .expect("admin enabled");
+        let admin = AdminServer::start(
+            &config.admin,
+            &config.state_dir,
+            Mappings::Fixed(parts.contexts),
+            clock,
+        )
+        .await
+        .expect("admin server")
+        .expect("admin enabled");
         let url = admin.url().to_string();
         keeper.set_admin_url(url.clone());
         tokio::spawn(keeper.clone().run());

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod dashboard;
 pub mod forward;
 pub mod history;
+pub mod lambda_api;
 pub mod metrics;
 pub mod routes;
 pub mod server;

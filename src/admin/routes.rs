@@ -30,10 +30,38 @@ use crate::engine::context::MappingContext;
 use crate::engine::control::{ControlError, RewindTo};
 use crate::engine::status::{ShardSnapshot, ShardStatus};
 use crate::model::{SequenceNumber, ShardId};
+use crate::running::RunningMappings;
+
+/// Where the admin API finds the mappings.
+#[derive(Clone)]
+pub enum Mappings {
+    /// A fixed list (an embedder's or a test's).
+    Fixed(Vec<Arc<MappingContext>>),
+    /// The daemon's running set, which the Lambda API changes.
+    Running(Arc<RunningMappings>),
+}
+
+impl Mappings {
+    /// Every mapping's context now.
+    pub fn contexts(&self) -> Vec<Arc<MappingContext>> {
+        match self {
+            Mappings::Fixed(contexts) => contexts.clone(),
+            Mappings::Running(set) => set.contexts(),
+        }
+    }
+
+    /// The running set, which the Lambda API needs.
+    pub fn running(&self) -> Option<&Arc<RunningMappings>> {
+        match self {
+            Mappings::Fixed(_) => None,
+            Mappings::Running(set) => Some(set),
+        }
+    }
+}
 
 /// What every handler reads.
 pub struct AdminState {
-    pub contexts: Vec<Arc<MappingContext>>,
+    pub mappings: Mappings,
     pub clock: Clock,
     pub stuck_after_ms: i64,
     pub token: Option<String>,
@@ -60,6 +88,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/shards", get(shards))
         .route("/shards/{mapping}/{shard}", get(shard))
         .route("/shards/{mapping}/{shard}/{action}", post(action))
+        .merge(super::lambda_api::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     // The page holds no data (it asks for the token when the API answers 401), so a
@@ -82,6 +111,13 @@ async fn require_token(
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes());
         if !authorized(header, token) {
+            if request
+                .uri()
+                .path()
+                .starts_with(super::lambda_api::API_PREFIX)
+            {
+                return super::lambda_api::unauthorized().into_response();
+            }
             let mut response = ApiError(
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong bearer token: send Authorization: Bearer <token> ([admin] token)"
@@ -116,13 +152,10 @@ async fn history(State(state): State<Arc<AdminState>>) -> Json<Value> {
 }
 
 async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
-    let snapshots: Vec<Vec<ShardSnapshot>> = state
-        .contexts
-        .iter()
-        .map(|c| c.status.snapshots())
-        .collect();
-    let mappings: Vec<MappingShards<'_>> = state
-        .contexts
+    let contexts = state.mappings.contexts();
+    let snapshots: Vec<Vec<ShardSnapshot>> =
+        contexts.iter().map(|c| c.status.snapshots()).collect();
+    let mappings: Vec<MappingShards<'_>> = contexts
         .iter()
         .zip(&snapshots)
         .map(|(ctx, shards)| MappingShards {
@@ -134,7 +167,7 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
     let mut text = render(&mappings, state.clock.now_ms(), state.stuck_after_ms);
     // One keeper per process, shared by its leased mappings: its series once.
     let mut workers: Vec<(&str, LeaseCounts)> = Vec::new();
-    for keeper in state.contexts.iter().filter_map(|c| c.leases.as_ref()) {
+    for keeper in contexts.iter().filter_map(|c| c.leases.as_ref()) {
         if !workers.iter().any(|(id, _)| *id == keeper.worker_id) {
             workers.push((&keeper.worker_id, keeper.metrics.snapshot()));
         }
@@ -152,7 +185,8 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
 async fn mappings(State(state): State<Arc<AdminState>>) -> Json<Value> {
     let now_ms = state.clock.now_ms();
     let mappings: Vec<Value> = state
-        .contexts
+        .mappings
+        .contexts()
         .iter()
         .map(|ctx| {
             let m = &ctx.mapping;
@@ -228,7 +262,7 @@ async fn shards(
     }
     let now_ms = state.clock.now_ms();
     let mut list = Vec::new();
-    for ctx in &state.contexts {
+    for ctx in &state.mappings.contexts() {
         if wanted.is_some_and(|w| *w != ctx.mapping.name) {
             continue;
         }
@@ -299,7 +333,7 @@ async fn action(
             }
         }
     }
-    act_here(&state, ctx, &status, &mapping, &shard, &action, &body)
+    act_here(&state, &ctx, &status, &mapping, &shard, &action, &body)
         .await
         .map(IntoResponse::into_response)
 }
@@ -418,10 +452,11 @@ pub fn parse_rewind(body: &[u8]) -> Result<RewindTo, String> {
     }
 }
 
-fn context<'a>(state: &'a AdminState, mapping: &str) -> Result<&'a Arc<MappingContext>, ApiError> {
+fn context(state: &AdminState, mapping: &str) -> Result<Arc<MappingContext>, ApiError> {
     state
-        .contexts
-        .iter()
+        .mappings
+        .contexts()
+        .into_iter()
         .find(|c| c.mapping.name == mapping)
         .ok_or_else(|| {
             ApiError(

@@ -14,10 +14,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::history::IteratorAgeHistory;
-use super::routes::{router, AdminState};
+use super::routes::{router, AdminState, Mappings};
 use crate::clock::Clock;
 use crate::config::mapping::Admin;
-use crate::engine::context::MappingContext;
 
 /// The file under the state directory that holds the admin API's URL.
 pub const ADDR_FILE: &str = "admin.addr";
@@ -39,7 +38,7 @@ impl AdminServer {
     pub async fn start(
         admin: &Admin,
         state_dir: &std::path::Path,
-        contexts: Vec<Arc<MappingContext>>,
+        mappings: Mappings,
         clock: Clock,
     ) -> anyhow::Result<Option<AdminServer>> {
         let Some(listen) = admin.listen else {
@@ -78,13 +77,13 @@ impl AdminServer {
         )));
         let stop = CancellationToken::new();
         let sampler = tokio::spawn(sample(
-            contexts.clone(),
+            mappings.clone(),
             clock,
             history.clone(),
             stop.clone(),
         ));
         let state = Arc::new(AdminState {
-            contexts,
+            mappings,
             clock,
             stuck_after_ms: admin.stuck_after_ms,
             token: admin.token.clone(),
@@ -129,13 +128,14 @@ impl AdminServer {
 /// Every `SAMPLE_EVERY_MS`: every shard's iterator age into the history (a caught-up shard
 /// has nothing waiting: age 0).
 async fn sample(
-    contexts: Vec<Arc<MappingContext>>,
+    mappings: Mappings,
     clock: Clock,
     history: Arc<Mutex<IteratorAgeHistory>>,
     stop: CancellationToken,
 ) {
     loop {
-        let samples: Vec<(String, String, Option<i64>)> = contexts
+        let samples: Vec<(String, String, Option<i64>)> = mappings
+            .contexts()
             .iter()
             .flat_map(|ctx| {
                 ctx.status.snapshots().into_iter().map(|s| {

@@ -232,6 +232,20 @@ impl CheckpointStore for EmbeddedStore {
         self.shared.put(META, key, value, true)
     }
 
+    fn forget_mapping(&self, mapping: &str) -> Result<(), StoreError> {
+        let txn = self.shared.db.begin_write().map_err(err)?;
+        for (table, prefix) in [
+            (CHECKPOINTS, key(mapping, &ShardId(String::new()))),
+            (META, super::paused_prefix(mapping)),
+        ] {
+            let mut table = txn.open_table(table).map_err(err)?;
+            table
+                .retain(|key, _| !key.starts_with(prefix.as_str()))
+                .map_err(err)?;
+        }
+        txn.commit().map_err(err)
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.shared.flush()
     }
@@ -357,6 +371,27 @@ mod tests {
             store.shared.state().dirty_since.is_none(),
             "nothing left for a flush"
         );
+    }
+
+    #[test]
+    fn a_forgotten_mapping_stays_forgotten_after_reopening_and_the_others_stay() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("checkpoints.redb");
+        let shard = ShardId("shardId-000000000001".into());
+        let at = Checkpoint::After(SequenceNumber("42".into()));
+        {
+            let store = EmbeddedStore::open(&path, SECOND).expect("open");
+            for mapping in ["a", "ab"] {
+                store.save(mapping, &shard, &at).expect("save");
+                store.set_paused(mapping, &shard, true).expect("pause");
+            }
+            store.forget_mapping("a").expect("forget");
+        }
+        let store = EmbeddedStore::open(&path, SECOND).expect("reopen");
+        assert!(store.load_all("a").expect("load").is_empty());
+        assert!(!store.is_paused("a", &shard).expect("paused"));
+        assert_eq!(store.load_all("ab").expect("load").get(&shard), Some(&at));
+        assert!(store.is_paused("ab", &shard).expect("paused"));
     }
 
     #[test]

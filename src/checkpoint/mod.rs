@@ -77,6 +77,9 @@ pub trait CheckpointStore: Send + Sync {
     ) -> Result<(), StoreError>;
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// Forgets, durably, every checkpoint and pause of a mapping (deleted through the
+    /// Lambda API: a mapping created later starts afresh, as on AWS).
+    fn forget_mapping(&self, mapping: &str) -> Result<(), StoreError>;
     /// Makes every save so far durable now (shutdown, an operator's action).
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
@@ -99,7 +102,12 @@ pub trait CheckpointStore: Send + Sync {
 
 /// The meta key of a shard's pause.
 fn paused_key(mapping: &str, shard: &ShardId) -> String {
-    format!("paused/{mapping}\0{}", shard.0)
+    format!("{}{}", paused_prefix(mapping), shard.0)
+}
+
+/// The start of the meta keys of a mapping's pauses.
+fn paused_prefix(mapping: &str) -> String {
+    format!("paused/{mapping}\0")
 }
 
 /// Checkpoints in memory: for `simulate` and tests.
@@ -152,11 +160,40 @@ impl CheckpointStore for MemoryStore {
             .insert(key.to_string(), value.to_string());
         Ok(())
     }
+
+    fn forget_mapping(&self, mapping: &str) -> Result<(), StoreError> {
+        self.checkpoints
+            .lock()
+            .map_err(|e| StoreError(e.to_string()))?
+            .retain(|(m, _), _| m != mapping);
+        let prefix = paused_prefix(mapping);
+        self.meta
+            .lock()
+            .map_err(|e| StoreError(e.to_string()))?
+            .retain(|key, _| !key.starts_with(&prefix));
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forgetting_a_mapping_drops_its_checkpoints_and_pauses_and_keeps_the_others() {
+        let store = MemoryStore::default();
+        let shard = ShardId("shardId-000000000000".into());
+        let at = Checkpoint::After(SequenceNumber("5".into()));
+        for mapping in ["a", "ab"] {
+            store.save(mapping, &shard, &at).unwrap();
+            store.set_paused(mapping, &shard, true).unwrap();
+        }
+        store.forget_mapping("a").unwrap();
+        assert!(store.load_all("a").unwrap().is_empty());
+        assert!(!store.is_paused("a", &shard).unwrap());
+        assert_eq!(store.load_all("ab").unwrap().get(&shard), Some(&at));
+        assert!(store.is_paused("ab", &shard).unwrap());
+    }
 
     #[test]
     fn every_checkpoint_survives_its_stored_form() {

@@ -185,6 +185,20 @@ pub enum WorkerAction {
     Start,
 }
 
+impl Mapping {
+    /// The event source the mapping reads, as Lambda tells mappings apart (one per event
+    /// source and function): the stream, or the consumer, an event source of its own.
+    pub fn event_source(&self) -> String {
+        match &self.consumer {
+            None => self.event_source_arn.clone(),
+            Some(FanOutConsumer::Arn(arn)) => arn.clone(),
+            Some(FanOutConsumer::Name(name)) => {
+                format!("{}/consumer/{name}", self.event_source_arn)
+            }
+        }
+    }
+}
+
 impl Config {
     /// The simulated stream a mapping reads (`None` only for a hand-built config).
     pub fn stream_of(&self, mapping: &Mapping) -> Option<&super::schema::SimStreamConfig> {

@@ -63,6 +63,12 @@ impl CheckpointStore for LeaseCheckpointStore {
         self.local.flush()
     }
 
+    /// The local values only: the lease rows are the workers' (mappings are not created
+    /// or deleted at runtime with a lease table).
+    fn forget_mapping(&self, mapping: &str) -> Result<(), StoreError> {
+        self.local.forget_mapping(mapping)
+    }
+
     fn is_paused(&self, mapping: &str, shard: &ShardId) -> Result<bool, StoreError> {
         Ok(self
             .keeper

@@ -39,8 +39,8 @@ use std::path::{Path, PathBuf};
 
 use self::mappings::{resolve_mapping, World};
 use self::problems::Problems;
-use super::mapping::{Config, FanOutConsumer, Mapping};
-use super::schema::{ConfigFile, FunctionConfig};
+use super::mapping::{Config, Mapping};
+use super::schema::{ConfigFile, FunctionConfig, MappingEntry};
 use super::type_error;
 use super::ConfigError;
 
@@ -157,6 +157,28 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
     })
 }
 
+/// One mapping added to a running config (the Lambda API's CreateEventSourceMapping and
+/// UpdateEventSourceMapping), resolved exactly as a `[[mappings]]` entry of the file is:
+/// the same defaults, ranges and messages. Relative paths resolve against `base_dir`.
+/// Conflicts with the mappings already running are the caller's to check.
+pub fn resolve_added(
+    entry: MappingEntry,
+    config: &Config,
+    base_dir: &Path,
+) -> Result<Mapping, ConfigError> {
+    let mut p = Problems::default();
+    let world = World {
+        aws: &config.aws,
+        streams: &config.streams,
+        functions: &config.functions,
+        base_dir,
+    };
+    match resolve_mapping(0, entry, &world, &mut p) {
+        (_, Some(mapping)) if p.list.is_empty() => Ok(mapping),
+        _ => Err(ConfigError { problems: p.list }),
+    }
+}
+
 /// `state_dir` and `dead_letter_file`, defaulted and resolved against `base_dir`.
 fn resolve_paths(
     state_dir: Option<PathBuf>,
@@ -185,11 +207,7 @@ fn resolve_paths(
 fn check_one_mapping_per_source(resolved: &[Mapping], p: &mut Problems) {
     let mut seen: HashMap<(String, &str), &str> = HashMap::new();
     for m in resolved {
-        let source = match &m.consumer {
-            None => m.event_source_arn.clone(),
-            Some(FanOutConsumer::Arn(arn)) => arn.clone(),
-            Some(FanOutConsumer::Name(name)) => format!("{}/consumer/{name}", m.event_source_arn),
-        };
+        let source = m.event_source();
         if let Some(first) = seen.insert((source.clone(), &m.function_name), &m.name) {
             if first != m.name {
                 p.add(

@@ -43,6 +43,8 @@ use crate::source::kinesis_efo::KinesisEfoSource;
 use crate::source::simulated::SimulatedSource;
 use crate::source::StreamSource;
 
+pub mod live;
+
 /// Everything `run` and `simulate` start from.
 pub struct Parts {
     pub contexts: Vec<Arc<MappingContext>>,
@@ -50,6 +52,7 @@ pub struct Parts {
     pub streams: BTreeMap<String, Arc<SimulatedStream>>,
 }
 
+#[derive(Clone)]
 pub struct Seeds {
     /// Seed of the simulated world and function: the config's, so a restart regenerates
     /// the same world.
@@ -119,78 +122,85 @@ pub async fn assemble_with(
     env: Environment<'_>,
     shared: &mut Shared,
 ) -> anyhow::Result<Parts> {
-    let Environment {
-        clock,
-        store,
-        seeds,
-        invocation_log,
-        aws,
-        line_sync,
-        leases,
-        cancel,
-        ..
-    } = env;
     let mut contexts = Vec::new();
     for mapping in &config.mappings {
-        check_starting_timestamp(mapping, clock)?;
-        let arn = &mapping.event_source_arn;
-        let source: Arc<dyn StreamSource> = match shared.streams.get(arn) {
-            Some(stream) => Arc::new(SimulatedSource::new(
-                stream.clone(),
-                clock,
-                shared.faults.get(arn).cloned().unwrap_or_default(),
-                seeds.world,
-            )),
-            None => real_source(mapping, real(aws, &mapping.name, arn)?).await?,
-        };
-        let function = shared
-            .functions
-            .get(mapping.function_name.as_str())
-            .cloned()
-            .ok_or_else(|| {
+        contexts.push(context_of(config, mapping, &env, shared).await?);
+    }
+    Ok(Parts {
+        contexts,
+        streams: shared.streams.clone(),
+    })
+}
+
+/// One mapping's `MappingContext` over `shared`: its source, function (built now if no
+/// mapping used it before: a mapping created at runtime) and failure destination. Its stop
+/// token is a child of `env.cancel`, so the mapping can be stopped alone.
+pub async fn context_of(
+    config: &Config,
+    mapping: &Mapping,
+    env: &Environment<'_>,
+    shared: &mut Shared,
+) -> anyhow::Result<Arc<MappingContext>> {
+    let clock = env.clock;
+    check_starting_timestamp(mapping, clock)?;
+    let arn = &mapping.event_source_arn;
+    let source: Arc<dyn StreamSource> = match shared.streams.get(arn) {
+        Some(stream) => Arc::new(SimulatedSource::new(
+            stream.clone(),
+            clock,
+            shared.faults.get(arn).cloned().unwrap_or_default(),
+            env.seeds.world,
+        )),
+        None => real_source(mapping, real(env.aws, &mapping.name, arn)?).await?,
+    };
+    let function = match shared.functions.get(mapping.function_name.as_str()) {
+        Some(function) => function.clone(),
+        None => {
+            let function = config.function_of(mapping).ok_or_else(|| {
                 anyhow!(
                     "mapping {:?}: function {:?} not found",
                     mapping.name,
                     mapping.function_name
                 )
             })?;
-        let destination = destination_of(mapping, aws, line_sync, &mut shared.files).await?;
-        let pace = &mapping.pace;
-        contexts.push(Arc::new(MappingContext {
-            mapping: mapping.clone(),
-            source,
-            function,
-            delivery: FailureDelivery {
-                destination,
-                dead_letter: shared.dead_letter.clone(),
-                on_failure: mapping.on_destination_failure,
-                retry_ms: pace.destination_retry_ms,
-                backoff_initial_ms: pace.throttle_backoff_initial_ms,
-                backoff_max_ms: pace.throttle_backoff_max_ms,
-            },
-            store: store.clone(),
-            clock,
-            seed: seeds.engine,
-            request_ids: seeds.request_ids.clone(),
-            aws_region: Arn::parse(&mapping.event_source_arn)
-                .ok()
-                .and_then(|arn| arn.region())
-                .unwrap_or(&config.aws.region)
-                .to_string(),
-            invoke_identity_arn: invoke_identity_arn(
-                &config.aws.account_id,
-                &mapping.function_name,
-            ),
-            invocation_log: invocation_log.clone(),
-            status: Arc::new(MappingStatus::default()),
-            leases: leases.clone(),
-            cancel: cancel.clone(),
-        }));
-    }
-    Ok(Parts {
-        contexts,
-        streams: shared.streams.clone(),
-    })
+            let built =
+                tapped_function(config, function, env.aws, env.seeds.world, env.tap.as_ref())
+                    .await?;
+            shared
+                .functions
+                .insert(function.name.clone(), built.clone());
+            built
+        }
+    };
+    let destination = destination_of(mapping, env.aws, env.line_sync, &mut shared.files).await?;
+    let pace = &mapping.pace;
+    Ok(Arc::new(MappingContext {
+        mapping: mapping.clone(),
+        source,
+        function,
+        delivery: FailureDelivery {
+            destination,
+            dead_letter: shared.dead_letter.clone(),
+            on_failure: mapping.on_destination_failure,
+            retry_ms: pace.destination_retry_ms,
+            backoff_initial_ms: pace.throttle_backoff_initial_ms,
+            backoff_max_ms: pace.throttle_backoff_max_ms,
+        },
+        store: env.store.clone(),
+        clock,
+        seed: env.seeds.engine,
+        request_ids: env.seeds.request_ids.clone(),
+        aws_region: Arn::parse(&mapping.event_source_arn)
+            .ok()
+            .and_then(|arn| arn.region())
+            .unwrap_or(&config.aws.region)
+            .to_string(),
+        invoke_identity_arn: invoke_identity_arn(&config.aws.account_id, &mapping.function_name),
+        invocation_log: env.invocation_log.clone(),
+        status: Arc::new(MappingStatus::default()),
+        leases: env.leases.clone(),
+        cancel: env.cancel.child_token(),
+    }))
 }
 
 /// Simulated streams by ARN, and their fault settings by ARN.
@@ -221,8 +231,7 @@ fn simulated_streams(
     Ok((streams, faults))
 }
 
-/// The functions some mapping invokes, by name, each behind the tap when there is one.
-/// Without AWS (simulate) only simulated functions are allowed.
+/// The functions some mapping invokes, by name (see `tapped_function`).
 async fn mapped_functions(
     config: &Config,
     aws: Option<&AwsFactory>,
@@ -232,23 +241,36 @@ async fn mapped_functions(
     let mut functions: BTreeMap<String, Arc<dyn Function>> = BTreeMap::new();
     let used = |name: &str| config.mappings.iter().any(|m| m.function_name == name);
     for function in config.functions.iter().filter(|f| used(&f.name)) {
-        if aws.is_none() && function.function_type != "simulated" {
-            anyhow::bail!(
-                "function {:?}: type = {:?} runs in real time; simulate runs simulated functions only (use esm-sim run)",
-                function.name,
-                function.function_type
-            );
-        }
-        let mut invoked = build_function(function, &config.aws, aws, world_seed).await?;
-        if let Some(observer) = tap {
-            invoked = Arc::new(Tapped {
-                inner: invoked,
-                observer: observer.clone(),
-            });
-        }
-        functions.insert(function.name.clone(), invoked);
+        let built = tapped_function(config, function, aws, world_seed, tap).await?;
+        functions.insert(function.name.clone(), built);
     }
     Ok(functions)
+}
+
+/// One function, behind the tap when there is one. Without AWS (simulate) only simulated
+/// functions are allowed.
+async fn tapped_function(
+    config: &Config,
+    function: &FunctionConfig,
+    aws: Option<&AwsFactory>,
+    world_seed: u64,
+    tap: Option<&Observer>,
+) -> anyhow::Result<Arc<dyn Function>> {
+    if aws.is_none() && function.function_type != "simulated" {
+        anyhow::bail!(
+            "function {:?}: type = {:?} runs in real time; simulate runs simulated functions only (use esm-sim run)",
+            function.name,
+            function.function_type
+        );
+    }
+    let built = build_function(function, &config.aws, aws, world_seed).await?;
+    Ok(match tap {
+        Some(observer) => Arc::new(Tapped {
+            inner: built,
+            observer: observer.clone(),
+        }),
+        None => built,
+    })
 }
 
 /// A starting timestamp may not lie in the future.
