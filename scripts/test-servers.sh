@@ -454,10 +454,13 @@ ts_start() {
 
   ESM_SIM_TEST_KINESIS_ENDPOINT="http://127.0.0.1:$kinesis_port"
   ESM_SIM_TEST_MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
-  export ESM_SIM_TEST_KINESIS_ENDPOINT ESM_SIM_TEST_MOTO_ENDPOINT
+  # The venv's Python has boto3 (moto needs it): the tests drive the Lambda API with it.
+  ESM_SIM_TEST_PYTHON="$TEST_SERVERS_VENV/bin/python"
+  export ESM_SIM_TEST_KINESIS_ENDPOINT ESM_SIM_TEST_MOTO_ENDPOINT ESM_SIM_TEST_PYTHON
   {
     echo "export ESM_SIM_TEST_KINESIS_ENDPOINT=$ESM_SIM_TEST_KINESIS_ENDPOINT"
     echo "export ESM_SIM_TEST_MOTO_ENDPOINT=$ESM_SIM_TEST_MOTO_ENDPOINT"
+    echo "export ESM_SIM_TEST_PYTHON=$ESM_SIM_TEST_PYTHON"
   } >"$TEST_SERVERS_STATE/endpoints.env"
   ts_say "kinesis-local (pid $kinesis_pid): ESM_SIM_TEST_KINESIS_ENDPOINT=$ESM_SIM_TEST_KINESIS_ENDPOINT"
   ts_say "moto          (pid $moto_pid): ESM_SIM_TEST_MOTO_ENDPOINT=$ESM_SIM_TEST_MOTO_ENDPOINT"

@@ -70,6 +70,12 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
         config.stats_interval_ms / 1000
     )?;
 
+    if config.mappings.is_empty() {
+        writeln!(
+            out,
+            "no mappings yet: `esm-sim run` waits for them to be created through its Lambda API (docs/lambda-api.md)"
+        )?;
+    }
     for mapping in &config.mappings {
         writeln!(out)?;
         write_mapping(out, config, mapping)?;

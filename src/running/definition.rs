@@ -148,15 +148,47 @@ pub fn to_entry(definition: &Map<String, Value>, uuid: &str) -> Result<MappingEn
     })
 }
 
-/// `config::resolve`'s problems about mapping `uuid`, without the `mapping "UUID": `
-/// each starts with, in one message.
+/// `config::resolve`'s problems about mapping `uuid` in one message, each without the
+/// `mapping "UUID": ` it starts with and naming its key as the API does
+/// (`batch_size = 0: must be 1..=10000` becomes `BatchSize = 0: must be 1..=10000`).
 pub fn problems_message(problems: &[String], uuid: &str) -> String {
     let subject = format!("mapping {uuid:?}: ");
     problems
         .iter()
-        .map(|p| p.strip_prefix(&subject).unwrap_or(p))
+        .map(|p| api_key_first(p.strip_prefix(&subject).unwrap_or(p)))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// A problem whose first word is a snake_case key (`destination_config.on_failure`, ...),
+/// with that key in the API's PascalCase; any other text as it is.
+fn api_key_first(problem: &str) -> String {
+    let end = problem.find([' ', ':']).unwrap_or(problem.len());
+    let (key, rest) = problem.split_at(end);
+    let is_key = key.contains('_')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.[]".contains(&b));
+    if !is_key {
+        return problem.to_string();
+    }
+    let mut pascal = String::with_capacity(key.len());
+    let mut upper = true;
+    for c in key.chars() {
+        match c {
+            '_' => upper = true,
+            '.' | '[' | ']' => {
+                pascal.push(c);
+                upper = true;
+            }
+            _ if upper => {
+                pascal.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            _ => pascal.push(c),
+        }
+    }
+    pascal + rest
 }
 
 #[cfg(test)]
@@ -232,7 +264,16 @@ mod tests {
         ];
         assert_eq!(
             problems_message(&problems, "u-1"),
-            "batch_size = 0: must be 1..=10000; parallelization_factor = 11: must be 1..=10"
+            "BatchSize = 0: must be 1..=10000; ParallelizationFactor = 11: must be 1..=10"
+        );
+        let other = vec![
+            "mapping \"u-1\": destination_config.on_failure.destination = \"x\": must be an ARN".to_string(),
+            "mapping \"u-1\": Stream not found: arn".to_string(),
+            "mapping \"u-1\": filter_criteria.filters[0].pattern: not JSON".to_string(),
+        ];
+        assert_eq!(
+            problems_message(&other, "u-1"),
+            "DestinationConfig.OnFailure.Destination = \"x\": must be an ARN; Stream not found: arn; FilterCriteria.Filters[0].Pattern: not JSON"
         );
     }
 }

@@ -136,6 +136,9 @@ pub struct Report {
 
 /// Runs the simulation on its own paused-clock runtime.
 pub fn simulate(config: &Config, options: &SimulateOptions) -> anyhow::Result<Report> {
+    if config.mappings.is_empty() {
+        anyhow::bail!("no [[mappings]]: nothing to simulate");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)

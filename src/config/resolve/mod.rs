@@ -120,8 +120,8 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
         functions.iter().map(|f| f.name.as_str()),
     );
 
-    if mappings.is_empty() {
-        p.list.push("no [[mappings]]: nothing to run".to_string());
+    if mappings.is_empty() && admin.listen.is_none() {
+        p.list.push("no [[mappings]] and [admin] enabled = false: nothing to run (with the admin API on, mappings can be created through its Lambda API)".to_string());
     }
     let world = World {
         aws: &aws,
@@ -411,8 +411,12 @@ maximum_record_age_in_seconds = 30
     }
 
     #[test]
-    fn zero_mappings_is_a_problem() {
-        assert_eq!(problems(""), vec!["no [[mappings]]: nothing to run"]);
+    fn zero_mappings_is_a_problem_only_without_the_admin_api_that_can_create_them() {
+        assert_eq!(
+            problems("[admin]\nenabled = false\n"),
+            vec!["no [[mappings]] and [admin] enabled = false: nothing to run (with the admin API on, mappings can be created through its Lambda API)"]
+        );
+        assert!(crate::config::parse("", Path::new("")).is_ok());
     }
 
     #[test]
