@@ -267,7 +267,8 @@ mod tests {
             "BatchSize = 0: must be 1..=10000; ParallelizationFactor = 11: must be 1..=10"
         );
         let other = vec![
-            "mapping \"u-1\": destination_config.on_failure.destination = \"x\": must be an ARN".to_string(),
+            "mapping \"u-1\": destination_config.on_failure.destination = \"x\": must be an ARN"
+                .to_string(),
             "mapping \"u-1\": Stream not found: arn".to_string(),
             "mapping \"u-1\": filter_criteria.filters[0].pattern: not JSON".to_string(),
         ];

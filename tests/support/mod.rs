@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod boto3;
 pub mod daemon;
 pub mod daemon_config;
 pub mod fault_proxy;
