@@ -57,6 +57,8 @@ pub const DEFAULT_STATE_DIR: &str = ".esm-sim";
 pub const DEFAULT_CHECKPOINT_FLUSH_MS: u64 = 1_000;
 /// Most `checkpoint_flush_ms`: a minute.
 pub const MAX_CHECKPOINT_FLUSH_MS: u64 = 60_000;
+/// The problem of a config (and template) without any mapping.
+pub const NO_MAPPINGS: &str = "no [[mappings]]: nothing to run";
 /// Default dead-letter file name inside `state_dir`.
 pub const DEFAULT_DEAD_LETTER_FILE: &str = "dead-letter.jsonl";
 
@@ -88,6 +90,7 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
         mut streams,
         functions,
         mappings,
+        template: _,
     } = file;
 
     settings::check_aws(&aws, &mut p);
@@ -121,7 +124,7 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
     );
 
     if mappings.is_empty() {
-        p.list.push("no [[mappings]]: nothing to run".to_string());
+        p.list.push(NO_MAPPINGS.to_string());
     }
     let world = World {
         aws: &aws,
