@@ -309,8 +309,11 @@ impl<'a> Resolver<'a> {
             };
             let variable = after[..end].trim();
             rest = &after[end + 1..];
+            let declared = variables.is_some_and(|v| v.contains_key(variable));
             let value = match (given.get(variable), variable.split_once('.')) {
                 (Some(value), _) => Ok(value.clone()),
+                // Its value failed, and was reported.
+                (None, _) if declared => continue,
                 (None, Some((resource, attribute))) => self.get_att(resource, attribute),
                 (None, None) => self.reference(variable).and_then(|v| {
                     text_of(&v).ok_or_else(|| format!("is a list, not a string: {v}"))

@@ -31,8 +31,8 @@ pub(super) fn parse(text: &str, origin: &str, is_json: bool) -> Result<Value, St
         let full = e.to_string();
         match e.location() {
             Some(at) => {
-                let suffix = format!(" at line {} column {}", at.line(), at.column());
-                let message = full.strip_suffix(&suffix).unwrap_or(&full);
+                let position = format!(" at line {} column {}", at.line(), at.column());
+                let message = full.replace(&position, "");
                 format!(
                     "{origin}:{}:{}: YAML syntax error: {message}",
                     at.line(),
