@@ -162,7 +162,9 @@ fn cfn_mapping(
 ) -> Result<Option<MappingEntry>, Vec<String>> {
     let subject = format!("resource {id}");
     let consumer = consumer_source(&mut properties, "EventSourceArn", resolver);
-    let mut resolved = resolve_all(&properties, resolver, &subject)?;
+    // What could not be resolved is left out, so that the keys and types of the rest
+    // are checked too: every problem at once.
+    let (mut resolved, mut problems) = resolve_all(&properties, resolver, &subject);
     if !is_stream_source(&resolved) {
         tracing::info!(
             resource = id,
@@ -171,9 +173,15 @@ fn cfn_mapping(
         return Ok(None);
     }
     rename(&mut resolved, "KmsKeyArn", "KMSKeyArn");
-    let mut entry = to_entry(resolved, id, &subject).map_err(|e| vec![e])?;
-    entry.consumer_name = consumer_name(consumer, resolver, &subject)?;
-    Ok(Some(entry))
+    let entry = to_entry(resolved, id, &subject).map_err(|e| problems.push(e));
+    let consumer_name = consumer_name(consumer, resolver, &subject).map_err(|e| problems.extend(e));
+    match (entry, consumer_name) {
+        (Ok(mut entry), Ok(consumer_name)) if problems.is_empty() => {
+            entry.consumer_name = consumer_name;
+            Ok(Some(entry))
+        }
+        _ => Err(problems),
+    }
 }
 
 /// The Kinesis and DynamoDB events of an `AWS::Serverless::Function`.
@@ -234,20 +242,36 @@ fn sam_event(
         Some(Value::Object(properties)) => properties.clone(),
         _ => return one(format!("{subject}: Properties is required (an object)")),
     };
-    if let Some(key) = properties
+    // The keys first (all unknown ones, and Stream), then the values: all at once.
+    let mut problems: Vec<String> = properties
         .keys()
-        .find(|k| !SAM_PROPERTIES.contains(&k.as_str()))
-    {
-        return one(format!(
-            "{subject}: {key}: unknown key of a SAM {kind} event; allowed: {}",
-            SAM_PROPERTIES.join(", ")
-        ));
-    }
+        .filter(|k| !SAM_PROPERTIES.contains(&k.as_str()))
+        .map(|key| {
+            format!(
+                "{subject}: {key}: unknown key of a SAM {kind} event; allowed: {}",
+                SAM_PROPERTIES.join(", ")
+            )
+        })
+        .collect();
+    properties.retain(|k, _| SAM_PROPERTIES.contains(&k.as_str()));
     if !properties.contains_key("Stream") {
-        return one(format!("{subject}: Stream is required"));
+        problems.push(format!("{subject}: Stream is required"));
     }
     let consumer = consumer_source(&mut properties, "Stream", resolver);
-    let mut resolved = resolve_all(&properties, resolver, subject)?;
+    let function = resolver
+        .reference(function_id)
+        .map_err(|why| format!("{subject}: FunctionName: Ref {function_id}: {why}"));
+    let (mut resolved, unresolved) = resolve_all(&properties, resolver, subject);
+    problems.extend(unresolved);
+    match function {
+        Ok(function) if problems.is_empty() => {
+            resolved.insert("FunctionName".to_string(), function);
+        }
+        function => {
+            problems.extend(function.err());
+            return Err(problems);
+        }
+    }
     rename(&mut resolved, "Stream", "EventSourceArn");
     rename(&mut resolved, "KmsKeyArn", "KMSKeyArn");
     if let Some(Value::Object(on_failure)) = resolved
@@ -256,22 +280,18 @@ fn sam_event(
     {
         on_failure.remove("Type");
     }
-    let function = resolver
-        .reference(function_id)
-        .map_err(|why| vec![format!("{subject}: FunctionName: Ref {function_id}: {why}")])?;
-    resolved.insert("FunctionName".to_string(), function);
     let name = format!("{function_id}-{event_name}");
     let mut entry = to_entry(resolved, &name, subject).map_err(|e| vec![e])?;
     entry.consumer_name = consumer_name(consumer, resolver, subject)?;
     Ok(Some(entry))
 }
 
-/// Every property resolved; every failure as `subject: key: what: why`.
+/// Every property that resolves, and every failure as `subject: key: what: why`.
 fn resolve_all(
     properties: &Map<String, Value>,
     resolver: &Resolver<'_>,
     subject: &str,
-) -> Result<Map<String, Value>, Vec<String>> {
+) -> (Map<String, Value>, Vec<String>) {
     let mut resolved = Map::new();
     let mut problems = Vec::new();
     for (key, value) in properties {
@@ -287,10 +307,7 @@ fn resolve_all(
             ),
         }
     }
-    match problems.is_empty() {
-        true => Ok(resolved),
-        false => Err(problems),
-    }
+    (resolved, problems)
 }
 
 /// The template's consumer whose ARN `key` is exactly (`Fn::GetAtt C.ConsumerARN` or

@@ -328,37 +328,43 @@ fn sam_kinesis_and_dynamodb_events() {
 
 #[test]
 fn sam_event_problems() {
-    let event = |properties: &str, kind: &str| {
+    let event = |properties: &str, kind: &str, function_name: &str| {
         entries(&sam(
-            "FunctionName: !Ref Missing",
+            function_name,
             &format!("        E:\n          Type: {kind}\n          Properties:\n{properties}"),
         ))
         .map(|f| f.len())
     };
+    let named = "FunctionName: order-processor";
     assert_eq!(
-        event("            StartingPosition: LATEST", "Kinesis"),
+        event("            StartingPosition: LATEST", "Kinesis", named),
         Err(vec![
             "t.yaml: resource Processor: event E: Stream is required".to_string()
         ])
     );
+    let allowed = "allowed: Stream, StartingPosition, StartingPositionTimestamp, BatchSize, BisectBatchOnFunctionError, DestinationConfig, Enabled, FilterCriteria, FunctionResponseTypes, KmsKeyArn, MaximumBatchingWindowInSeconds, MaximumRecordAgeInSeconds, MaximumRetryAttempts, MetricsConfig, ParallelizationFactor, TumblingWindowInSeconds";
     assert_eq!(
-        event("            EventSourceArn: x", "DynamoDB"),
-        Err(vec!["t.yaml: resource Processor: event E: EventSourceArn: unknown key of a SAM DynamoDB event; allowed: Stream, StartingPosition, StartingPositionTimestamp, BatchSize, BisectBatchOnFunctionError, DestinationConfig, Enabled, FilterCriteria, FunctionResponseTypes, KmsKeyArn, MaximumBatchingWindowInSeconds, MaximumRecordAgeInSeconds, MaximumRetryAttempts, MetricsConfig, ParallelizationFactor, TumblingWindowInSeconds".to_string()])
-    );
-    assert_eq!(
-        event("            Stream: orders", "Kinesys"),
-        Err(vec!["t.yaml: resource Processor: event E: Type = \"Kinesys\": not a SAM event type; the stream ones are Kinesis and DynamoDB".to_string()])
-    );
-    assert_eq!(
-        event("            Stream: !Ref Nope\n            StartingPosition: LATEST", "Kinesis"),
+        event("            EventSourceArn: x", "DynamoDB", named),
         Err(vec![
-            "t.yaml: resource Processor: event E: Stream: Ref Nope: no parameter or resource Nope in the template, nor in [template] resources".to_string()
+            format!("t.yaml: resource Processor: event E: EventSourceArn: unknown key of a SAM DynamoDB event; {allowed}"),
+            "t.yaml: resource Processor: event E: Stream is required".to_string(),
         ])
     );
     assert_eq!(
-        event("            Stream: orders\n            StartingPosition: LATEST", "Kinesis"),
+        event("            Stream: orders", "Kinesys", named),
+        Err(vec!["t.yaml: resource Processor: event E: Type = \"Kinesys\": not a SAM event type; the stream ones are Kinesis and DynamoDB".to_string()])
+    );
+    // Every problem of an event at once: keys, values, the function.
+    assert_eq!(
+        event(
+            "            Stream: !Ref Nope\n            StartingPosition: LATEST\n            Batch: 1",
+            "Kinesis",
+            "FunctionName: !Ref Missing"
+        ),
         Err(vec![
-            "t.yaml: resource Processor: event E: FunctionName: Ref Processor: resource Processor: FunctionName: Ref Missing: no parameter or resource Missing in the template, nor in [template] resources".to_string()
+            format!("t.yaml: resource Processor: event E: Batch: unknown key of a SAM Kinesis event; {allowed}"),
+            "t.yaml: resource Processor: event E: Stream: Ref Nope: no parameter or resource Nope in the template, nor in [template] resources".to_string(),
+            "t.yaml: resource Processor: event E: FunctionName: Ref Processor: resource Processor: FunctionName: Ref Missing: no parameter or resource Missing in the template, nor in [template] resources".to_string(),
         ])
     );
 }
