@@ -138,7 +138,22 @@ fn parse_with_origin(
         template_problems.is_empty(),
     ) {
         (Ok(config), true) => Ok(config),
-        (Err(error), true) => Err(error),
+        (Err(mut error), true) => {
+            if let Some(options) = template {
+                // Say where else a mapping could have come from.
+                for problem in error
+                    .problems
+                    .iter_mut()
+                    .filter(|p| *p == resolve::NO_MAPPINGS)
+                {
+                    *problem = format!(
+                        "no [[mappings]] in the config and no Kinesis or DynamoDB mapping in {}: nothing to run",
+                        options.path.display()
+                    );
+                }
+            }
+            Err(error)
+        }
         (result, false) => {
             let config_problems = result.err().map(|e| e.problems).unwrap_or_default();
             Err(ConfigError {

@@ -415,3 +415,64 @@ fn reading_errors_have_their_position_and_never_panic() {
         let _ = read(text);
     }
 }
+
+/// A template using every function and resource kind, for the fuzz test below.
+const EVERYTHING: &str = "Parameters:
+  Size: {Type: Number, Default: 10}
+  Parts: {Type: CommaDelimitedList, Default: 'a,b'}
+Resources:
+  Orders: {Type: AWS::Kinesis::Stream, Properties: {Name: !Sub '${AWS::StackName}-x'}}
+  Table: {Type: AWS::DynamoDB::Table, Properties: {TableName: orders-table, StreamSpecification: {}}}
+  C: {Type: AWS::Kinesis::StreamConsumer, Properties: {ConsumerName: c, StreamARN: !GetAtt Orders.Arn}}
+  Q: {Type: AWS::SQS::Queue}
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: order-processor
+      Events:
+        K: {Type: Kinesis, Properties: {Stream: !GetAtt C.ConsumerARN, StartingPosition: LATEST, BatchSize: !Ref Size}}
+        D: {Type: DynamoDB, Properties: {Stream: !GetAtt Table.StreamArn, StartingPosition: LATEST, DestinationConfig: {OnFailure: {Type: SQS, Destination: !GetAtt Q.Arn}}}}
+  M:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      FunctionName: !Ref Fn
+      EventSourceArn: !Join [':', [arn, aws, kinesis, !Ref 'AWS::Region', !Ref 'AWS::AccountId', !Sub ['stream/${N}', {N: !Ref Orders}]]]
+      StartingPosition: TRIM_HORIZON
+      Tags: !Ref Parts
+";
+
+#[test]
+fn the_fuzzed_template_is_valid_as_written() {
+    let found = entries(EVERYTHING).expect("valid");
+    let names: Vec<_> = found.iter().map(|e| e.name.clone().unwrap()).collect();
+    assert_eq!(names, ["Fn-D", "Fn-K", "M"]);
+    assert_eq!(found[1].consumer_name.as_deref(), Some("c"));
+    assert_eq!(
+        found[2].event_source_arn.as_deref(),
+        Some("arn:aws:kinesis:eu-west-1:111122223333:stream/esm-sim-x")
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Random edits of a template never panic, and every problem is one line naming
+    /// the file.
+    #[test]
+    fn random_edits_never_panic_and_every_problem_names_the_file(
+        edits in proptest::collection::vec(
+            (proptest::prelude::any::<proptest::sample::Index>(), 0usize..8,
+             proptest::sample::select(&["", "!Ref ", "!GetAtt ", "!Sub ", "!Join ", "${", "}", "[", "]", "{", ",", ":", "\n", "  ", ".", "Fn::If", "'", "Orders", "C."][..]),
+             proptest::prelude::any::<char>(), proptest::prelude::any::<bool>()),
+            1..4,
+        )
+    ) {
+        let text = crate::config::type_error::apply_edits(EVERYTHING, &edits);
+        if let Err(problems) = entries(&text) {
+            for problem in problems {
+                proptest::prop_assert!(problem.starts_with("t.yaml:"), "{}", problem);
+                proptest::prop_assert!(!problem.contains('\n'), "{}", problem);
+            }
+        }
+    }
+}

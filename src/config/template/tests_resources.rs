@@ -409,6 +409,14 @@ fn template_mappings_go_through_the_one_validation() {
             "top level: checkpoint_flush_ms = 99999999: must be 0..=60000".to_string(),
         ]
     );
+    // Nothing to run: the message names both places a mapping could come from.
+    std::fs::write(&config, super::tests::WORLD).unwrap();
+    std::fs::write(&template, "Resources: {}\n").unwrap();
+    let err = load_with_template(Some(&config), Some(&options)).unwrap_err();
+    assert_eq!(
+        err.problems,
+        vec![format!("no [[mappings]] in the config and no Kinesis or DynamoDB mapping in {origin}: nothing to run")]
+    );
     std::fs::remove_file(&template).unwrap();
     let err = load_with_template(Some(&config), Some(&options)).unwrap_err();
     assert!(
