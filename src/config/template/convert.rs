@@ -161,6 +161,14 @@ fn cfn_mapping(
     resolver: &Resolver<'_>,
 ) -> Result<Option<MappingEntry>, Vec<String>> {
     let subject = format!("resource {id}");
+    if let Some(kind) = source_of_another_kind(&properties, resolver) {
+        tracing::info!(
+            resource = id,
+            source = kind,
+            "not a stream mapping: left out"
+        );
+        return Ok(None);
+    }
     let consumer = consumer_source(&mut properties, "EventSourceArn", resolver);
     // What could not be resolved is left out, so that the keys and types of the rest
     // are checked too: every problem at once.
@@ -318,21 +326,13 @@ fn consumer_source(
     key: &str,
     resolver: &Resolver<'_>,
 ) -> Option<String> {
-    let value = properties.get(key)?.as_object()?;
-    let (id, attribute) = match value.iter().next()? {
-        (name, Value::String(id)) if name == "Ref" => (id.clone(), "Ref"),
-        (name, Value::Array(parts)) if name == "Fn::GetAtt" => match parts.as_slice() {
-            [Value::String(id), Value::String(attribute)] if attribute == "ConsumerARN" => {
-                (id.clone(), "ConsumerARN")
-            }
-            _ => return None,
-        },
-        _ => return None,
-    };
-    let is_consumer = resolver.resource_type(&id) == Some("AWS::Kinesis::StreamConsumer");
-    if value.len() != 1 || !is_consumer || resolver.is_given(&id, attribute) {
+    let (id, attribute) = reference_in(properties.get(key)?)?;
+    let is_consumer = resolver.resource_type(id) == Some("AWS::Kinesis::StreamConsumer");
+    let is_arn = attribute == "Ref" || attribute == "ConsumerARN";
+    if !is_arn || !is_consumer || resolver.is_given(id, attribute) {
         return None;
     }
+    let id = id.to_string();
     let stream = serde_json::json!({ "Fn::GetAtt": [id, "StreamARN"] });
     properties.insert(key.to_string(), stream);
     Some(id)
@@ -358,6 +358,38 @@ fn consumer_name(
             .into_iter()
             .map(|failure| format!("{subject}: EventSourceArn: {failure}"))
             .collect()),
+    }
+}
+
+/// The type of the template resource `EventSourceArn` refers to (`Ref X`,
+/// `Fn::GetAtt X.Arn`) when it is no stream, table or consumer (a queue, a Kafka
+/// cluster, a broker...) and `[template] resources` does not give it: such a mapping is
+/// not a stream mapping, even when its ARN cannot be derived.
+fn source_of_another_kind<'a>(
+    properties: &Map<String, Value>,
+    resolver: &Resolver<'a>,
+) -> Option<&'a str> {
+    let (id, attribute) = reference_in(properties.get("EventSourceArn")?)?;
+    let kind = resolver.resource_type(id)?;
+    let streams = [
+        "AWS::Kinesis::Stream",
+        "AWS::Kinesis::StreamConsumer",
+        "AWS::DynamoDB::Table",
+        "AWS::DynamoDB::GlobalTable",
+    ];
+    (!streams.contains(&kind) && !resolver.is_given(id, attribute)).then_some(kind)
+}
+
+/// The resource and attribute (`Ref` for a `Ref`) a value is exactly a reference to.
+fn reference_in(value: &Value) -> Option<(&str, &str)> {
+    let object = value.as_object().filter(|o| o.len() == 1)?;
+    match object.iter().next()? {
+        (name, Value::String(id)) if name == "Ref" => Some((id.as_str(), "Ref")),
+        (name, Value::Array(parts)) if name == "Fn::GetAtt" => match parts.as_slice() {
+            [Value::String(id), Value::String(attribute)] => Some((id, attribute)),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -240,6 +240,13 @@ fn other_sources_are_left_out_and_resource_keys_checked() {
         "",
     );
     assert_eq!(entries(&sqs).map(|f| f.len()), Ok(0));
+    let msk = cfn(
+        "  Cluster:\n    Type: AWS::MSK::Cluster",
+        "!Ref Cluster",
+        "order-processor",
+        "",
+    );
+    assert_eq!(entries(&msk).map(|f| f.len()), Ok(0));
     let kafka = "Resources:\n  M:\n    Type: AWS::Lambda::EventSourceMapping\n    Properties:\n      FunctionName: f\n      Topics: [t]\n      SelfManagedEventSource: {}";
     assert_eq!(entries(kafka).map(|f| f.len()), Ok(0));
     let conditional = cfn("", "orders", "order-processor", "").replace(
