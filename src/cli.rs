@@ -28,6 +28,8 @@ pub enum Command {
         /// Config file. Default: ./config.toml, else the embedded default.
         #[arg(long)]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        template: TemplateArgs,
     },
     /// Run the config's simulated world in virtual time to its end; print a summary and a JSON report.
     Simulate {
@@ -49,11 +51,15 @@ pub enum Command {
         /// Stop after this many virtual seconds (default: [simulation] max_duration_seconds).
         #[arg(long)]
         until: Option<u64>,
+        #[command(flatten)]
+        template: TemplateArgs,
     },
     /// Check a config and print what it would run.
     Validate {
         #[arg(long)]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        template: TemplateArgs,
     },
     /// Put generated records into a Kinesis stream (--stream), or write items to a
     /// DynamoDB table (--table), at a steady rate; print a summary.
@@ -84,8 +90,41 @@ pub enum Command {
     Leases(crate::ops::leases::LeasesArgs),
 }
 
-fn load(path: Option<&PathBuf>) -> anyhow::Result<config::Config> {
-    match config::load(path.map(PathBuf::as_path)) {
+/// A CloudFormation / SAM template whose stream mappings are added to the config's.
+#[derive(Debug, Default, clap::Args)]
+pub struct TemplateArgs {
+    /// A CloudFormation or SAM template (YAML or JSON): its AWS::Lambda::EventSourceMapping
+    /// resources and the Kinesis / DynamoDB events of its functions become mappings.
+    #[arg(long)]
+    template: Option<PathBuf>,
+    /// A template parameter's value (repeatable); over [template] parameters and Default.
+    #[arg(long = "parameter", value_name = "KEY=VALUE", requires = "template", value_parser = parse_parameter)]
+    parameters: Vec<(String, String)>,
+    /// AWS::StackName of the template. Default: esm-sim.
+    #[arg(long, requires = "template")]
+    stack_name: Option<String>,
+}
+
+impl TemplateArgs {
+    fn options(self) -> Option<config::TemplateOptions> {
+        Some(config::TemplateOptions {
+            path: self.template?,
+            parameters: self.parameters,
+            stack_name: self.stack_name,
+        })
+    }
+}
+
+fn parse_parameter(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("{text:?}: expected KEY=VALUE")),
+    }
+}
+
+fn load(path: Option<&PathBuf>, template: TemplateArgs) -> anyhow::Result<config::Config> {
+    let template = template.options();
+    match config::load_with_template(path.map(PathBuf::as_path), template.as_ref()) {
         Ok((config, source)) => {
             match source {
                 ConfigSource::File(path) => {
@@ -103,8 +142,8 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<config::Config> {
 
 pub fn main_with(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run { config } => {
-            let config = load(config.as_ref())?;
+        Command::Run { config, template } => {
+            let config = load(config.as_ref(), template)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -117,8 +156,9 @@ pub fn main_with(cli: Cli) -> anyhow::Result<()> {
             invocation_log,
             state_dir,
             until,
+            template,
         } => {
-            let config = load(config.as_ref())?;
+            let config = load(config.as_ref(), template)?;
             let options = SimulateOptions {
                 seed,
                 invocation_log,
@@ -146,8 +186,8 @@ pub fn main_with(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Validate { config } => {
-            let config = load(config.as_ref())?;
+        Command::Validate { config, template } => {
+            let config = load(config.as_ref(), template)?;
             print!("{}", config::describe::describe(&config));
             println!("config is valid");
             Ok(())

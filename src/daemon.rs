@@ -22,8 +22,8 @@ use anyhow::Context as _;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::routes::Mappings;
 use crate::admin::server::AdminServer;
+use crate::admin::state::Mappings;
 use crate::assemble::live::{CreatedAt, LiveAssembler};
 use crate::assemble::{share, Environment, Seeds};
 use crate::aws::AwsFactory;

@@ -1,5 +1,6 @@
 //! The docs are checked like code: every ```` ```toml ```` block of README.md and docs/*.md
-//! goes through the real binary's `esm-sim validate`, and every relative link must lead to
+//! (and every ```` ```yaml ```` template, with the TOML before it) goes through the real
+//! binary's `esm-sim validate`, and every relative link must lead to
 //! a file (and heading) that exists. A config key renamed, a default changed or a page
 //! moved then fails here instead of misleading a reader.
 //!
@@ -21,7 +22,13 @@
 //!   and its output must hold every line of the fenced block right after the snippet
 //!   (the message the page shows).
 //!
-//! Any other word after `toml` is an error, so no snippet is skipped by a typo.
+//! - Every ```` ```yaml ```` block is a CloudFormation / SAM template: it is validated with
+//!   `esm-sim validate --config config.toml --template template.yaml`, the config being
+//!   the nearest plain ```` ```toml ```` block before it on the page (as written when it
+//!   defines `[[functions]]`, else followed by `BASE_CONFIG`); ```` ```yaml invalid ````
+//!   works as for TOML.
+//!
+//! Any other word after `toml` or `yaml` is an error, so no snippet is skipped by a typo.
 
 mod support;
 
@@ -173,34 +180,61 @@ fn check_snippet(
     files: &BTreeMap<String, String>,
 ) -> Result<(), String> {
     let block = &page.blocks[index];
-    let invalid = match &block.info[1..] {
-        [] => false,
-        [word] if word == "invalid" => true,
-        other => {
-            return Err(format!(
-                "unknown marks {other:?} after toml (only `invalid`)"
-            ))
-        }
-    };
-    let config = if is_whole_config(&block.text) {
-        block.text.clone()
-    } else {
-        format!("{}\n{BASE_CONFIG}", block.text)
-    };
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    std::os::unix::fs::symlink(repository().join("fixtures"), dir.path().join("fixtures"))
-        .expect("a fixtures link");
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).expect("a defined file");
-    }
+    let invalid = is_marked_invalid(block)?;
+    let config = config_of(&block.text);
+    let dir = snippet_dir(files);
     std::fs::write(dir.path().join("config.toml"), &config).expect("the config");
     let out = support::binary::run_offline_with_env(
         dir.path(),
         &["validate", "--config", "config.toml"],
         &token_variables(&block.text),
     );
+    judge(page, index, invalid, &out, &config)
+}
+
+/// Whether a snippet is marked `invalid` (the only mark there is).
+fn is_marked_invalid(block: &Block) -> Result<bool, String> {
+    match &block.info[1..] {
+        [] => Ok(false),
+        [word] if word == "invalid" => Ok(true),
+        other => Err(format!(
+            "unknown marks {other:?} after {} (only `invalid`)",
+            block.info[0]
+        )),
+    }
+}
+
+/// What a TOML snippet is validated as: itself when whole, else followed by the base.
+fn config_of(snippet: &str) -> String {
+    if is_whole_config(snippet) {
+        snippet.to_string()
+    } else {
+        format!("{snippet}\n{BASE_CONFIG}")
+    }
+}
+
+/// An empty directory with the `fixtures` link and the page's defined files.
+fn snippet_dir(files: &BTreeMap<String, String>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::os::unix::fs::symlink(repository().join("fixtures"), dir.path().join("fixtures"))
+        .expect("a fixtures link");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("a defined file");
+    }
+    dir
+}
+
+/// Whether `validate` did as the block at `index` says: succeed, or (marked invalid)
+/// fail printing every line of the block after it.
+fn judge(
+    page: &Page,
+    index: usize,
+    invalid: bool,
+    out: &support::binary::Output,
+    validated: &str,
+) -> Result<(), String> {
     let printed = format!("{}{}", out.stdout, out.stderr);
-    let shown = || format!("validate printed:\n{printed}\n--- the config validated:\n{config}");
+    let shown = || format!("validate printed:\n{printed}\n--- what was validated:\n{validated}");
     if !invalid {
         return match out.success {
             true => Ok(()),
@@ -231,6 +265,44 @@ fn check_snippet(
     }
 }
 
+/// Validates one ```` ```yaml ```` template with the nearest TOML snippet before it (as
+/// written when it defines `[[functions]]`, which a template's mappings need; else with
+/// the base config, like a TOML fragment).
+fn check_template(
+    page: &Page,
+    index: usize,
+    files: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let block = &page.blocks[index];
+    let invalid = is_marked_invalid(block)?;
+    let snippet = page.blocks[..index]
+        .iter()
+        .rev()
+        .find(|b| b.info.first().is_some_and(|l| l == "toml") && b.info.len() == 1)
+        .ok_or("no toml snippet before this template gives its config")?;
+    let has_functions = snippet.text.lines().any(|l| l.trim() == "[[functions]]");
+    let config = match has_functions {
+        true => snippet.text.clone(),
+        false => format!("{}\n{BASE_CONFIG}", snippet.text),
+    };
+    let dir = snippet_dir(files);
+    std::fs::write(dir.path().join("config.toml"), &config).expect("the config");
+    std::fs::write(dir.path().join("template.yaml"), &block.text).expect("the template");
+    let out = support::binary::run_offline_with_env(
+        dir.path(),
+        &[
+            "validate",
+            "--config",
+            "config.toml",
+            "--template",
+            "template.yaml",
+        ],
+        &token_variables(&snippet.text),
+    );
+    let validated = format!("{config}\n--- template.yaml:\n{}", block.text);
+    judge(page, index, invalid, &out, &validated)
+}
+
 #[test]
 fn every_toml_snippet_of_the_docs_passes_validate_or_fails_as_shown() {
     let mut checked = 0;
@@ -251,6 +323,30 @@ fn every_toml_snippet_of_the_docs_passes_validate_or_fails_as_shown() {
     assert!(
         checked > 0,
         "no toml snippet found: is the fence parsing broken?"
+    );
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+#[test]
+fn every_yaml_template_of_the_docs_passes_validate_or_fails_as_shown() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for page in pages() {
+        let files = defined_files(&page);
+        for (index, block) in page.blocks.iter().enumerate() {
+            if block.info.first().is_none_or(|lang| lang != "yaml") {
+                continue;
+            }
+            checked += 1;
+            if let Err(why) = check_template(&page, index, &files) {
+                failures.push(format!("{}:{}: {why}", page.name, block.line));
+            }
+        }
+    }
+    eprintln!("{checked} yaml templates validated");
+    assert!(
+        checked > 0,
+        "no yaml template found: is the fence parsing broken?"
     );
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }

@@ -14,4 +14,5 @@ pub mod lambda_api;
 pub mod metrics;
 pub mod routes;
 pub mod server;
+pub mod state;
 pub mod table;

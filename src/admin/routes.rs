@@ -8,7 +8,7 @@
 //! owner did not answer), so a script or `esm-sim shards` can always show the reason.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
@@ -21,52 +21,14 @@ use serde_json::{json, Map, Value};
 
 use super::auth::authorized;
 use super::forward::{self, Route};
-use super::history::IteratorAgeHistory;
 use super::metrics::{render, render_leases, MappingShards};
-use crate::clock::Clock;
+use super::state::AdminState;
 use crate::config::StartingPosition;
 use crate::coordination::metrics::LeaseCounts;
 use crate::engine::context::MappingContext;
 use crate::engine::control::{ControlError, RewindTo};
 use crate::engine::status::{ShardSnapshot, ShardStatus};
 use crate::model::{SequenceNumber, ShardId};
-use crate::running::RunningMappings;
-
-/// Where the admin API finds the mappings.
-#[derive(Clone)]
-pub enum Mappings {
-    /// A fixed list (an embedder's or a test's).
-    Fixed(Vec<Arc<MappingContext>>),
-    /// The daemon's running set, which the Lambda API changes.
-    Running(Arc<RunningMappings>),
-}
-
-impl Mappings {
-    /// Every mapping's context now.
-    pub fn contexts(&self) -> Vec<Arc<MappingContext>> {
-        match self {
-            Mappings::Fixed(contexts) => contexts.clone(),
-            Mappings::Running(set) => set.contexts(),
-        }
-    }
-
-    /// The running set, which the Lambda API needs.
-    pub fn running(&self) -> Option<&Arc<RunningMappings>> {
-        match self {
-            Mappings::Fixed(_) => None,
-            Mappings::Running(set) => Some(set),
-        }
-    }
-}
-
-/// What every handler reads.
-pub struct AdminState {
-    pub mappings: Mappings,
-    pub clock: Clock,
-    pub stuck_after_ms: i64,
-    pub token: Option<String>,
-    pub history: Arc<Mutex<IteratorAgeHistory>>,
-}
 
 /// An error answer: `{"error": message}` with its status.
 #[derive(Debug)]

@@ -14,7 +14,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::history::IteratorAgeHistory;
-use super::routes::{router, AdminState, Mappings};
+use super::routes::router;
+use super::state::{AdminState, Mappings};
 use crate::clock::Clock;
 use crate::config::mapping::Admin;
 

@@ -5,13 +5,16 @@
 //! `Config`. The layers below are `schema` (the TOML as written), `aws_json` (a mapping in
 //! the AWS CLI's JSON form), `resolve` (defaults, AWS ranges, paths, ARNs: every problem
 //! collected before failing), `mapping` (the validated model the engine reads) and
-//! `describe` (the human summary printed by `esm-sim validate`).
+//! `describe` (the human summary printed by `esm-sim validate`). With `--template`,
+//! `template` adds the mappings of a CloudFormation / SAM template to the file's before
+//! `resolve` sees them.
 
 pub mod aws_json;
 pub mod describe;
 pub mod mapping;
 pub mod resolve;
 pub mod schema;
+pub mod template;
 mod type_error;
 
 use std::fmt;
@@ -22,6 +25,7 @@ pub use mapping::{
     Config, Coordination, FanOutConsumer, LeaseTableSettings, Mapping, OnDestinationFailure, Pace,
     Simulation, StartingPosition, WorkerAction, WorkerEvent,
 };
+pub use template::TemplateOptions;
 
 /// The embedded default config (the repository's config.toml).
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config.toml");
@@ -67,15 +71,29 @@ impl ConfigError {
 /// Relative paths inside a file resolve against the file's directory; inside the embedded
 /// default, against the current directory.
 pub fn load(path: Option<&Path>) -> Result<(Config, ConfigSource), ConfigError> {
+    load_with_template(path, None)
+}
+
+/// `load`, with the mappings of a CloudFormation / SAM template added to the config's.
+/// Problems of the template come first, then those of the config (without the one
+/// saying there is no mapping, when the template's could not be read).
+pub fn load_with_template(
+    path: Option<&Path>,
+    template: Option<&TemplateOptions>,
+) -> Result<(Config, ConfigSource), ConfigError> {
     match path {
-        Some(path) => load_file(path),
+        Some(path) => load_file(path, template),
         None => {
             let local = Path::new("config.toml");
             if local.exists() {
-                load_file(local)
+                load_file(local, template)
             } else {
-                let config =
-                    parse_with_origin(EMBEDDED_DEFAULT, Path::new(""), "embedded config.toml")?;
+                let config = parse_with_origin(
+                    EMBEDDED_DEFAULT,
+                    Path::new(""),
+                    "embedded config.toml",
+                    template,
+                )?;
                 Ok((config, ConfigSource::Embedded))
             }
         }
@@ -89,21 +107,67 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
     resolve::resolve(file, base_dir)
 }
 
-fn load_file(path: &Path) -> Result<(Config, ConfigSource), ConfigError> {
+fn load_file(
+    path: &Path,
+    template: Option<&TemplateOptions>,
+) -> Result<(Config, ConfigSource), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::single(format!("cannot read config file {}: {e}", path.display()))
     })?;
     let base_dir = path.parent().unwrap_or(Path::new(""));
-    let config = parse_with_origin(&text, base_dir, &path.display().to_string())?;
+    let config = parse_with_origin(&text, base_dir, &path.display().to_string(), template)?;
     Ok((config, ConfigSource::File(path.to_path_buf())))
 }
 
 /// `parse`, with an error in reading the text prefixed by where the text came from
 /// (`config.toml:14:14: ...`; validation problems name their mapping, stream or function
 /// and need no prefix).
-fn parse_with_origin(text: &str, base_dir: &Path, origin: &str) -> Result<Config, ConfigError> {
-    let file = resolve::parse_toml(text, Some(origin))?;
-    resolve::resolve(file, base_dir)
+fn parse_with_origin(
+    text: &str,
+    base_dir: &Path,
+    origin: &str,
+    template: Option<&TemplateOptions>,
+) -> Result<Config, ConfigError> {
+    let mut file = resolve::parse_toml(text, Some(origin))?;
+    let template_problems = match template {
+        Some(options) => template::add_mappings(&mut file, options),
+        None => Vec::new(),
+    };
+    match (
+        resolve::resolve(file, base_dir),
+        template_problems.is_empty(),
+    ) {
+        (Ok(config), true) => Ok(config),
+        (Err(mut error), true) => {
+            if let Some(options) = template {
+                // Say where else a mapping could have come from.
+                for problem in error
+                    .problems
+                    .iter_mut()
+                    .filter(|p| *p == resolve::NO_MAPPINGS)
+                {
+                    *problem = format!(
+                        "no [[mappings]] in the config, no Kinesis or DynamoDB mapping in {} and [admin] enabled = false: nothing to run",
+                        options.path.display()
+                    );
+                }
+            }
+            Err(error)
+        }
+        (result, false) => {
+            let config_problems = result.err().map(|e| e.problems).unwrap_or_default();
+            Err(ConfigError {
+                problems: template_problems
+                    .into_iter()
+                    .chain(
+                        config_problems
+                            .into_iter()
+                            .filter(|p| p != resolve::NO_MAPPINGS),
+                    )
+                    .collect(),
+            })
+        }
+    }
 }
 
 #[cfg(test)]

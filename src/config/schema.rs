@@ -46,6 +46,25 @@ pub struct ConfigFile {
     pub functions: Vec<FunctionConfig>,
     #[serde(default)]
     pub mappings: Vec<MappingEntry>,
+    /// Values for the template given with `--template`: parameters, and attributes of
+    /// resources the template does not define or whose attributes AWS chooses.
+    #[serde(default)]
+    pub template: TemplateSettings,
+}
+
+/// `[template]`: what a CloudFormation / SAM template's intrinsic functions resolve
+/// against besides the template itself (see `config::template`). Unused without
+/// `--template`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSettings {
+    /// Parameter values, over the template's `Default`s (a `--parameter` overrides them).
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// By logical id: attribute name (`Arn`, `StreamArn`, ..., or `Ref` for what `Ref`
+    /// gives) to value. They win over what esm-sim derives from the template.
+    #[serde(default)]
+    pub resources: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

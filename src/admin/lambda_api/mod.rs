@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 
 use self::error::LambdaError;
 use self::shape::{configuration, page};
-use super::routes::AdminState;
+use super::state::AdminState;
 use crate::running::refusal::Refusal;
 use crate::running::{MappingView, RunningMappings};
 

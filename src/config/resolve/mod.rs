@@ -57,6 +57,9 @@ pub const DEFAULT_STATE_DIR: &str = ".esm-sim";
 pub const DEFAULT_CHECKPOINT_FLUSH_MS: u64 = 1_000;
 /// Most `checkpoint_flush_ms`: a minute.
 pub const MAX_CHECKPOINT_FLUSH_MS: u64 = 60_000;
+/// The problem of a config (and template) without any mapping and without the admin API
+/// through which mappings could be created.
+pub const NO_MAPPINGS: &str = "no [[mappings]] and [admin] enabled = false: nothing to run (with the admin API on, mappings can be created through its Lambda API)";
 /// Default dead-letter file name inside `state_dir`.
 pub const DEFAULT_DEAD_LETTER_FILE: &str = "dead-letter.jsonl";
 
@@ -88,6 +91,7 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
         mut streams,
         functions,
         mappings,
+        template: _,
     } = file;
 
     settings::check_aws(&aws, &mut p);
@@ -121,7 +125,7 @@ pub fn resolve(file: ConfigFile, base_dir: &Path) -> Result<Config, ConfigError>
     );
 
     if mappings.is_empty() && admin.listen.is_none() {
-        p.list.push("no [[mappings]] and [admin] enabled = false: nothing to run (with the admin API on, mappings can be created through its Lambda API)".to_string());
+        p.list.push(NO_MAPPINGS.to_string());
     }
     let world = World {
         aws: &aws,
@@ -414,7 +418,7 @@ maximum_record_age_in_seconds = 30
     fn zero_mappings_is_a_problem_only_without_the_admin_api_that_can_create_them() {
         assert_eq!(
             problems("[admin]\nenabled = false\n"),
-            vec!["no [[mappings]] and [admin] enabled = false: nothing to run (with the admin API on, mappings can be created through its Lambda API)"]
+            vec![super::NO_MAPPINGS]
         );
         assert!(crate::config::parse("", Path::new("")).is_ok());
     }

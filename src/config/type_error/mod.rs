@@ -39,6 +39,23 @@ pub fn from_json<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, Str
     serde_json::from_str(text).map_err(|error| format!("{origin}:{}", describe_json(text, &error)))
 }
 
+/// Deserialize a JSON value built in memory (a template's resolved properties): the error
+/// is `from_json`'s line without a position, which would point into no file
+/// (`BatchSize = "ten": expected an integer`, `BatchSise: unknown key (did you mean ...`).
+pub fn from_json_value<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, String> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|error| {
+        let line = describe_json(&text, &error);
+        let mut parts = line.splitn(3, ':');
+        let (row, column, rest) = (parts.next(), parts.next(), parts.next());
+        let is_number = |p: Option<&str>| p.is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+        match rest {
+            Some(rest) if is_number(row) && is_number(column) => rest.trim_start().to_string(),
+            _ => line,
+        }
+    })
+}
+
 /// One random edit of a text, for the tests that fuzz reading: at an index, delete up to
 /// that many characters and insert the token or (when the flag is set) the character.
 #[cfg(test)]
