@@ -7,12 +7,13 @@
 #   scripts/test-servers.sh start     # install, then start both on 127.0.0.1, free ports
 #   scripts/test-servers.sh stop      # stop what start started
 #
-# install: a Python venv with moto[server] and an npm prefix with kinesis-local, both at
-#   pinned versions; a marker file in each records the pin, and a changed pin reinstalls.
+# install: a Python venv with moto[server], one with the aws CLI and an npm prefix with
+#   kinesis-local, all at pinned versions; a marker file in each records the pin, and a changed pin reinstalls.
 # start: three free ports from the OS (moto; kinesis-local plain and TLS), both servers
 #   started with logs in STATE/*.log, ready when a cheap call answers (30 s at most),
 #   then checked to listen on 127.0.0.1 only. PIDs go to STATE/pids, the endpoints to
-#   STATE/endpoints.env (ESM_SIM_TEST_KINESIS_ENDPOINT, ESM_SIM_TEST_MOTO_ENDPOINT) and
+#   STATE/endpoints.env (ESM_SIM_TEST_KINESIS_ENDPOINT, ESM_SIM_TEST_MOTO_ENDPOINT, and the
+#   clients ESM_SIM_TEST_PYTHON with boto3 and ESM_SIM_TEST_AWS_CLI) and
 #   into the environment of a shell that sourced this. A start first stops what an
 #   earlier start with the same STATE left running.
 # stop: kill the servers recorded in STATE/pids and their children, wait until they are gone.
@@ -27,11 +28,15 @@
 TEST_SERVERS_MOTO_PIN='moto[server]==5.2.5'
 TEST_SERVERS_MOTO_VERSION='5.2.5'
 TEST_SERVERS_KINESIS_LOCAL_VERSION='0.6.2'
+# The aws CLI (v1, from PyPI) in a venv of its own (its botocore pin must not move moto's):
+# the tests run the docs' `aws lambda ... --endpoint-url` commands with it.
+TEST_SERVERS_AWSCLI_PIN='awscli==1.46.3'
 TEST_SERVERS_READY_TIMEOUT="${TEST_SERVERS_READY_TIMEOUT:-30}" # seconds
 
 TEST_SERVERS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TEST_SERVERS_DIR="$TEST_SERVERS_ROOT/.test-servers"
 TEST_SERVERS_VENV="$TEST_SERVERS_DIR/moto"
+TEST_SERVERS_AWSCLI="$TEST_SERVERS_DIR/awscli"
 TEST_SERVERS_NPM="$TEST_SERVERS_DIR/kinesis-local"
 TEST_SERVERS_KINESIS_MAIN="$TEST_SERVERS_NPM/node_modules/kinesis-local/main.js"
 TEST_SERVERS_STATE="${TEST_SERVERS_STATE:-$TEST_SERVERS_DIR}"
@@ -113,6 +118,25 @@ ts_install_moto() {
   ts_say "installed $TEST_SERVERS_MOTO_PIN in $(ts_since "$t0") s"
 }
 
+ts_install_awscli() {
+  local marker="$TEST_SERVERS_AWSCLI/.esm-sim-pin"
+  if [[ -f "$marker" && "$(<"$marker")" == "$TEST_SERVERS_AWSCLI_PIN" && -x "$TEST_SERVERS_AWSCLI/bin/aws" ]]; then
+    return 0
+  fi
+  ts_need_python_venv || return 1
+  local t0
+  t0="$(ts_now)"
+  ts_say "installing $TEST_SERVERS_AWSCLI_PIN into ${TEST_SERVERS_AWSCLI#"$TEST_SERVERS_ROOT/"}"
+  rm -rf "$TEST_SERVERS_AWSCLI"
+  python3 -m venv "$TEST_SERVERS_AWSCLI" || ts_fail "python3 -m venv failed (Debian: apt-get install python3-venv)" || return 1
+  "$TEST_SERVERS_AWSCLI/bin/python" -m pip install --quiet --disable-pip-version-check "$TEST_SERVERS_AWSCLI_PIN" ||
+    ts_fail "pip install $TEST_SERVERS_AWSCLI_PIN failed" || return 1
+  "$TEST_SERVERS_AWSCLI/bin/aws" --version >/dev/null ||
+    ts_fail "the aws CLI does not run after the install" || return 1
+  echo "$TEST_SERVERS_AWSCLI_PIN" >"$marker"
+  ts_say "installed $TEST_SERVERS_AWSCLI_PIN in $(ts_since "$t0") s"
+}
+
 ts_install_kinesis_local() {
   local marker="$TEST_SERVERS_NPM/.esm-sim-pin" pin="kinesis-local@$TEST_SERVERS_KINESIS_LOCAL_VERSION"
   if [[ -f "$marker" && "$(<"$marker")" == "$pin" && -f "$TEST_SERVERS_KINESIS_MAIN" ]]; then
@@ -141,7 +165,7 @@ ts_install_kinesis_local() {
 ts_install() {
   ts_lock "$TEST_SERVERS_DIR/install.lock" TS_INSTALL_LOCK_FD || return 1
   local status=0
-  { ts_install_moto && ts_install_kinesis_local && ts_need_node; } || status=$?
+  { ts_install_moto && ts_install_awscli && ts_install_kinesis_local && ts_need_node; } || status=$?
   ts_unlock TS_INSTALL_LOCK_FD
   return "$status"
 }
@@ -454,13 +478,16 @@ ts_start() {
 
   ESM_SIM_TEST_KINESIS_ENDPOINT="http://127.0.0.1:$kinesis_port"
   ESM_SIM_TEST_MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
-  # The venv's Python has boto3 (moto needs it): the tests drive the Lambda API with it.
+  # The clients the tests drive the Lambda API with: the moto venv's Python has boto3
+  # (moto needs it), and the aws CLI.
   ESM_SIM_TEST_PYTHON="$TEST_SERVERS_VENV/bin/python"
-  export ESM_SIM_TEST_KINESIS_ENDPOINT ESM_SIM_TEST_MOTO_ENDPOINT ESM_SIM_TEST_PYTHON
+  ESM_SIM_TEST_AWS_CLI="$TEST_SERVERS_AWSCLI/bin/aws"
+  export ESM_SIM_TEST_KINESIS_ENDPOINT ESM_SIM_TEST_MOTO_ENDPOINT ESM_SIM_TEST_PYTHON ESM_SIM_TEST_AWS_CLI
   {
     echo "export ESM_SIM_TEST_KINESIS_ENDPOINT=$ESM_SIM_TEST_KINESIS_ENDPOINT"
     echo "export ESM_SIM_TEST_MOTO_ENDPOINT=$ESM_SIM_TEST_MOTO_ENDPOINT"
     echo "export ESM_SIM_TEST_PYTHON=$ESM_SIM_TEST_PYTHON"
+    echo "export ESM_SIM_TEST_AWS_CLI=$ESM_SIM_TEST_AWS_CLI"
   } >"$TEST_SERVERS_STATE/endpoints.env"
   ts_say "kinesis-local (pid $kinesis_pid): ESM_SIM_TEST_KINESIS_ENDPOINT=$ESM_SIM_TEST_KINESIS_ENDPOINT"
   ts_say "moto          (pid $moto_pid): ESM_SIM_TEST_MOTO_ENDPOINT=$ESM_SIM_TEST_MOTO_ENDPOINT"

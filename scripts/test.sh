@@ -5,7 +5,8 @@
 # 1. cargo fmt --check, then clippy with -D warnings.
 # 2. Installs the local AWS servers the integration tests run against, if missing, into
 #    .test-servers/ (git-ignored): moto in server mode (SQS, SNS, DynamoDB, DynamoDB
-#    Streams) in a Python venv, and kinesis-local (Kinesis) with npm. Needs python3 with
+#    Streams) in a Python venv, the aws CLI in another (the tests drive the Lambda API with
+#    it and with moto's boto3), and kinesis-local (Kinesis) with npm. Needs python3 with
 #    venv, node and npm besides Rust (Debian: python3-venv, nodejs, npm). Installs
 #    Debian's chromium with apt-get (as root, else with sudo) when missing, for the
 #    dashboard's headless-browser test; no chromium, no run.

@@ -6,8 +6,9 @@
 //!
 //! The snippet convention (also in docs/configuration.md, "The snippets in these docs"):
 //!
-//! - A snippet with both a `[[functions]]` and a `[[mappings]]` entry is a **whole config**,
-//!   validated as it stands.
+//! - A snippet with a `[[functions]]` entry and a `[[mappings]]` or `[[streams]]` entry is a
+//!   **whole config**, validated as it stands (a config whose mappings come through the
+//!   Lambda API has none).
 //! - Any other snippet is a **fragment**, validated followed by `BASE_CONFIG`: a simulated
 //!   Kinesis stream `orders`, a simulated function `order-processor` for the fragment's
 //!   mappings to name, and a mapping `docs-base` from the stream to a function of its own
@@ -170,7 +171,7 @@ fn token_variables(snippet: &str) -> Vec<(&str, &str)> {
 
 fn is_whole_config(snippet: &str) -> bool {
     let has = |header: &str| snippet.lines().any(|line| line.trim() == header);
-    has("[[functions]]") && has("[[mappings]]")
+    has("[[functions]]") && (has("[[mappings]]") || has("[[streams]]"))
 }
 
 /// Validates one snippet; `Err` says what is wrong with it.

@@ -584,3 +584,93 @@ async fn with_a_token_the_sdk_passes_it_as_its_access_key_and_config_mappings_ar
     assert_eq!(again["UUID"], json!(uuid));
     daemon.stop().await;
 }
+
+/// The fenced blocks of `lang` in the "## Try it" section of docs/lambda-api.md.
+fn try_it_blocks(lang: &str) -> Vec<String> {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/lambda-api.md"))
+        .expect("docs/lambda-api.md");
+    let section = page
+        .split("\n## ")
+        .find(|s| s.starts_with("Try it"))
+        .expect("a \"Try it\" section");
+    let fence = format!("```{lang}\n");
+    section
+        .split(&fence)
+        .skip(1)
+        .map(|rest| {
+            rest.split("```")
+                .next()
+                .expect("a closed block")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn the_docs_aws_cli_session_runs_as_written_against_the_daemon() {
+    let aws = std::env::var("ESM_SIM_TEST_AWS_CLI").unwrap_or_else(|_| {
+        panic!("ESM_SIM_TEST_AWS_CLI is not set: run the tests with scripts/test.sh, which installs the aws CLI")
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = &try_it_blocks("toml")[0];
+    std::fs::write(dir.path().join("api.toml"), config).expect("api.toml");
+    let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log");
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_esm-sim"))
+        .args(["run", "--config", "api.toml"])
+        .current_dir(dir.path())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("esm-sim run");
+    let addr = dir.path().join(".esm-sim/admin.addr");
+    let started = std::time::Instant::now();
+    while !addr.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the daemon did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let session = &try_it_blocks("sh")[0];
+    let aws_dir = Path::new(&aws).parent().expect("the aws CLI's directory");
+    let path = format!(
+        "{}:{}",
+        aws_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", session])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
+    let stopped = daemon.wait().expect("wait");
+    let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "the session failed:\n{stdout}\n{stderr}\ndaemon:\n{log}"
+    );
+    assert!(stopped.success(), "the daemon did not stop cleanly:\n{log}");
+    // get and list printed the mapping; the update disabled it; the daemon did each step.
+    assert!(stdout.contains("\"BatchSize\": 25"), "{stdout}");
+    assert!(
+        stdout
+            .contains("\"FunctionArn\": \"arn:aws:lambda:us-east-1:123456789012:function:audit\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"State\": \"Disabling\""), "{stdout}");
+    assert!(stdout.contains("\"State\": \"Deleting\""), "{stdout}");
+    for step in [
+        "mapping created through the Lambda API",
+        "mapping updated through the Lambda API",
+        "mapping deleted",
+    ] {
+        assert!(log.contains(step), "{step} not in the daemon's log:\n{log}");
+    }
+}
