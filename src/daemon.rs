@@ -5,8 +5,10 @@
 //! simulated world is a function of (config, seed, creation time, now), so a restarted
 //! daemon finds the same records under the same sequence numbers, plus whatever the
 //! producers wrote while it was down. Every `stats_interval_seconds` it logs throughput and
-//! per-shard positions. The admin API (`admin::server`) serves from before the first shard
-//! starts until the shards have stopped.
+//! per-shard positions. The mappings run as the running set (`running`): the config's and
+//! those created earlier through the Lambda API, which the admin API (`admin::server`,
+//! started right after them and serving until they have stopped) can create, update and
+//! delete while the daemon runs.
 //!
 //! With `[coordination] store = "dynamodb"` the process is one worker among several: its
 //! lease keeper takes a share of the shards from the lease table, checkpoints live in the
