@@ -436,6 +436,32 @@ async fn boto3_creates_lists_updates_and_deletes_mappings_and_the_engine_follows
         "no record twice to f-a across update, disable, enable: {:?}",
         delivered(&to_a)
     );
+    // Filters and retry limits change the same way.
+    let filtered = lambda
+        .ok(
+            "update_event_source_mapping",
+            json!({"UUID": uuid_b, "FilterCriteria": {"Filters": [{"Pattern": "{\"partitionKey\": [\"k41\"]}"}]}, "MaximumRetryAttempts": 0}),
+        )
+        .await;
+    assert_eq!(
+        (
+            filtered["FilterCriteria"].clone(),
+            filtered["MaximumRetryAttempts"].clone()
+        ),
+        (
+            json!({"Filters": [{"Pattern": "{\"partitionKey\": [\"k41\"]}"}]}),
+            json!(0)
+        )
+    );
+    wait_state(&mut lambda, &uuid_b, "Enabled").await;
+    put(&kinesis, &stream, 40..45).await;
+    wait_delivered(&to_b, 41..42, "the one record the new filter lets through").await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let to_b_now = delivered(&to_b);
+    assert!(
+        [40, 42, 43, 44].iter().all(|n| !to_b_now.contains_key(n)),
+        "filtered out: {to_b_now:?}"
+    );
     daemon.stop().await;
 
     let store = EmbeddedStore::open(&dir.path().join("state/checkpoints.redb"), Duration::ZERO)
