@@ -44,13 +44,20 @@ const WRITE_RETRY_MS: u64 = 200;
 /// What a mapping's supervisor is told.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LeaseEvent {
-    /// This worker holds the lease now: run the shard from the lease's checkpoint.
-    Gained(Lease),
+    /// This worker holds the lease now, in this tenure: run the shard from the lease's
+    /// checkpoint, saving through `queue_checkpoint` with the tenure.
+    Gained(Lease, Tenure),
     /// This worker no longer holds the lease: stop the shard now.
     Lost(ShardId),
     /// An operator paused or resumed the shard (seen in the lease at a renew).
     Paused { shard_id: ShardId, paused: bool },
 }
+
+/// One holding of a lease by this worker, from a take to its loss or hand-back. A shard
+/// task saves under the tenure it was started in, so a task that outlives its holding
+/// cannot write into the next holding of the same lease (lost, then taken again while the
+/// old task was still finishing: its positions are older than the row's).
+pub type Tenure = u64;
 
 pub struct LeaseKeeper {
     table: Arc<dyn LeaseTable>,
@@ -65,6 +72,8 @@ pub struct LeaseKeeper {
     stop: CancellationToken,
     pub metrics: LeaseMetrics,
     rng: Mutex<Rng>,
+    /// The last tenure given out.
+    tenures: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -73,8 +82,9 @@ struct State {
     /// Every lease as last read, and since when its counter has stood still.
     seen: BTreeMap<String, Observed>,
     mappings: BTreeMap<String, mpsc::UnboundedSender<LeaseEvent>>,
-    /// Checkpoints saved and not yet written, by lease key.
-    pending: BTreeMap<String, Checkpoint>,
+    /// Checkpoints saved and not yet written, by lease key, with the tenure they were
+    /// saved in.
+    pending: BTreeMap<String, (Checkpoint, Tenure)>,
 }
 
 struct Held {
@@ -83,6 +93,7 @@ struct Held {
     counter: u64,
     renewed_at_ms: i64,
     paused: bool,
+    tenure: Tenure,
     lock: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -109,6 +120,7 @@ impl LeaseKeeper {
                 seed,
                 &format!("leases/{}", settings.worker_id),
             )),
+            tenures: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -181,26 +193,40 @@ impl LeaseKeeper {
             .is_some_and(|h| now - h.renewed_at_ms < self.timing.lease_duration_ms as i64)
     }
 
-    /// Queues a checkpoint for writing, if this worker still holds the lease; refused
-    /// (and counted) otherwise: the fence a late invocation runs into.
+    /// Queues a checkpoint for writing, if this worker still holds the lease in `tenure`
+    /// (any tenure when `None`); refused (and counted) otherwise: the fence a late
+    /// invocation runs into.
     pub fn queue_checkpoint(
         &self,
         mapping: &str,
         shard_id: &ShardId,
         checkpoint: &Checkpoint,
+        tenure: Option<Tenure>,
     ) -> Result<(), StoreError> {
-        if !self.holds(mapping, shard_id) {
+        let held_tenure = self
+            .holds(mapping, shard_id)
+            .then(|| self.tenure(mapping, shard_id))
+            .flatten();
+        let Some(held_tenure) = held_tenure.filter(|held| tenure.is_none_or(|t| t == *held)) else {
             LeaseMetrics::add(&self.metrics.checkpoints_fenced, 1);
             return Err(StoreError(format!(
-                "lease of shard {shard_id} is not held by worker {:?}: checkpoint {} not written",
+                "lease of shard {shard_id} is not held by worker {:?} in the holding the shard task started in: checkpoint {} not written",
                 self.worker_id,
                 checkpoint.encode()
             )));
-        }
+        };
         let key = lease_key(mapping, shard_id);
-        self.state().pending.insert(key, checkpoint.clone());
+        self.state()
+            .pending
+            .insert(key, (checkpoint.clone(), held_tenure));
         self.writes.notify_one();
         Ok(())
+    }
+
+    /// The tenure of a lease this worker holds.
+    pub fn tenure(&self, mapping: &str, shard_id: &ShardId) -> Option<Tenure> {
+        let key = lease_key(mapping, shard_id);
+        self.state().held.get(&key).map(|h| h.tenure)
     }
 
     /// The lease of a shard as this worker knows it: its own view of the leases it holds,
@@ -540,6 +566,10 @@ impl LeaseKeeper {
                 return;
             }
         };
+        let tenure = self
+            .tenures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         let mut state = self.state();
         state.held.insert(
             key.to_string(),
@@ -549,6 +579,7 @@ impl LeaseKeeper {
                 counter: row.counter,
                 renewed_at_ms: started_ms,
                 paused: row.paused,
+                tenure,
                 lock: Arc::default(),
             },
         );
@@ -571,7 +602,7 @@ impl LeaseKeeper {
         tracing::info!(mapping = %row.mapping, shard = %row.shard_id, worker = %self.worker_id, counter = row.counter,
             checkpoint = row.checkpoint.as_ref().map(Checkpoint::encode).as_deref().unwrap_or("none"), "lease {how}");
         if let Some(tx) = state.mappings.get(&row.mapping) {
-            let _ = tx.send(LeaseEvent::Gained(row));
+            let _ = tx.send(LeaseEvent::Gained(row, tenure));
         }
     }
 
@@ -594,19 +625,21 @@ impl LeaseKeeper {
     async fn write_pending(&self) {
         let batch = std::mem::take(&mut self.state().pending);
         stream::iter(batch)
-            .for_each_concurrent(CONCURRENT_CALLS, |(key, checkpoint)| async move {
-                self.write(&key, checkpoint).await
+            .for_each_concurrent(CONCURRENT_CALLS, |(key, (checkpoint, tenure))| async move {
+                self.write(&key, checkpoint, tenure).await
             })
             .await;
     }
 
-    async fn write(&self, key: &str, checkpoint: Checkpoint) {
+    async fn write(&self, key: &str, checkpoint: Checkpoint, tenure: Tenure) {
         let Some((lock, _)) = self.lock_of(key) else {
             LeaseMetrics::add(&self.metrics.checkpoints_fenced, 1);
             return;
         };
         let _guard = lock.lock().await;
-        let Some(counter) = self.state().held.get(key).map(|h| h.counter) else {
+        // Lost and taken again since it was saved: it belongs to the old holding.
+        let held = self.state().held.get(key).map(|h| (h.counter, h.tenure));
+        let Some(counter) = held.filter(|(_, t)| *t == tenure).map(|(c, _)| c) else {
             LeaseMetrics::add(&self.metrics.checkpoints_fenced, 1);
             return;
         };
@@ -637,7 +670,7 @@ impl LeaseKeeper {
                 self.state()
                     .pending
                     .entry(key.to_string())
-                    .or_insert(checkpoint);
+                    .or_insert((checkpoint, tenure));
             }
         }
     }

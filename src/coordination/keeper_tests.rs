@@ -107,7 +107,7 @@ async fn a_checkpoint_of_a_lost_lease_is_refused_and_never_written() {
     sleep_ms(100).await;
     let shard = ShardId("shard-0".into());
     let seq = |s: &str| Checkpoint::After(crate::model::SequenceNumber(s.into()));
-    a.queue_checkpoint("m", &shard, &seq("10")).unwrap();
+    a.queue_checkpoint("m", &shard, &seq("10"), None).unwrap();
     sleep_ms(50).await;
     assert_eq!(
         table.get("m:shard-0").await.unwrap().unwrap().checkpoint,
@@ -121,10 +121,10 @@ async fn a_checkpoint_of_a_lost_lease_is_refused_and_never_written() {
         .take("m:shard-0", counter, "thief", None)
         .await
         .unwrap();
-    a.queue_checkpoint("m", &shard, &seq("20")).unwrap();
+    a.queue_checkpoint("m", &shard, &seq("20"), None).unwrap();
     sleep_ms(50).await;
     assert!(!a.holds("m", &shard));
-    assert!(a.queue_checkpoint("m", &shard, &seq("30")).is_err());
+    assert!(a.queue_checkpoint("m", &shard, &seq("30"), None).is_err());
     let row = table.get("m:shard-0").await.unwrap().unwrap();
     assert_eq!(
         row.checkpoint,
@@ -152,7 +152,7 @@ async fn a_keeper_that_could_not_renew_for_a_lease_duration_stops_holding_at_onc
     sleep_ms(LEASE_MS).await;
     assert!(!a.holds("m", &shard), "held past its lease");
     assert!(a
-        .queue_checkpoint("m", &shard, &Checkpoint::ShardEnd)
+        .queue_checkpoint("m", &shard, &Checkpoint::ShardEnd, None)
         .is_err());
 }
 
@@ -166,7 +166,7 @@ async fn hand_back_writes_queued_checkpoints_then_frees_every_lease() {
     sleep_ms(100).await;
     let shard = ShardId("shard-2".into());
     let done = Checkpoint::After(crate::model::SequenceNumber("99".into()));
-    a.queue_checkpoint("m", &shard, &done).unwrap();
+    a.queue_checkpoint("m", &shard, &done, None).unwrap();
     a.hand_back().await;
     run.await.unwrap();
     for lease in table.list().await.unwrap() {
@@ -203,21 +203,93 @@ async fn an_ended_shard_hands_its_lease_back_and_its_child_is_taken_then() {
         gained(&mut events)
             .iter()
             .map(|e| match e {
-                LeaseEvent::Gained(l) => l.shard_id.0.clone(),
+                LeaseEvent::Gained(l, _) => l.shard_id.0.clone(),
                 other => format!("{other:?}"),
             })
             .collect::<Vec<_>>(),
         vec!["parent".to_string()],
         "the child waits for its parent"
     );
-    a.queue_checkpoint("m", &parent, &Checkpoint::ShardEnd)
+    a.queue_checkpoint("m", &parent, &Checkpoint::ShardEnd, None)
         .unwrap();
     sleep_ms(100).await;
     let parent_row = table.get("m:parent").await.unwrap().unwrap();
     assert_eq!(parent_row.owner, None, "an ended lease is handed back");
     assert!(matches!(
         gained(&mut events).as_slice(),
-        [LeaseEvent::Gained(l)] if l.shard_id == child.shard_id
+        [LeaseEvent::Gained(l, _)] if l.shard_id == child.shard_id
     ));
+    run.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_of_an_earlier_holding_cannot_write_into_the_lease_taken_again() {
+    let table = Arc::new(MemoryLeaseTable::default());
+    let a = keeper(&table, "a");
+    let mut events = a.attach("m");
+    a.create_leases("m", &shards(1)).await;
+    let run = tokio::spawn(a.clone().run());
+    sleep_ms(100).await;
+    let shard = ShardId("shard-0".into());
+    let seq = |s: &str| Checkpoint::After(crate::model::SequenceNumber(s.into()));
+    let first = match gained(&mut events).as_slice() {
+        [LeaseEvent::Gained(_, tenure)] => *tenure,
+        other => panic!("expected one gain, got {} events", other.len()),
+    };
+    a.queue_checkpoint("m", &shard, &seq("10"), Some(first))
+        .unwrap();
+    sleep_ms(50).await;
+
+    // A thief takes the lease and moves it on; a loses it, then takes it back (the thief
+    // hands it back) while its old shard task is still finishing a batch.
+    let counter = table.get("m:shard-0").await.unwrap().unwrap().counter;
+    let stolen = table
+        .take("m:shard-0", counter, "thief", None)
+        .await
+        .unwrap();
+    let thief = Holder {
+        owner: "thief",
+        counter: stolen.counter,
+    };
+    table
+        .checkpoint("m:shard-0", thief, &seq("50"))
+        .await
+        .unwrap();
+    table.release("m:shard-0", thief).await.unwrap();
+    while a.holds("m", &shard) {
+        sleep_ms(100).await;
+    }
+    let mut second = None;
+    while second.is_none() {
+        sleep_ms(100).await;
+        second = gained(&mut events).into_iter().find_map(|e| match e {
+            LeaseEvent::Gained(lease, tenure) => Some((lease, tenure)),
+            _ => None,
+        });
+    }
+    let (lease, second) = second.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(
+        lease.checkpoint,
+        Some(seq("50")),
+        "taken back at the thief's position"
+    );
+
+    // The old task's late save (an older position) is refused; the new task's is written.
+    assert!(a
+        .queue_checkpoint("m", &shard, &seq("20"), Some(first))
+        .is_err());
+    sleep_ms(50).await;
+    assert_eq!(
+        table.get("m:shard-0").await.unwrap().unwrap().checkpoint,
+        Some(seq("50"))
+    );
+    a.queue_checkpoint("m", &shard, &seq("60"), Some(second))
+        .unwrap();
+    sleep_ms(50).await;
+    assert_eq!(
+        table.get("m:shard-0").await.unwrap().unwrap().checkpoint,
+        Some(seq("60"))
+    );
     run.abort();
 }

@@ -6,6 +6,9 @@
 //! named values that belong to this process alone (a simulated stream's creation time)
 //! stay in the local store.
 //!
+//! A shard task saves through `TenureStore`, which fences its saves on the holding of the
+//! lease it was started in (`keeper::Tenure`), not just on this worker holding the lease.
+//!
 //! The seam is synchronous (see `checkpoint`); the one call here that waits on the table,
 //! an operator's pause, blocks its thread in place on `run`'s multi-threaded runtime, and
 //! on a single-threaded one (simulate, with the in-memory table, which never waits) must
@@ -17,7 +20,7 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 
-use super::keeper::LeaseKeeper;
+use super::keeper::{LeaseKeeper, Tenure};
 use crate::checkpoint::{Checkpoint, CheckpointStore, StoreError};
 use crate::model::ShardId;
 
@@ -48,7 +51,8 @@ impl CheckpointStore for LeaseCheckpointStore {
         shard: &ShardId,
         checkpoint: &Checkpoint,
     ) -> Result<(), StoreError> {
-        self.keeper.queue_checkpoint(mapping, shard, checkpoint)
+        self.keeper
+            .queue_checkpoint(mapping, shard, checkpoint, None)
     }
 
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -79,6 +83,58 @@ impl CheckpointStore for LeaseCheckpointStore {
     fn set_paused(&self, mapping: &str, shard: &ShardId, paused: bool) -> Result<(), StoreError> {
         block_on(self.keeper.set_paused(mapping, shard, paused))?
             .map_err(|error| StoreError(format!("lease of shard {shard}: {error}")))
+    }
+}
+
+/// A shard task's store: its saves are fenced on the tenure it was started in; everything
+/// else is its mapping's store.
+pub struct TenureStore {
+    pub inner: Arc<dyn CheckpointStore>,
+    pub keeper: Arc<LeaseKeeper>,
+    pub tenure: Tenure,
+}
+
+impl CheckpointStore for TenureStore {
+    fn load_all(&self, mapping: &str) -> Result<BTreeMap<ShardId, Checkpoint>, StoreError> {
+        self.inner.load_all(mapping)
+    }
+
+    fn save(
+        &self,
+        mapping: &str,
+        shard: &ShardId,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), StoreError> {
+        self.keeper
+            .queue_checkpoint(mapping, shard, checkpoint, Some(self.tenure))
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.get_meta(key)
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.inner.set_meta(key, value)
+    }
+
+    fn forget_mapping(&self, mapping: &str) -> Result<(), StoreError> {
+        self.inner.forget_mapping(mapping)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()
+    }
+
+    fn flush_soon(&self) {
+        self.inner.flush_soon()
+    }
+
+    fn is_paused(&self, mapping: &str, shard: &ShardId) -> Result<bool, StoreError> {
+        self.inner.is_paused(mapping, shard)
+    }
+
+    fn set_paused(&self, mapping: &str, shard: &ShardId, paused: bool) -> Result<(), StoreError> {
+        self.inner.set_paused(mapping, shard, paused)
     }
 }
 

@@ -23,8 +23,9 @@ use super::discovery::Discovery;
 use super::shard::{run_shard, start_position, ShardEnd};
 use super::status::ShardState;
 use crate::checkpoint::Checkpoint;
-use crate::coordination::keeper::{LeaseEvent, LeaseKeeper};
+use crate::coordination::keeper::{LeaseEvent, LeaseKeeper, Tenure};
 use crate::coordination::lease::Lease;
+use crate::coordination::store::TenureStore;
 use crate::model::{ShardId, ShardInfo};
 
 pub async fn run_leased_mapping(ctx: Arc<MappingContext>, keeper: Arc<LeaseKeeper>) {
@@ -70,7 +71,7 @@ struct LeasedMapping {
     /// Shards running here, each with its own stop token.
     running: BTreeMap<ShardId, CancellationToken>,
     /// Leases gained again while the shard's previous task was still stopping.
-    deferred: BTreeMap<ShardId, Lease>,
+    deferred: BTreeMap<ShardId, (Lease, Tenure)>,
     tracker: TaskTracker,
     /// Where shard tasks report that they returned, and why.
     done: (
@@ -98,11 +99,12 @@ impl LeasedMapping {
 
     fn apply(&mut self, event: LeaseEvent) {
         match event {
-            LeaseEvent::Gained(lease) => {
+            LeaseEvent::Gained(lease, tenure) => {
                 if self.running.contains_key(&lease.shard_id) {
-                    self.deferred.insert(lease.shard_id.clone(), lease);
+                    self.deferred
+                        .insert(lease.shard_id.clone(), (lease, tenure));
                 } else {
-                    self.start(lease);
+                    self.start(lease, tenure);
                 }
             }
             LeaseEvent::Lost(shard_id) => {
@@ -132,14 +134,15 @@ impl LeasedMapping {
                 s.state = ShardState::NotHeld;
             }
         }
-        if let Some(lease) = self.deferred.remove(&shard_id) {
-            self.start(lease);
+        if let Some((lease, tenure)) = self.deferred.remove(&shard_id) {
+            self.start(lease, tenure);
         }
         end
     }
 
-    /// Runs a shard whose lease this worker gained, from the lease's checkpoint.
-    fn start(&mut self, lease: Lease) {
+    /// Runs a shard whose lease this worker gained, from the lease's checkpoint; its saves
+    /// are fenced on `tenure`, this holding of the lease.
+    fn start(&mut self, lease: Lease, tenure: Tenure) {
         let ctx = &self.ctx;
         let info = ShardInfo {
             shard_id: lease.shard_id.clone(),
@@ -170,7 +173,14 @@ impl LeasedMapping {
             ctx.mapping.stream_kind,
             ctx.clock.now_ms(),
         );
-        let shard_ctx = ctx.with_own_cancel();
+        let shard_ctx = Arc::new(MappingContext {
+            store: Arc::new(TenureStore {
+                inner: ctx.store.clone(),
+                keeper: self.keeper.clone(),
+                tenure,
+            }),
+            ..(*ctx.with_own_cancel()).clone()
+        });
         self.running
             .insert(info.shard_id.clone(), shard_ctx.cancel.clone());
         let done = self.done.0.clone();
