@@ -212,34 +212,39 @@ fn series_setting(series: ShardSeries) -> String {
     }
 }
 
-/// A per-mapping gauge: name, help, and its value (none: no series).
-type MappingGauge = (&'static str, &'static str, fn(&View<'_>) -> Option<i64>);
+/// A per-mapping gauge: name, help, and its value.
+type MappingGauge = (&'static str, &'static str, fn(&Totals) -> u64);
 
 /// `esm_mapping_*`: one series per mapping (per state for the shard counts).
 fn render_mappings(out: &mut String, views: &[View<'_>]) {
-    let gauges: [MappingGauge; 3] = [
-        (
-            "esm_mapping_iterator_age_milliseconds",
-            "IteratorAge of the mapping: the highest of its shards'.",
-            |v| v.total.iterator_age_ms,
-        ),
+    let name = "esm_mapping_iterator_age_milliseconds";
+    header(
+        out,
+        name,
+        "gauge",
+        "IteratorAge of the mapping: the highest of its shards' (none before the first invoke).",
+    );
+    for v in views {
+        if let Some(age) = v.total.iterator_age_ms {
+            line(out, name, &v.label, age);
+        }
+    }
+    let gauges: [MappingGauge; 2] = [
         (
             "esm_mapping_records_waiting",
             "Records read and not yet done, summed over the mapping's shards.",
-            |v| i64::try_from(v.total.records_waiting).ok(),
+            |t| t.records_waiting,
         ),
         (
             "esm_mapping_shards_stuck",
             "Shards of the mapping that have not advanced for longer than stuck_after_seconds while records wait.",
-            |v| i64::try_from(v.total.stuck).ok(),
+            |t| t.stuck,
         ),
     ];
     for (name, help, value) in gauges {
         header(out, name, "gauge", help);
         for v in views {
-            if let Some(value) = value(v) {
-                line(out, name, &v.label, value);
-            }
+            line(out, name, &v.label, value(&v.total));
         }
     }
     for (i, (name, help, _)) in COUNTERS.iter().enumerate() {

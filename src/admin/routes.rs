@@ -212,6 +212,7 @@ async fn shards(
     }
     let now_ms = state.clock.now_ms();
     let contexts = state.mappings.contexts();
+    // Only the asked mapping's shards are copied out (`shard_page` filters again).
     let mappings: Vec<(&str, Vec<ShardSnapshot>)> = contexts
         .iter()
         .filter(|ctx| {

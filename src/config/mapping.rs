@@ -162,7 +162,7 @@ pub enum ShardSeries {
     /// Up to this many shards per mapping: the stuck ones first, then the highest
     /// iterator ages.
     Top(usize),
-    /// Every shard (a scrape grows by ~3.4 KB per shard).
+    /// Every shard (a scrape grows by ~3.6 KB per shard).
     All,
 }
 

@@ -9,7 +9,7 @@ use crate::config::schema::AdminSettings;
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9400";
 /// Most `stuck_after_seconds`: a day.
 pub const MAX_STUCK_AFTER_SECONDS: u64 = 86_400;
-/// `metrics_top_shards` unless given, and its most (~3.4 MB of series per mapping).
+/// `metrics_top_shards` unless given, and its most (~3.6 MB of series per mapping).
 pub const DEFAULT_METRICS_TOP_SHARDS: u64 = 20;
 pub const MAX_METRICS_TOP_SHARDS: u64 = 1_000;
 
