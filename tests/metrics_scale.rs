@@ -76,11 +76,14 @@ fn ten_thousand_shards_scrape_under_a_megabyte_with_the_stuck_and_oldest_shards(
     let started = Instant::now();
     let all = render(&mapping, now_ms, 60_000, ShardSeries::All);
     let every = started.elapsed();
+    let none = render(&mapping, now_ms, 60_000, ShardSeries::None);
     eprintln!(
-        "10,000 shards: top 20 {} bytes in {top:?}; all {} bytes in {every:?}",
+        "10,000 shards: top 20 {} bytes in {top:?}; all {} bytes in {every:?}; none {} bytes",
         text.len(),
-        all.len()
+        all.len(),
+        none.len()
     );
+    assert!(!none.contains("shard=\""));
     assert!(text.len() < 1_000_000, "{} bytes", text.len());
     // The 7 stuck shards, then the 13 highest ages (the last shards).
     let chosen = shards_with_series(&text);
