@@ -160,3 +160,39 @@ fn paging_through_ten_thousand_shards_returns_each_once_and_a_page_costs_only_it
         7
     );
 }
+
+#[test]
+fn the_metrics_handlers_copy_of_ten_thousand_shards_is_timed_and_renders_like_the_snapshots() {
+    // What the handler does before rendering: every shard's snapshot copied out.
+    let status = MappingStatus::default();
+    for i in 0..10_000 {
+        let info = ShardInfo {
+            shard_id: ShardId(format!("shardId-{i:012}")),
+            parent_shard_ids: Vec::new(),
+        };
+        status.shard(&info).update().records_polled = i;
+    }
+    let started = Instant::now();
+    let shards = status.snapshots();
+    let copied = started.elapsed();
+    let started = Instant::now();
+    let text = render(
+        &[MappingShards {
+            name: "orders",
+            enabled: true,
+            shards: &shards,
+        }],
+        0,
+        60_000,
+        ShardSeries::Top(20),
+    );
+    eprintln!(
+        "/metrics handler at 10,000 shards: snapshots copied in {copied:?}, rendered in {:?}",
+        started.elapsed()
+    );
+    let polled: u64 = (0..10_000).sum();
+    assert!(text.contains(&format!(
+        "esm_mapping_polled_event_count_total{{mapping=\"orders\"}} {polled}\n"
+    )));
+    assert_eq!(series(&text, "esm_shard_stuck").len(), 20);
+}
