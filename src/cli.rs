@@ -51,6 +51,9 @@ pub enum Command {
         /// Stop after this many virtual seconds (default: [simulation] max_duration_seconds).
         #[arg(long)]
         until: Option<u64>,
+        /// Print one summary line per shard (the JSON report always has them).
+        #[arg(long)]
+        shards: bool,
         #[command(flatten)]
         template: TemplateArgs,
     },
@@ -156,6 +159,7 @@ pub fn main_with(cli: Cli) -> anyhow::Result<()> {
             invocation_log,
             state_dir,
             until,
+            shards,
             template,
         } => {
             let config = load(config.as_ref(), template)?;
@@ -180,9 +184,9 @@ pub fn main_with(cli: Cli) -> anyhow::Result<()> {
             }
             // The summary goes to stdout unless stdout carries the report or the log.
             if report.as_deref() == dash || options.invocation_log.as_deref() == dash {
-                std::io::stderr().write_all(summary(&result).as_bytes())?;
+                std::io::stderr().write_all(summary(&result, shards).as_bytes())?;
             } else {
-                std::io::stdout().write_all(summary(&result).as_bytes())?;
+                std::io::stdout().write_all(summary(&result, shards).as_bytes())?;
             }
             Ok(())
         }

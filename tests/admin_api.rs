@@ -368,6 +368,19 @@ async fn a_poison_record_makes_exactly_its_shard_stuck_on_it_and_skip_moves_it_o
             )));
         }
     }
+    assert!(
+        metrics
+            .body
+            .contains("\nesm_mapping_shards_stuck{mapping=\"m\"} 1\n"),
+        "the mapping counts its stuck shard"
+    );
+    let oldest = ages_after.values().max().expect("ages");
+    assert!(
+        metrics.body.contains(&format!(
+            "\nesm_mapping_iterator_age_milliseconds{{mapping=\"m\"}} {oldest}\n"
+        )),
+        "the mapping's iterator age is its highest shard's ({oldest})"
+    );
     for name in [
         "esm_polled_event_count_total",
         "esm_invoked_event_count_total",
@@ -476,7 +489,11 @@ fn tap_len(seen: &Invoked) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pause_stops_invocations_rewind_needs_a_pause_and_redelivers_and_errors_are_json() {
     let (seen, tap) = recording_tap();
-    let daemon = Daemon::start(&config_text("listen = \"127.0.0.1:0\""), Some(tap)).await;
+    let daemon = Daemon::start(
+        &config_text("listen = \"127.0.0.1:0\"\nmetrics_top_shards = 2"),
+        Some(tap),
+    )
+    .await;
     // The API answers as soon as it listens; the shards are listed a moment later.
     let deadline = Instant::now() + Duration::from_secs(10);
     let shards = loop {
@@ -598,6 +615,69 @@ async fn pause_stops_invocations_rewind_needs_a_pause_and_redelivers_and_errors_
         .assert_error(404, "no such route");
     let only_m = daemon.get("/shards?mapping=m").await;
     assert_eq!(only_m["shards"].as_array().map(Vec::len), Some(4));
+    daemon
+        .call("GET", "/shards?limit=0", None)
+        .await
+        .assert_error(400, "limit=\"0\": must be 1..=10000");
+    daemon
+        .call("GET", "/shards?after=m", None)
+        .await
+        .assert_error(400, "after=\"m\": must be <mapping>/<shard>");
+
+    // Pages: 3, then the last one; each shard once, in shard order, with the total.
+    let first = daemon.get("/shards?limit=3").await;
+    assert_eq!(first["total"], 4);
+    assert_eq!(first["next"], json!(format!("m/{}", ids[2])));
+    let second = daemon
+        .get(&format!("/shards?limit=3&after=m/{}", ids[2]))
+        .await;
+    assert_eq!(second["next"], Value::Null);
+    let paged: Vec<String> = [&first, &second]
+        .iter()
+        .flat_map(|page| shards_by_id(page).into_keys())
+        .collect();
+    assert_eq!(paged, ids);
+    let (ok, stdout, stderr) = esm_sim(vec![
+        "shards".into(),
+        "--limit".into(),
+        "3".into(),
+        "--admin".into(),
+        daemon.url.clone(),
+    ])
+    .await;
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        5,
+        "a header, 3 shards, the next page:\n{stdout}"
+    );
+    assert_eq!(
+        lines[4],
+        format!("3 of 4 shards; the next ones: --after m/{}", ids[2])
+    );
+
+    // metrics_top_shards = 2: two shards have series of their own, the mapping's series
+    // count all four.
+    let metrics = daemon.call("GET", "/metrics", None).await.body;
+    let with_series = metrics
+        .lines()
+        .filter(|l| l.starts_with("esm_shard_stuck{mapping=\"m\",shard="))
+        .count();
+    assert_eq!(with_series, 2, "{metrics}");
+    assert!(
+        metrics.starts_with(
+            "# esm-sim: mapping \"m\": per-shard series for 2 of 4 shards, 2 left out"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("esm_mapping_shards_left_out{mapping=\"m\"} 2\n"));
+    let in_states: u64 = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("esm_mapping_shards{mapping=\"m\",state="))
+        .filter_map(|rest| rest.rsplit_once(' ')?.1.parse::<u64>().ok())
+        .sum();
+    assert_eq!(in_states, 4, "{metrics}");
 
     // The dashboard page and its history are served.
     let page = daemon.call("GET", "/", None).await;

@@ -600,6 +600,20 @@ fn simulate_writes_a_report_and_an_invocation_log_that_account_for_every_record(
         assert!(shard["parent_shard_ids"].is_array(), "{shard}");
     }
     let shard_ids: Vec<&str> = shards.iter().map(|s| str_of(s, "shard_id")).collect();
+    // Without --shards the summary counts the shards and has no line per shard.
+    assert!(
+        out.stdout.contains(&format!(
+            "\nshards: {} (one line each: --shards; ",
+            shards.len()
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !shard_ids.iter().any(|id| out.stdout.contains(id)),
+        "a per-shard line without --shards:\n{}",
+        out.stdout
+    );
     for shard in shards {
         for parent in shard["parent_shard_ids"].as_array().unwrap() {
             let parent = parent.as_str().expect("a parent shard id");
@@ -726,7 +740,7 @@ fn simulate_with_the_same_seed_is_reproducible_and_another_seed_changes_the_invo
 #[test]
 fn simulate_with_report_dash_prints_the_json_report_on_stdout_and_the_summary_on_stderr() {
     let dir = tempdir();
-    let out = run_cmd(dir.path(), &["simulate", "--report", "-"]);
+    let out = run_cmd(dir.path(), &["simulate", "--report", "-", "--shards"]);
     assert!(out.success, "simulate failed:\n{}", out.stderr);
     let report: Value = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", out.stdout));
@@ -740,6 +754,18 @@ fn simulate_with_report_dash_prints_the_json_report_on_stdout_and_the_summary_on
         "the summary is not on stderr:\n{}",
         out.stderr
     );
+    // --shards: one summary line per shard of the report (the log lines on stderr name
+    // shards too, but do not start with "  MAPPING SHARD "), and no count line instead.
+    let shards = report["shards"].as_array().expect("shards");
+    assert!(!shards.is_empty());
+    for shard in shards {
+        let id = str_of(shard, "shard_id");
+        let mapping = str_of(shard, "mapping");
+        let line = format!("  {mapping} {id} ");
+        let lines = out.stderr.lines().filter(|l| l.starts_with(&line)).count();
+        assert_eq!(lines, 1, "{id}:\n{}", out.stderr);
+    }
+    assert!(!out.stderr.contains("one line each"), "{}", out.stderr);
 }
 
 // ---------------------------------------------------------------------------------------

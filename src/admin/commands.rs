@@ -50,6 +50,13 @@ pub struct ShardsArgs {
     /// Only this mapping's shards.
     #[arg(long)]
     mapping: Option<String>,
+    /// At most N shards (a page; the last line says how to get the next one).
+    #[arg(long, value_name = "N", default_value_t = 100,
+        value_parser = clap::value_parser!(u64).range(1..=crate::admin::shard_page::MAX_LIMIT as u64))]
+    limit: u64,
+    /// The shards after this one (`MAPPING/SHARD`, the cursor the previous page printed).
+    #[arg(long, value_name = "MAPPING/SHARD")]
+    after: Option<String>,
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -94,9 +101,12 @@ pub enum Action {
 impl ShardsArgs {
     pub fn run(self) -> anyhow::Result<()> {
         let client = self.target.client()?;
-        let mut path = format!("/shards?stuck={}", self.stuck);
+        let mut path = format!("/shards?stuck={}&limit={}", self.stuck, self.limit);
         if let Some(mapping) = &self.mapping {
             path.push_str(&format!("&mapping={}", segment(mapping)));
+        }
+        if let Some(after) = &self.after {
+            path.push_str(&format!("&after={}", segment(after)));
         }
         let render = |answer: &Value| {
             if self.json {

@@ -1,16 +1,25 @@
 //! `GET /metrics`: the shards' status in the Prometheus text format (0.0.4).
 //!
 //! Pure rendering from snapshots, so the exact text is tested without a server. The AWS
-//! metric names of the spec's section 5 become snake_case with an `esm_` prefix, labelled
-//! by `mapping` and `shard`; counters end in `_total`. A disabled mapping emits nothing
-//! (spec: nothing is emitted while the mapping is disabled). A worker sharing mappings
-//! through a lease table adds its lease series (`render_leases`, labelled `worker`);
-//! a process alone adds nothing.
+//! metric names of the spec's section 5 become snake_case with an `esm_` prefix; counters
+//! end in `_total`. A disabled mapping emits nothing (spec: nothing is emitted while the
+//! mapping is disabled). The lease series are `metrics_leases`'.
+//!
+//! Two kinds of series, so a scrape stays small at 10,000 shards:
+//! - per mapping, always: `esm_mapping_*{mapping}`, each the sum over the mapping's shards
+//!   (the iterator age: the highest), plus shards per state and stuck;
+//! - per shard, under the historical names `esm_*{mapping,shard}`, only for the shards
+//!   `[admin] metrics_shard_series` chooses (`shard_choice`; by default the 20 that matter
+//!   most). A `#` comment line and `esm_mapping_shards_left_out` say how many were left out.
+//!
+//! The two never share a name, so `sum()` over any one family counts each shard once.
 
 use std::fmt::Write as _;
 
-use crate::coordination::metrics::LeaseCounts;
-use crate::engine::latency::{LatencyHistogram, BOUNDS_MS};
+use super::prometheus::{header, histogram, label, line};
+use super::shard_choice::chosen;
+use crate::config::mapping::ShardSeries;
+use crate::engine::latency::LatencyHistogram;
 use crate::engine::status::{ShardSnapshot, ShardState};
 
 /// One mapping's shards, as the renderer needs them.
@@ -89,222 +98,278 @@ const STATES: [ShardState; 10] = [
     ShardState::NotHeld,
 ];
 
-/// The exposition of every enabled mapping's shards at `now_ms`.
-pub fn render(mappings: &[MappingShards<'_>], now_ms: i64, stuck_after_ms: i64) -> String {
-    let shards: Vec<(&str, &ShardSnapshot)> = mappings
+/// What the renderer knows of one enabled mapping: its totals and its chosen shards.
+struct View<'a> {
+    name: &'a str,
+    /// `mapping="..."`.
+    label: String,
+    total: Totals,
+    chosen: Vec<Chosen<'a>>,
+    shards: usize,
+}
+
+/// A shard with series of its own.
+struct Chosen<'a> {
+    shard: &'a ShardSnapshot,
+    /// `mapping="...",shard="..."`.
+    labels: String,
+    stuck: bool,
+}
+
+/// A mapping's sums (iterator age: the highest) over its shards.
+#[derive(Default)]
+struct Totals {
+    counters: [u64; COUNTERS.len()],
+    iterator_age_ms: Option<i64>,
+    latency: LatencyHistogram,
+    records_waiting: u64,
+    stuck: u64,
+    states: [u64; STATES.len()],
+}
+
+impl<'a> View<'a> {
+    fn new(m: &MappingShards<'a>, now_ms: i64, stuck_after_ms: i64, series: ShardSeries) -> Self {
+        let stuck: Vec<bool> = m
+            .shards
+            .iter()
+            .map(|s| s.stuck(now_ms, stuck_after_ms).is_some())
+            .collect();
+        let mut total = Totals::default();
+        for (s, &is_stuck) in m.shards.iter().zip(&stuck) {
+            for (sum, (_, _, value)) in total.counters.iter_mut().zip(COUNTERS) {
+                *sum = sum.saturating_add(value(s));
+            }
+            total.iterator_age_ms = total.iterator_age_ms.max(s.iterator_age_ms);
+            total.latency.add(&s.invoke_latency);
+            total.records_waiting = total.records_waiting.saturating_add(s.records_waiting);
+            total.stuck += u64::from(is_stuck);
+            if let Some(i) = STATES.iter().position(|&state| state == s.state) {
+                total.states[i] += 1;
+            }
+        }
+        let mapping = label("mapping", m.name);
+        let chosen = chosen(m.shards, &stuck, series)
+            .into_iter()
+            .map(|i| Chosen {
+                shard: &m.shards[i],
+                labels: format!("{mapping},{}", label("shard", &m.shards[i].shard_id)),
+                stuck: stuck[i],
+            })
+            .collect();
+        View {
+            name: m.name,
+            label: mapping,
+            total,
+            chosen,
+            shards: m.shards.len(),
+        }
+    }
+
+    fn left_out(&self) -> usize {
+        self.shards - self.chosen.len()
+    }
+}
+
+/// The exposition of every enabled mapping's shards at `now_ms`: the per-mapping series,
+/// then the per-shard series of the shards `series` chooses.
+pub fn render(
+    mappings: &[MappingShards<'_>],
+    now_ms: i64,
+    stuck_after_ms: i64,
+    series: ShardSeries,
+) -> String {
+    let views: Vec<View<'_>> = mappings
         .iter()
         .filter(|m| m.enabled)
-        .flat_map(|m| m.shards.iter().map(move |s| (m.name, s)))
+        .map(|m| View::new(m, now_ms, stuck_after_ms, series))
         .collect();
-    let mut out = String::new();
+    let mut out =
+        String::with_capacity(4_096 + views.iter().map(|v| v.chosen.len() * 3_600).sum::<usize>());
+    for v in views.iter().filter(|v| v.left_out() > 0) {
+        let _ = writeln!(
+            out,
+            "# esm-sim: mapping {:?}: per-shard series for {} of {} shards, {} left out ([admin] metrics_shard_series = {}); the esm_mapping_* series count every shard.",
+            v.name,
+            v.chosen.len(),
+            v.shards,
+            v.left_out(),
+            series_setting(series),
+        );
+    }
+    render_mappings(&mut out, &views);
+    if series != ShardSeries::None {
+        render_shards(&mut out, &views);
+    }
+    out
+}
 
+/// How the comment line names the setting.
+fn series_setting(series: ShardSeries) -> String {
+    match series {
+        ShardSeries::None => "\"none\"".into(),
+        ShardSeries::All => "\"all\"".into(),
+        ShardSeries::Top(n) => format!("\"top\", metrics_top_shards = {n}"),
+    }
+}
+
+/// A per-mapping gauge: name, help, and its value.
+type MappingGauge = (&'static str, &'static str, fn(&Totals) -> u64);
+
+/// `esm_mapping_*`: one series per mapping (per state for the shard counts).
+fn render_mappings(out: &mut String, views: &[View<'_>]) {
+    let name = "esm_mapping_iterator_age_milliseconds";
     header(
-        &mut out,
+        out,
+        name,
+        "gauge",
+        "IteratorAge of the mapping: the highest of its shards' (none before the first invoke).",
+    );
+    for v in views {
+        if let Some(age) = v.total.iterator_age_ms {
+            line(out, name, &v.label, age);
+        }
+    }
+    let gauges: [MappingGauge; 2] = [
+        (
+            "esm_mapping_records_waiting",
+            "Records read and not yet done, summed over the mapping's shards.",
+            |t| t.records_waiting,
+        ),
+        (
+            "esm_mapping_shards_stuck",
+            "Shards of the mapping that have not advanced for longer than stuck_after_seconds while records wait.",
+            |t| t.stuck,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        header(out, name, "gauge", help);
+        for v in views {
+            line(out, name, &v.label, value(&v.total));
+        }
+    }
+    for (i, (name, help, _)) in COUNTERS.iter().enumerate() {
+        let name = format!("esm_mapping_{}", &name["esm_".len()..]);
+        header(
+            out,
+            &name,
+            "counter",
+            &format!("{help} Summed over the mapping's shards."),
+        );
+        for v in views {
+            line(out, &name, &v.label, v.total.counters[i]);
+        }
+    }
+    let name = "esm_mapping_invocation_duration_milliseconds";
+    header(
+        out,
+        name,
+        "histogram",
+        "Invocation latency of invocations that reached the function, over the mapping's shards.",
+    );
+    for v in views {
+        histogram(out, name, &v.label, &v.total.latency);
+    }
+    header(
+        out,
+        "esm_mapping_shards",
+        "gauge",
+        "Shards of the mapping in each state.",
+    );
+    let names = state_names();
+    for v in views {
+        for (state, count) in names.iter().zip(v.total.states) {
+            let labels = format!("{},{}", v.label, label("state", state));
+            line(out, "esm_mapping_shards", &labels, count);
+        }
+    }
+    header(
+        out,
+        "esm_mapping_shards_left_out",
+        "gauge",
+        "Shards of the mapping without per-shard series in this scrape ([admin] metrics_shard_series, metrics_top_shards).",
+    );
+    for v in views {
+        line(out, "esm_mapping_shards_left_out", &v.label, v.left_out());
+    }
+}
+
+/// The historical per-shard families, for the chosen shards only.
+fn render_shards(out: &mut String, views: &[View<'_>]) {
+    let shards = || views.iter().flat_map(|v| &v.chosen);
+    header(
+        out,
         "esm_iterator_age_milliseconds",
         "gauge",
         "IteratorAge: from the stream receiving the last record of the batch to its last invoke.",
     );
-    for (mapping, s) in &shards {
-        if let Some(age) = s.iterator_age_ms {
-            line(
-                &mut out,
-                "esm_iterator_age_milliseconds",
-                &labels(mapping, s, &[]),
-                age,
-            );
+    for c in shards() {
+        if let Some(age) = c.shard.iterator_age_ms {
+            line(out, "esm_iterator_age_milliseconds", &c.labels, age);
         }
     }
     for (name, help, value) in COUNTERS {
-        header(&mut out, name, "counter", help);
-        for (mapping, s) in &shards {
-            line(&mut out, name, &labels(mapping, s, &[]), value(s));
+        header(out, name, "counter", help);
+        for c in shards() {
+            line(out, name, &c.labels, value(c.shard));
         }
     }
-
     let name = "esm_invocation_duration_milliseconds";
     header(
-        &mut out,
+        out,
         name,
         "histogram",
         "Invocation latency of invocations that reached the function.",
     );
-    for (mapping, s) in &shards {
-        histogram(&mut out, name, &labels(mapping, s, &[]), &s.invoke_latency);
+    for c in shards() {
+        histogram(out, name, &c.labels, &c.shard.invoke_latency);
     }
-
     header(
-        &mut out,
+        out,
         "esm_shard_records_waiting",
         "gauge",
         "Records read and not yet done (waiting for a lane, or in flight).",
     );
-    for (mapping, s) in &shards {
+    for c in shards() {
         line(
-            &mut out,
+            out,
             "esm_shard_records_waiting",
-            &labels(mapping, s, &[]),
-            s.records_waiting,
+            &c.labels,
+            c.shard.records_waiting,
         );
     }
     header(
-        &mut out,
+        out,
         "esm_shard_stuck",
         "gauge",
         "1 when the shard has not advanced for longer than stuck_after_seconds while records wait.",
     );
-    for (mapping, s) in &shards {
-        let stuck = u8::from(s.stuck(now_ms, stuck_after_ms).is_some());
-        line(&mut out, "esm_shard_stuck", &labels(mapping, s, &[]), stuck);
+    for c in shards() {
+        line(out, "esm_shard_stuck", &c.labels, u8::from(c.stuck));
     }
     header(
-        &mut out,
+        out,
         "esm_shard_state",
         "gauge",
         "1 for the state the shard is in, 0 for the others.",
     );
-    for (mapping, s) in &shards {
-        for state in STATES {
-            let label = state_name(state);
-            let value = u8::from(s.state == state);
-            line(
-                &mut out,
-                "esm_shard_state",
-                &labels(mapping, s, &[("state", &label)]),
-                value,
-            );
+    let names = state_names();
+    for c in shards() {
+        let labels = &c.labels;
+        for (state, name) in STATES.iter().zip(&names) {
+            let value = u8::from(c.shard.state == *state);
+            let _ = writeln!(out, "esm_shard_state{{{labels},state=\"{name}\"}} {value}");
         }
     }
-    out
 }
 
-/// A worker's lease counter: name, help, and the field it exposes.
-type LeaseCounter = (&'static str, &'static str, fn(&LeaseCounts) -> u64);
-
-const LEASE_COUNTERS: [LeaseCounter; 7] = [
-    (
-        "esm_leases_taken_total",
-        "Free or expired leases this worker took.",
-        |c| c.taken,
-    ),
-    (
-        "esm_leases_stolen_total",
-        "Leases this worker took from a live worker holding more than its share.",
-        |c| c.stolen,
-    ),
-    (
-        "esm_leases_lost_total",
-        "Leases this worker held and lost (stolen, expired before a renew, refused by the table).",
-        |c| c.lost,
-    ),
-    (
-        "esm_lease_checkpoints_fenced_total",
-        "Checkpoints refused because this worker no longer held the lease.",
-        |c| c.checkpoints_fenced,
-    ),
-    (
-        "esm_lease_conditional_check_failures_total",
-        "Conditional writes the lease table refused.",
-        |c| c.conditional_check_failures,
-    ),
-    (
-        "esm_lease_table_throttles_total",
-        "Lease table calls throttled.",
-        |c| c.throttles,
-    ),
-    (
-        "esm_lease_table_calls_total",
-        "Calls made to the lease table.",
-        |c| c.calls,
-    ),
-];
-
-/// The lease series of the workers sharing mappings through a lease table (labelled
-/// `worker`); empty when there are none, so a single process's text is unchanged.
-pub fn render_leases(workers: &[(&str, LeaseCounts)]) -> String {
-    let mut out = String::new();
-    if workers.is_empty() {
-        return out;
-    }
-    let label = |worker: &str| format!("worker=\"{}\"", escape_label(worker));
-    header(
-        &mut out,
-        "esm_leases_held",
-        "gauge",
-        "Leases this worker holds now.",
-    );
-    for (worker, counts) in workers {
-        line(&mut out, "esm_leases_held", &label(worker), counts.held);
-    }
-    for (name, help, value) in LEASE_COUNTERS {
-        header(&mut out, name, "counter", help);
-        for (worker, counts) in workers {
-            line(&mut out, name, &label(worker), value(counts));
-        }
-    }
-    let name = "esm_lease_renew_duration_milliseconds";
-    header(
-        &mut out,
-        name,
-        "histogram",
-        "Latency of lease renewals (the table's conditional update).",
-    );
-    for (worker, counts) in workers {
-        histogram(&mut out, name, &label(worker), &counts.renew_latency);
-    }
-    out
-}
-
-/// A histogram's `_bucket`, `_sum` and `_count` lines under `labels`.
-fn histogram(out: &mut String, name: &str, labels: &str, h: &LatencyHistogram) {
-    let bucket = format!("{name}_bucket");
-    for (bound, count) in BOUNDS_MS.iter().zip(h.cumulative()) {
-        line(out, &bucket, &format!("{labels},le=\"{bound}\""), count);
-    }
-    line(out, &bucket, &format!("{labels},le=\"+Inf\""), h.count);
-    line(out, &format!("{name}_sum"), labels, h.sum_ms);
-    line(out, &format!("{name}_count"), labels, h.count);
-}
-
-/// The snake_case name the JSON uses for a state.
-fn state_name(state: ShardState) -> String {
-    serde_json::to_value(state)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn line(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(out, "{name}{{{labels}}} {value}");
-}
-
-fn labels(mapping: &str, s: &ShardSnapshot, extra: &[(&str, &str)]) -> String {
-    let mut text = format!(
-        "mapping=\"{}\",shard=\"{}\"",
-        escape_label(mapping),
-        escape_label(&s.shard_id)
-    );
-    for (key, value) in extra {
-        let _ = write!(text, ",{key}=\"{}\"", escape_label(value));
-    }
-    text
-}
-
-/// Label values escape backslash, double quote and line feed.
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// HELP text escapes backslash and line feed.
-fn escape_help(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('\n', "\\n")
+/// The snake_case names the JSON uses for the states, in `STATES`' order.
+fn state_names() -> [String; STATES.len()] {
+    STATES.map(|state| {
+        serde_json::to_value(state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    })
 }
 
 #[cfg(test)]
@@ -357,6 +422,7 @@ mod tests {
             }],
             10_000,
             5_000,
+            ShardSeries::Top(20),
         );
         let l = "mapping=\"orders\",shard=\"shardId-000000000001\"";
         let mut expected = format!(
@@ -430,7 +496,16 @@ mod tests {
             let value = u8::from(state == "retrying");
             expected += &format!("esm_shard_state{{{l},state=\"{state}\"}} {value}\n");
         }
-        assert_eq!(text, expected);
+        // The per-shard families are the historical text, after the per-mapping ones,
+        // which carry no shard label; no shard is left out, so no comment line.
+        let (mapping_part, shard_part) = text.split_at(text.len() - expected.len());
+        assert_eq!(shard_part, expected);
+        assert!(
+            mapping_part.starts_with("# HELP esm_mapping_"),
+            "{mapping_part}"
+        );
+        assert!(!mapping_part.contains("shard=\""), "{mapping_part}");
+        assert!(mapping_part.contains("esm_mapping_shards_left_out{mapping=\"orders\"} 0\n"));
     }
 
     #[test]
@@ -452,10 +527,12 @@ mod tests {
             ],
             0,
             1_000,
+            ShardSeries::Top(20),
         );
         assert!(!text.contains("mapping=\"off\""), "{text}");
         assert_eq!(series(&text, "esm_polled_event_count_total").len(), 1);
         assert!(series(&text, "esm_iterator_age_milliseconds").is_empty());
+        assert!(series(&text, "esm_mapping_iterator_age_milliseconds").is_empty());
         assert_eq!(
             series(&text, "esm_shard_stuck"),
             vec!["esm_shard_stuck{mapping=\"on\",shard=\"shardId-000000000002\"} 0"]
@@ -463,91 +540,89 @@ mod tests {
     }
 
     #[test]
-    fn a_leased_worker_renders_its_lease_series_and_a_lone_process_none() {
-        assert_eq!(render_leases(&[]), "");
-        let mut counts = LeaseCounts {
-            held: 3,
-            taken: 4,
-            stolen: 1,
-            lost: 2,
-            checkpoints_fenced: 5,
-            conditional_check_failures: 6,
-            throttles: 7,
-            calls: 80,
-            ..LeaseCounts::default()
-        };
-        counts.renew_latency.record(3.0);
-        counts.renew_latency.record(12.0);
-        let text = render_leases(&[("w-\"1", counts)]);
-        let l = "worker=\"w-\\\"1\"";
-        let mut expected = format!(
-            "# HELP esm_leases_held Leases this worker holds now.\n\
-             # TYPE esm_leases_held gauge\n\
-             esm_leases_held{{{l}}} 3\n"
+    fn label_values_are_escaped() {
+        let shards = [snapshot("a\"b\\c\nd")];
+        let text = render(
+            &[MappingShards {
+                name: "m\"",
+                enabled: true,
+                shards: &shards,
+            }],
+            0,
+            1_000,
+            ShardSeries::All,
         );
-        for (name, value) in [
-            ("esm_leases_taken_total", 4),
-            ("esm_leases_stolen_total", 1),
-            ("esm_leases_lost_total", 2),
-            ("esm_lease_checkpoints_fenced_total", 5),
-            ("esm_lease_conditional_check_failures_total", 6),
-            ("esm_lease_table_throttles_total", 7),
-            ("esm_lease_table_calls_total", 80),
-        ] {
-            let help = LEASE_COUNTERS
-                .iter()
-                .find(|c| c.0 == name)
-                .expect("a counter")
-                .1;
-            expected +=
-                &format!("# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{l}}} {value}\n");
-        }
-        let name = "esm_lease_renew_duration_milliseconds";
-        expected += &format!(
-            "# HELP {name} Latency of lease renewals (the table's conditional update).\n\
-             # TYPE {name} histogram\n"
+        assert!(
+            text.contains(
+                "esm_polled_event_count_total{mapping=\"m\\\"\",shard=\"a\\\"b\\\\c\\nd\"} 0\n"
+            ),
+            "{text}"
         );
-        for (le, count) in [
-            ("1", 0),
-            ("2.5", 0),
-            ("5", 1),
-            ("10", 1),
-            ("25", 2),
-            ("50", 2),
-            ("100", 2),
-            ("250", 2),
-            ("500", 2),
-            ("1000", 2),
-            ("2500", 2),
-            ("5000", 2),
-            ("10000", 2),
-            ("30000", 2),
-            ("+Inf", 2),
-        ] {
-            expected += &format!("{name}_bucket{{{l},le=\"{le}\"}} {count}\n");
-        }
-        expected += &format!("{name}_sum{{{l}}} 15\n{name}_count{{{l}}} 2\n");
-        assert_eq!(text, expected);
     }
 
     #[test]
-    fn label_values_are_escaped() {
-        let shards = [snapshot("a\"b\\c\nd")];
+    fn mapping_series_sum_the_shards_and_take_the_highest_iterator_age() {
+        let mut shards: Vec<ShardSnapshot> = (1..=3)
+            .map(|i| {
+                let mut s = snapshot(&format!("shardId-{i}"));
+                s.state = ShardState::Polling;
+                s.records_polled = 10 * i;
+                s.invocations = i;
+                s.records_waiting = i;
+                s.iterator_age_ms = Some(100 * i as i64);
+                s.invoke_latency.record(i as f64);
+                s
+            })
+            .collect();
+        shards[0].state = ShardState::Ended;
+        shards[2].iterator_age_ms = None;
+        shards[1].running_since_ms = Some(0);
         let text = render(
             &[MappingShards {
                 name: "m",
                 enabled: true,
                 shards: &shards,
             }],
-            0,
+            100_000,
             1_000,
+            ShardSeries::None,
+        );
+        for wanted in [
+            "esm_mapping_polled_event_count_total{mapping=\"m\"} 60",
+            "esm_mapping_invocations_total{mapping=\"m\"} 6",
+            "esm_mapping_records_waiting{mapping=\"m\"} 6",
+            "esm_mapping_iterator_age_milliseconds{mapping=\"m\"} 200",
+            "esm_mapping_shards_stuck{mapping=\"m\"} 1",
+            "esm_mapping_shards{mapping=\"m\",state=\"polling\"} 2",
+            "esm_mapping_shards{mapping=\"m\",state=\"ended\"} 1",
+            "esm_mapping_shards{mapping=\"m\",state=\"paused\"} 0",
+            "esm_mapping_invocation_duration_milliseconds_bucket{mapping=\"m\",le=\"1\"} 1",
+            "esm_mapping_invocation_duration_milliseconds_bucket{mapping=\"m\",le=\"2.5\"} 2",
+            "esm_mapping_invocation_duration_milliseconds_count{mapping=\"m\"} 3",
+            "esm_mapping_invocation_duration_milliseconds_sum{mapping=\"m\"} 6",
+            "esm_mapping_shards_left_out{mapping=\"m\"} 3",
+        ] {
+            assert!(
+                text.lines().any(|l| l == wanted),
+                "no {wanted:?} in\n{text}"
+            );
+        }
+        // Every per-shard counter has its per-mapping sum.
+        for (name, _, _) in COUNTERS {
+            let total = format!("esm_mapping_{}{{mapping=\"m\"}} ", &name[4..]);
+            assert!(text.contains(&total), "{total}");
+        }
+        // "none": no per-shard family at all, and the comment says all 3 are left out.
+        assert!(!text.contains("shard=\""), "{text}");
+        assert!(
+            !text.contains("# TYPE esm_polled_event_count_total"),
+            "{text}"
         );
         assert!(
-            text.contains(
-                "esm_polled_event_count_total{mapping=\"m\",shard=\"a\\\"b\\\\c\\nd\"} 0\n"
+            text.starts_with(
+                "# esm-sim: mapping \"m\": per-shard series for 0 of 3 shards, 3 left out"
             ),
             "{text}"
         );
-        assert_eq!(escape_help("a\\b\nc"), "a\\\\b\\nc");
     }
 }

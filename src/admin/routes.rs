@@ -17,11 +17,13 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::auth::authorized;
 use super::forward::{self, Route};
-use super::metrics::{render, render_leases, MappingShards};
+use super::metrics::{render, MappingShards};
+use super::metrics_leases::render_leases;
+use super::shard_page::{shard_json, shard_page, ShardQuery};
 use super::state::AdminState;
 use crate::config::StartingPosition;
 use crate::coordination::metrics::LeaseCounts;
@@ -126,7 +128,12 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
             shards,
         })
         .collect();
-    let mut text = render(&mappings, state.clock.now_ms(), state.stuck_after_ms);
+    let mut text = render(
+        &mappings,
+        state.clock.now_ms(),
+        state.stuck_after_ms,
+        state.shard_series,
+    );
     // One keeper per process, shared by its leased mappings: its series once.
     let mut workers: Vec<(&str, LeaseCounts)> = Vec::new();
     for keeper in contexts.iter().filter_map(|c| c.leases.as_ref()) {
@@ -194,51 +201,35 @@ async fn mappings(State(state): State<Arc<AdminState>>) -> Json<Value> {
     Json(json!({ "mappings": mappings }))
 }
 
-/// `?stuck=true` and `?mapping=NAME`.
+/// `?stuck=true`, `?mapping=NAME`, `?limit=N&after=<mapping>/<shard>` (see `shard_page`).
 async fn shards(
     State(state): State<Arc<AdminState>>,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Answer {
-    let stuck_only = match query.get("stuck").map(String::as_str) {
-        None | Some("false") | Some("0") => false,
-        Some("true") | Some("1") | Some("") => true,
-        Some(other) => {
-            return Err(ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("stuck={other:?}: must be true or false"),
-            ))
-        }
-    };
-    if let Some(key) = query
-        .keys()
-        .find(|k| !["stuck", "mapping"].contains(&k.as_str()))
-    {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("unknown query parameter {key:?}: expected stuck or mapping"),
-        ));
-    }
-    let wanted = query.get("mapping");
-    if let Some(name) = wanted {
+    let query = ShardQuery::parse(&query).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    if let Some(name) = &query.mapping {
         context(&state, name)?;
     }
     let now_ms = state.clock.now_ms();
-    let mut list = Vec::new();
-    for ctx in &state.mappings.contexts() {
-        if wanted.is_some_and(|w| *w != ctx.mapping.name) {
-            continue;
-        }
-        for snapshot in ctx.status.snapshots() {
-            let shard = shard_json(&ctx.mapping.name, &snapshot, now_ms, state.stuck_after_ms);
-            if !stuck_only || !shard["stuck"].is_null() {
-                list.push(shard);
-            }
-        }
-    }
+    let contexts = state.mappings.contexts();
+    // Only the asked mapping's shards are copied out (`shard_page` filters again).
+    let mappings: Vec<(&str, Vec<ShardSnapshot>)> = contexts
+        .iter()
+        .filter(|ctx| {
+            query
+                .mapping
+                .as_ref()
+                .is_none_or(|m| *m == ctx.mapping.name)
+        })
+        .map(|ctx| (ctx.mapping.name.as_str(), ctx.status.snapshots()))
+        .collect();
+    let page = shard_page(&mappings, &query, now_ms, state.stuck_after_ms);
     Ok(Json(json!({
         "now_ms": now_ms,
         "stuck_after_ms": state.stuck_after_ms,
-        "shards": list,
+        "shards": page.shards,
+        "total": page.total,
+        "next": page.next,
     })))
 }
 
@@ -339,27 +330,6 @@ async fn act_here(
             Err(ApiError(StatusCode::CONFLICT, message))
         }
     }
-}
-
-/// A shard as every route shows it: the mapping, every snapshot field, and `stuck`
-/// (`null` or why and on what).
-pub fn shard_json(
-    mapping: &str,
-    snapshot: &ShardSnapshot,
-    now_ms: i64,
-    stuck_after_ms: i64,
-) -> Value {
-    let mut object = Map::new();
-    object.insert("mapping".into(), json!(mapping));
-    if let Ok(Value::Object(fields)) = serde_json::to_value(snapshot) {
-        object.extend(fields);
-    }
-    let stuck = snapshot.stuck(now_ms, stuck_after_ms);
-    object.insert(
-        "stuck".into(),
-        serde_json::to_value(stuck).unwrap_or(Value::Null),
-    );
-    Value::Object(object)
 }
 
 fn shard_answer(state: &AdminState, mapping: &str, snapshot: &ShardSnapshot) -> Value {

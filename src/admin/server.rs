@@ -87,6 +87,7 @@ impl AdminServer {
             mappings,
             clock,
             stuck_after_ms: admin.stuck_after_ms,
+            shard_series: admin.shard_series,
             token: admin.token.clone(),
             history,
         });

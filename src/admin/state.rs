@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::history::IteratorAgeHistory;
 use crate::clock::Clock;
+use crate::config::mapping::ShardSeries;
 use crate::engine::context::MappingContext;
 use crate::running::RunningMappings;
 
@@ -42,6 +43,8 @@ pub struct AdminState {
     pub mappings: Mappings,
     pub clock: Clock,
     pub stuck_after_ms: i64,
+    /// Which shards get per-shard series in `/metrics`.
+    pub shard_series: ShardSeries,
     pub token: Option<String>,
     pub history: Arc<Mutex<IteratorAgeHistory>>,
 }

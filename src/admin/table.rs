@@ -35,7 +35,8 @@ const ERROR_ROOM: usize = 20;
 
 /// The `GET /shards` answer as a table no wider than `width` characters. The lease
 /// columns appear only when some shard has a lease owner or counter (a shared mapping),
-/// so a process alone prints what it always printed.
+/// so a process alone prints what it always printed. A page with more after it ends with
+/// a line naming the cursor of the next page.
 pub fn shards_table(answer: &Value, width: usize) -> String {
     let now_ms = answer["now_ms"].as_i64().unwrap_or(0);
     let shards = answer["shards"]
@@ -82,6 +83,14 @@ pub fn shards_table(answer: &Value, width: usize) -> String {
             .collect();
         out.push_str(&cut(line.join("  ").trim_end(), width));
         out.push('\n');
+    }
+    // A page of a longer list: how many there are and where the next page starts.
+    if let Some(next) = answer["next"].as_str() {
+        let total = answer["total"].as_u64().unwrap_or(0);
+        out.push_str(&format!(
+            "{} of {total} shards; the next ones: --after {next}\n",
+            shards.len()
+        ));
     }
     out
 }
@@ -329,6 +338,14 @@ mod tests {
             "orders   shardId-000000000002  retrying STUCK    1m05s     1m00s ago  7        4959…36588898  function error Unhandled: boom at line 3",
         ];
         assert_eq!(shards_table(&answer, 200), expected.join("\n") + "\n");
+        // A page with more after it says how many there are and where the next page starts.
+        let page = json!({"now_ms": 100_000, "shards": [healthy_shard(), stuck_shard()],
+            "total": 9_000, "next": "orders/shardId-000000000002"});
+        assert_eq!(
+            shards_table(&page, 200),
+            expected.join("\n")
+                + "\n2 of 9000 shards; the next ones: --after orders/shardId-000000000002\n"
+        );
     }
 
     #[test]

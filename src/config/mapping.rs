@@ -149,6 +149,21 @@ pub struct Admin {
     /// The bearer token (read from `token_env` when given that way).
     pub token: Option<String>,
     pub stuck_after_ms: i64,
+    /// Which shards `/metrics` gives series of their own (every mapping gets its totals).
+    pub shard_series: ShardSeries,
+}
+
+/// `[admin] metrics_shard_series` (and `metrics_top_shards`): which shards of a mapping
+/// get per-shard series in `/metrics`, on top of the per-mapping totals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardSeries {
+    /// None: the per-mapping totals only.
+    None,
+    /// Up to this many shards per mapping: the stuck ones first, then the highest
+    /// iterator ages.
+    Top(usize),
+    /// Every shard (a scrape grows by ~3.6 KB per shard).
+    All,
 }
 
 #[derive(Clone, Debug)]

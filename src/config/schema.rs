@@ -217,6 +217,11 @@ pub struct AdminSettings {
     /// A shard is stuck when it has not advanced for this long while records wait. 1..=86400, default 60.
     #[serde(default = "default_stuck_after")]
     pub stuck_after_seconds: u64,
+    /// Which shards get per-shard series in `/metrics`: "top" (default), "all" or "none".
+    pub metrics_shard_series: Option<String>,
+    /// With "top": how many shards per mapping (stuck first, then the highest iterator
+    /// ages). 1..=1000, default 20.
+    pub metrics_top_shards: Option<u64>,
 }
 
 impl Default for AdminSettings {
@@ -227,6 +232,8 @@ impl Default for AdminSettings {
             token: None,
             token_env: None,
             stuck_after_seconds: default_stuck_after(),
+            metrics_shard_series: None,
+            metrics_top_shards: None,
         }
     }
 }

@@ -30,6 +30,15 @@ impl LatencyHistogram {
         self.count += 1;
     }
 
+    /// Adds `other`'s invocations (a mapping's histogram is the sum of its shards').
+    pub fn add(&mut self, other: &LatencyHistogram) {
+        for (count, more) in self.counts.iter_mut().zip(other.counts) {
+            *count += more;
+        }
+        self.sum_ms += other.sum_ms;
+        self.count += other.count;
+    }
+
     /// Cumulative counts per bound, as Prometheus `_bucket{le=...}` wants them; the last
     /// entry is the `+Inf` bucket and equals `count`.
     pub fn cumulative(&self) -> [u64; BOUNDS_MS.len() + 1] {
@@ -63,5 +72,11 @@ mod tests {
         assert_eq!(cumulative[0], 2);
         assert_eq!(cumulative[1], 3);
         assert_eq!(cumulative[BOUNDS_MS.len()], 4);
+        let mut total = LatencyHistogram::default();
+        total.record(2.0);
+        total.add(&h);
+        assert_eq!(total.counts[1], 2);
+        assert_eq!(total.counts[0], 2);
+        assert_eq!((total.count, total.sum_ms), (5, 100_004.5));
     }
 }

@@ -393,8 +393,10 @@ fn build_report(
     report
 }
 
-/// The human summary printed after a simulation.
-pub fn summary(report: &Report) -> String {
+/// The human summary printed after a simulation; one line per shard only when
+/// `per_shard` (`simulate --shards`): at 10,000 shards they would bury the totals, and
+/// the JSON report has every shard anyway.
+pub fn summary(report: &Report, per_shard: bool) -> String {
     let c = &report.counts;
     let rate = if report.wall_seconds > 0.0 {
         c.records_produced as f64 / report.wall_seconds
@@ -426,8 +428,14 @@ pub fn summary(report: &Report) -> String {
     if let Some(workers) = &report.workers {
         out.push_str(&lease_report::summary_lines(workers));
     }
-    let shown = report.shards.len().min(20);
-    for shard in &report.shards[..shown] {
+    if !per_shard {
+        out.push_str(&format!(
+            "shards: {} (one line each: --shards; every shard is in the JSON report)\n",
+            report.shards.len()
+        ));
+        return out;
+    }
+    for shard in &report.shards {
         out.push_str(&format!(
             "  {} {:<28} {:<18} succeeded {:>8} discarded {:>5} invocations {:>6} pending {:>6}\n",
             shard.mapping,
@@ -437,12 +445,6 @@ pub fn summary(report: &Report) -> String {
             shard.records_discarded,
             shard.invocations,
             shard.records_pending
-        ));
-    }
-    if report.shards.len() > shown {
-        out.push_str(&format!(
-            "  ... and {} more shards (see the JSON report)\n",
-            report.shards.len() - shown
         ));
     }
     out

@@ -1,13 +1,17 @@
-//! `[admin]`: the admin API's listen address, its token and the stuck-shard threshold.
+//! `[admin]`: the admin API's listen address, its token, the stuck-shard threshold and
+//! which shards get series of their own in `/metrics`.
 
 use super::problems::Problems;
-use crate::config::mapping::Admin;
+use crate::config::mapping::{Admin, ShardSeries};
 use crate::config::schema::AdminSettings;
 
 /// `[admin] listen` unless given.
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9400";
 /// Most `stuck_after_seconds`: a day.
 pub const MAX_STUCK_AFTER_SECONDS: u64 = 86_400;
+/// `metrics_top_shards` unless given, and its most (~3.6 MB of series per mapping).
+pub const DEFAULT_METRICS_TOP_SHARDS: u64 = 20;
+pub const MAX_METRICS_TOP_SHARDS: u64 = 1_000;
 
 /// `[admin]`: the listen address, the token (from `token_env` if so given) and the stuck
 /// threshold. A non-loopback address without a token is refused: the API moves shards.
@@ -71,12 +75,45 @@ pub(super) fn resolve_admin(a: &AdminSettings, p: &mut Problems) -> Admin {
         listen_is_default: a.listen.is_none(),
         token,
         stuck_after_ms,
+        shard_series: resolve_shard_series(a, p),
     }
+}
+
+/// `metrics_shard_series` and `metrics_top_shards`; the bound only goes with "top".
+fn resolve_shard_series(a: &AdminSettings, p: &mut Problems) -> ShardSeries {
+    let top = a.metrics_top_shards.unwrap_or(DEFAULT_METRICS_TOP_SHARDS);
+    p.range(
+        "admin",
+        "metrics_top_shards",
+        top,
+        1,
+        MAX_METRICS_TOP_SHARDS,
+    );
+    let kind = a.metrics_shard_series.as_deref().unwrap_or("top");
+    let series = match kind {
+        "top" => return ShardSeries::Top(top as usize),
+        "all" => ShardSeries::All,
+        "none" => ShardSeries::None,
+        other => {
+            p.add(
+                "admin",
+                format!("metrics_shard_series = {other:?}: must be \"top\", \"all\" or \"none\""),
+            );
+            return ShardSeries::Top(top as usize);
+        }
+    };
+    if let Some(top) = a.metrics_top_shards {
+        p.add(
+            "admin",
+            format!("metrics_top_shards = {top}: only goes with metrics_shard_series = \"top\" (it is {kind:?})"),
+        );
+    }
+    series
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::config::mapping::Admin;
+    use crate::config::mapping::{Admin, ShardSeries};
     use std::path::Path;
 
     use crate::config::parse;
@@ -92,6 +129,7 @@ mod tests {
                 listen_is_default: true,
                 token: None,
                 stuck_after_ms: 60_000,
+                shard_series: ShardSeries::Top(20),
             }
         );
         let with = |admin: &str| problems(&format!("[admin]\n{admin}\n{}", mapping_toml("")));
@@ -119,6 +157,37 @@ mod tests {
         assert_eq!(
             with("token = \"a\"\ntoken_env = \"B\""),
             vec!["admin: token and token_env are exclusive: give one"]
+        );
+        let series = |admin: &str| {
+            parse(
+                &format!("{WORLD}\n[admin]\n{admin}\n{}", mapping_toml("")),
+                Path::new(""),
+            )
+            .map(|c| c.admin.shard_series)
+        };
+        assert_eq!(
+            series("metrics_top_shards = 5").ok(),
+            Some(ShardSeries::Top(5))
+        );
+        assert_eq!(
+            series("metrics_shard_series = \"all\"").ok(),
+            Some(ShardSeries::All)
+        );
+        assert_eq!(
+            series("metrics_shard_series = \"none\"").ok(),
+            Some(ShardSeries::None)
+        );
+        assert_eq!(
+            with("metrics_shard_series = \"some\""),
+            vec!["admin: metrics_shard_series = \"some\": must be \"top\", \"all\" or \"none\""]
+        );
+        assert_eq!(
+            with("metrics_top_shards = 0"),
+            vec!["admin: metrics_top_shards = 0: must be 1..=1000"]
+        );
+        assert_eq!(
+            with("metrics_shard_series = \"all\"\nmetrics_top_shards = 5"),
+            vec!["admin: metrics_top_shards = 5: only goes with metrics_shard_series = \"top\" (it is \"all\")"]
         );
         let off = parse(
             &format!(

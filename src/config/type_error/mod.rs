@@ -248,7 +248,7 @@ mod tests {
         );
         assert_eq!(
             problem("[admin]\nport = 9400\n"),
-            "2:1: admin: port: unknown key; allowed: enabled, listen, token, token_env, stuck_after_seconds"
+            "2:1: admin: port: unknown key; allowed: enabled, listen, token, token_env, stuck_after_seconds, metrics_shard_series, metrics_top_shards"
         );
         let got = problem("colour = 1\n");
         assert!(
