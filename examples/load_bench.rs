@@ -17,6 +17,7 @@ use aws_sdk_kinesis::config::Credentials;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use esm_sim::aws::AwsFactory;
+use esm_sim::load::generate::Generator;
 use esm_sim::load::{load_stream, Controls, LoadSpec};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -30,9 +31,8 @@ async fn main() -> anyhow::Result<()> {
         ("kinesis-local", "ESM_SIM_TEST_KINESIS_ENDPOINT"),
         ("moto", "ESM_SIM_TEST_MOTO_ENDPOINT"),
     ] {
-        let endpoint = std::env::var(variable).map_err(|_| {
-            anyhow::anyhow!("{variable} is not set: run scripts/bench-load.sh")
-        })?;
+        let endpoint = std::env::var(variable)
+            .map_err(|_| anyhow::anyhow!("{variable} is not set: run scripts/bench-load.sh"))?;
         bench_server(server, &endpoint, records, rounds).await?;
     }
     Ok(())
@@ -81,7 +81,10 @@ async fn bench_server(
         let load = measure(&relay, || esm_sim_load(&relay.url, &arn, records)).await?;
         bare_total += bare.seconds;
         load_total += load.seconds;
-        for (what, run) in [("bare PutRecords loop", &bare), ("esm-sim load       ", &load)] {
+        for (what, run) in [
+            ("bare PutRecords loop", &bare),
+            ("esm-sim load       ", &load),
+        ] {
             println!(
                 "  round {round} {what}: {:>8.0} records/s, {:>5.1} µs CPU per record, {} TCP connections",
                 records as f64 / run.seconds,
@@ -114,39 +117,63 @@ where
     })
 }
 
-/// PutRecords of BATCH records of the same size `load` puts, one call after the other.
+/// PutRecords of BATCH records, one call after the other: the very records `load` puts
+/// (its generator, same seed), so both send the same bytes.
 async fn bare_loop(
     client: &aws_sdk_kinesis::Client,
     arn: &str,
     records: usize,
 ) -> anyhow::Result<()> {
-    let payload = "x".repeat(100);
-    for start in (0..records).step_by(BATCH) {
-        let entries = (start..(start + BATCH).min(records))
-            .map(|i| {
-                PutRecordsRequestEntry::builder()
-                    .partition_key(format!("user-{}", i % 100))
-                    .data(Blob::new(payload.clone()))
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let out = client
-            .put_records()
-            .stream_arn(arn)
-            .set_records(Some(entries))
-            .send()
-            .await?;
-        anyhow::ensure!(out.failed_record_count().unwrap_or(0) == 0, "records failed");
+    let mut generator = Generator::new(spec(records).generator_spec());
+    let mut entries = Vec::with_capacity(BATCH);
+    for _ in 0..records {
+        let record = generator
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("generator ended"))?;
+        entries.push(
+            PutRecordsRequestEntry::builder()
+                .data(Blob::new(generator.kinesis_data(&record)))
+                .partition_key(record.partition_key)
+                .build()?,
+        );
+        if entries.len() == BATCH {
+            put(client, arn, std::mem::take(&mut entries)).await?;
+        }
+    }
+    if !entries.is_empty() {
+        put(client, arn, entries).await?;
     }
     Ok(())
 }
 
-/// `esm-sim load` at a rate no server here reaches, so every batch is full (500).
+async fn put(
+    client: &aws_sdk_kinesis::Client,
+    arn: &str,
+    entries: Vec<PutRecordsRequestEntry>,
+) -> anyhow::Result<()> {
+    let out = client
+        .put_records()
+        .stream_arn(arn)
+        .set_records(Some(entries))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        out.failed_record_count().unwrap_or(0) == 0,
+        "records failed"
+    );
+    Ok(())
+}
+
+/// `records` at a rate no server here reaches, so every batch `load` sends is full (500).
+fn spec(records: usize) -> LoadSpec {
+    let rate = 1_000_000.0;
+    LoadSpec::new(rate, records as f64 / rate)
+}
+
+/// `esm-sim load` of `spec(records)`.
 async fn esm_sim_load(endpoint: &str, arn: &str, records: usize) -> anyhow::Result<()> {
     let factory = AwsFactory::new(Some(endpoint.to_string()), "us-east-1".into());
-    let rate = 1_000_000.0;
-    let spec = LoadSpec::new(rate, records as f64 / rate);
-    let summary = load_stream(&factory, arn, &spec, &Controls::default()).await?;
+    let summary = load_stream(&factory, arn, &spec(records), &Controls::default()).await?;
     anyhow::ensure!(
         summary.count as usize == records && summary.failed == 0,
         "load put {} of {records} records ({} failed)",
