@@ -1,5 +1,5 @@
-//! Record text at the byte level: decimal digits, JSON string escaping and the layout of
-//! a Kinesis record's data.
+//! Record text at the byte level: decimal digits, JSON string escaping, the layout of a
+//! Kinesis record's data and of a DynamoDB item's keys and images.
 //!
 //! This is the bottom of the simulated world: it knows nothing of producers or shards, so
 //! everything above (keys, sequence numbers, rebuilt records) and the load generator
@@ -37,20 +37,13 @@ pub(crate) fn digit_count(value: u64) -> usize {
     write_u64(&mut buf, value).len()
 }
 
-/// Appends `text` as the inside of a JSON string (quotes, backslashes and control
-/// characters escaped).
+/// Appends `text` as the inside of a JSON string, escaped by the event's writer (so as
+/// serde_json escapes it: the DynamoDB images must be byte-identical to a serialised map).
 pub(crate) fn push_json_escaped(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
+    let mut escaped = Vec::with_capacity(text.len());
+    crate::event::write_escaped(&mut escaped, text);
+    // Escaping keeps UTF-8 valid; lossy is only a way not to panic.
+    out.push_str(&String::from_utf8_lossy(&escaped));
 }
 
 /// The fields of one Kinesis record's data, for the simulated producers and for the load
@@ -97,6 +90,60 @@ impl KinesisData<'_> {
             out.push(b'}');
         }
         out
+    }
+}
+
+/// The attributes of one simulated DynamoDB item (see `materialize.rs` for the values).
+pub(crate) struct DynamodbItem<'a> {
+    /// The key prefix, JSON-escaped (`push_json_escaped`), without quotes.
+    pub key_prefix_json: &'a str,
+    /// The key index: the key is `key_prefix + n`.
+    pub n: u64,
+}
+
+impl DynamodbItem<'_> {
+    /// The `Keys` map: `{"pk":{"S":"KEY"}}`; `len` is its expected length (the capacity).
+    #[inline]
+    pub(crate) fn write_keys(&self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(b"{\"pk\":{\"S\":\"");
+        self.push_key(&mut out);
+        out.extend_from_slice(b"\"}}");
+        out
+    }
+
+    /// An image, keys sorted as serde_json writes a map: `{"amount":{"N":"A"},"n":{"N":"K"},
+    /// "payload":{"S":"xx.."},"pk":{"S":"KEY"}[,"poison":{"BOOL":true}]}`, the payload
+    /// `pad` bytes long. `len` is the expected length (the buffer's capacity).
+    #[inline]
+    pub(crate) fn write_image(
+        &self,
+        k: u64,
+        amount: u64,
+        pad: usize,
+        poison: bool,
+        len: usize,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(b"{\"amount\":{\"N\":\"");
+        push_u64(&mut out, amount);
+        out.extend_from_slice(b"\"},\"n\":{\"N\":\"");
+        push_u64(&mut out, k);
+        out.extend_from_slice(b"\"},\"payload\":{\"S\":\"");
+        out.resize(out.len() + pad, b'x');
+        out.extend_from_slice(b"\"},\"pk\":{\"S\":\"");
+        self.push_key(&mut out);
+        out.extend_from_slice(b"\"}");
+        if poison {
+            out.extend_from_slice(b",\"poison\":{\"BOOL\":true}");
+        }
+        out.push(b'}');
+        out
+    }
+
+    fn push_key(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.key_prefix_json.as_bytes());
+        push_u64(out, self.n);
     }
 }
 
