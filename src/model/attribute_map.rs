@@ -28,11 +28,7 @@ impl AttributeMap {
     }
 
     /// JSON one of the crate's writers produced in the held form (compact, keys sorted).
-    pub(crate) fn from_written(json: Vec<u8>) -> AttributeMap {
-        // The writers write UTF-8 (escaped strings, digits, base64); lossy only so that a
-        // writer's bug cannot panic.
-        let text = String::from_utf8(json)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    pub(crate) fn from_written(text: String) -> AttributeMap {
         debug_assert!(
             serde_json::from_str::<Map<String, Value>>(&text).is_ok(),
             "{text}"

@@ -31,6 +31,26 @@ fn push_u64(out: &mut Vec<u8>, value: u64) {
     }
 }
 
+/// `push_u64` into text (ASCII digits, so no UTF-8 check is needed).
+#[inline]
+fn push_u64_text(out: &mut String, value: u64) {
+    let mut buf = [0u8; 20];
+    for &digit in write_u64(&mut buf, value) {
+        out.push(char::from(digit));
+    }
+}
+
+/// Appends `pad` x's, a slice at a time.
+#[inline]
+fn push_pad(out: &mut String, mut pad: usize) {
+    const XS: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+    while pad > 0 {
+        let n = pad.min(XS.len());
+        out.push_str(XS.get(..n).unwrap_or_default());
+        pad -= n;
+    }
+}
+
 /// How many decimal digits `value` has.
 pub(crate) fn digit_count(value: u64) -> usize {
     let mut buf = [0u8; 20];
@@ -103,12 +123,14 @@ pub(crate) struct DynamodbItem<'a> {
 
 impl DynamodbItem<'_> {
     /// The `Keys` map: `{"pk":{"S":"KEY"}}`; `len` is its expected length (the capacity).
+    /// Written as text (the key prefix is a `str`, the rest ASCII), so the attribute map
+    /// needs no UTF-8 check.
     #[inline]
-    pub(crate) fn write_keys(&self, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len);
-        out.extend_from_slice(b"{\"pk\":{\"S\":\"");
+    pub(crate) fn write_keys(&self, len: usize) -> String {
+        let mut out = String::with_capacity(len);
+        out.push_str("{\"pk\":{\"S\":\"");
         self.push_key(&mut out);
-        out.extend_from_slice(b"\"}}");
+        out.push_str("\"}}");
         out
     }
 
@@ -123,27 +145,27 @@ impl DynamodbItem<'_> {
         pad: usize,
         poison: bool,
         len: usize,
-    ) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len);
-        out.extend_from_slice(b"{\"amount\":{\"N\":\"");
-        push_u64(&mut out, amount);
-        out.extend_from_slice(b"\"},\"n\":{\"N\":\"");
-        push_u64(&mut out, k);
-        out.extend_from_slice(b"\"},\"payload\":{\"S\":\"");
-        out.resize(out.len() + pad, b'x');
-        out.extend_from_slice(b"\"},\"pk\":{\"S\":\"");
+    ) -> String {
+        let mut out = String::with_capacity(len);
+        out.push_str("{\"amount\":{\"N\":\"");
+        push_u64_text(&mut out, amount);
+        out.push_str("\"},\"n\":{\"N\":\"");
+        push_u64_text(&mut out, k);
+        out.push_str("\"},\"payload\":{\"S\":\"");
+        push_pad(&mut out, pad);
+        out.push_str("\"},\"pk\":{\"S\":\"");
         self.push_key(&mut out);
-        out.extend_from_slice(b"\"}");
+        out.push_str("\"}");
         if poison {
-            out.extend_from_slice(b",\"poison\":{\"BOOL\":true}");
+            out.push_str(",\"poison\":{\"BOOL\":true}");
         }
-        out.push(b'}');
+        out.push('}');
         out
     }
 
-    fn push_key(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.key_prefix_json.as_bytes());
-        push_u64(out, self.n);
+    fn push_key(&self, out: &mut String) {
+        out.push_str(self.key_prefix_json);
+        push_u64_text(out, self.n);
     }
 }
 

@@ -21,7 +21,11 @@ use crate::model::AttributeMap;
 pub(crate) fn attribute_map(map: &HashMap<String, AttributeValue>) -> Option<AttributeMap> {
     let mut out = Vec::with_capacity(64 * map.len() + 2);
     write_map(&mut out, map)?;
-    Some(AttributeMap::from_written(out))
+    // The writers write UTF-8 (escaped strings, base64, literals); lossy only so that a
+    // writer's bug cannot panic.
+    let text = String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    Some(AttributeMap::from_written(text))
 }
 
 /// One attribute value as DynamoDB JSON; JSON `null` for a value of an unknown type.
