@@ -172,6 +172,7 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Appends standard base64 (with padding) of `data`, encoded directly into `out`.
+#[inline]
 pub(crate) fn write_base64(out: &mut Vec<u8>, data: &[u8]) {
     let start = out.len();
     if let Some(len) = base64::encoded_len(data.len(), true) {
