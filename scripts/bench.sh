@@ -3,6 +3,8 @@
 # (event JSON encoded for every invocation) over 8, 1,000 and 10,000 shards, release
 # build. Prints the best wall time of N runs (default 3), records per second of wall time,
 # and peak memory. Needs /usr/bin/time (Debian package `time`) for the memory figure.
+# Then examples/simulate_bench.rs: DynamoDB and Kinesis simulate against a bare encoder
+# loop, alternating in one process, with the ratios (docs/performance.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
@@ -21,3 +23,5 @@ for shards in 8 1000 10000; do
   awk -v s="$shards" -v w="$best" -v r="$rss" \
     'BEGIN{printf "%6d shards: best wall %.2f s, %.0f records/s, peak RSS %.0f MB\n", s, w, 1000000/w, r/1024}'
 done
+# DynamoDB next to Kinesis, each against a bare loop of the engine's encoder, same process.
+cargo run --release --quiet --example simulate_bench "$runs"

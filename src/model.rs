@@ -9,6 +9,10 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+mod attribute_map;
+
+pub use attribute_map::AttributeMap;
+
 /// A stream's shard id, e.g. `shardId-000000000001`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ShardId(pub String);
@@ -89,9 +93,7 @@ impl StreamRecord {
     pub fn ordering_key(&self) -> String {
         match &self.body {
             RecordBody::Kinesis { partition_key, .. } => partition_key.clone(),
-            RecordBody::Dynamodb(change) => {
-                serde_json::Value::Object(change.keys.clone()).to_string()
-            }
+            RecordBody::Dynamodb(change) => change.keys.as_str().to_string(),
         }
     }
 
@@ -102,7 +104,8 @@ impl StreamRecord {
         let mut hasher = std::hash::DefaultHasher::new();
         match &self.body {
             RecordBody::Kinesis { partition_key, .. } => partition_key.hash(&mut hasher),
-            RecordBody::Dynamodb(_) => self.ordering_key().hash(&mut hasher),
+            // The same hash as the key's String: `String` hashes as its `str`.
+            RecordBody::Dynamodb(change) => change.keys.as_str().hash(&mut hasher),
         }
         hasher.finish()
     }
@@ -113,11 +116,11 @@ impl StreamRecord {
         match &self.body {
             RecordBody::Kinesis { data, .. } => std::borrow::Cow::Borrowed(data),
             RecordBody::Dynamodb(change) => {
-                let mut text = serde_json::Value::Object(change.keys.clone()).to_string();
+                let mut text = change.keys.as_str().as_bytes().to_vec();
                 for image in [&change.new_image, &change.old_image].into_iter().flatten() {
-                    text.push_str(&serde_json::Value::Object(image.clone()).to_string());
+                    text.extend_from_slice(image.as_str().as_bytes());
                 }
-                std::borrow::Cow::Owned(text.into_bytes())
+                std::borrow::Cow::Owned(text)
             }
         }
     }
@@ -134,16 +137,16 @@ pub enum RecordBody {
     Dynamodb(Box<DynamodbChange>),
 }
 
-/// One item change of a DynamoDB stream, attribute values in DynamoDB JSON
-/// (`{"S": "..."}`, `{"N": "..."}`, ...).
+/// One item change of a DynamoDB stream, attribute maps held as DynamoDB JSON text
+/// (`{"pk":{"S":"..."},"n":{"N":"..."}}`, see `AttributeMap`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DynamodbChange {
     /// The record's eventID (32 hex digits in AWS).
     pub event_id: String,
     pub event_name: DynamodbEventName,
-    pub keys: serde_json::Map<String, serde_json::Value>,
-    pub new_image: Option<serde_json::Map<String, serde_json::Value>>,
-    pub old_image: Option<serde_json::Map<String, serde_json::Value>>,
+    pub keys: AttributeMap,
+    pub new_image: Option<AttributeMap>,
+    pub old_image: Option<AttributeMap>,
     pub size_bytes: u64,
     pub stream_view_type: StreamViewType,
     /// Set for deletions made by TTL: `{"type":"Service","principalId":"dynamodb.amazonaws.com"}`.

@@ -28,7 +28,8 @@ use aws_smithy_types::Blob;
 use esm_sim::aws::AwsFactory;
 use esm_sim::event::{assemble_event, encode_record, EventContext};
 use esm_sim::model::{
-    DynamodbChange, DynamodbEventName, RecordBody, ShardId, StreamRecord, StreamViewType,
+    AttributeMap, DynamodbChange, DynamodbEventName, RecordBody, ShardId, StreamRecord,
+    StreamViewType,
 };
 use esm_sim::source::dynamodb_streams::{attribute_json, DynamodbStreamsSource};
 use esm_sim::source::{IteratorPosition, SourceError, StreamSource};
@@ -132,9 +133,9 @@ fn change(record: &StreamRecord) -> &DynamodbChange {
     }
 }
 
-fn map(v: Value) -> serde_json::Map<String, Value> {
+fn map(v: Value) -> AttributeMap {
     match v {
-        Value::Object(m) => m,
+        Value::Object(m) => AttributeMap::from_map(&m),
         other => panic!("not an object: {other}"),
     }
 }
@@ -207,10 +208,7 @@ async fn keys_only_new_image_and_old_image_streams_carry_only_what_their_view_ty
     let a = map(json!({"pk": {"S": "a"}}));
     let v1 = map(json!({"pk": {"S": "a"}, "n": {"N": "1"}, "keep": {"S": "x"}}));
     let v2 = map(json!({"pk": {"S": "a"}, "n": {"N": "2"}, "keep": {"S": "x"}}));
-    type Images = (
-        Option<serde_json::Map<String, Value>>,
-        Option<serde_json::Map<String, Value>>,
-    );
+    type Images = (Option<AttributeMap>, Option<AttributeMap>);
     // (new, old) for INSERT, MODIFY, REMOVE.
     let cases: [(DdbViewType, StreamViewType, [Images; 3]); 3] = [
         (
@@ -363,7 +361,13 @@ async fn an_item_with_every_attribute_type_reads_back_as_dynamodb_json() {
     let src = source(&arn).await;
     let records = read_from(&src, IteratorPosition::TrimHorizon, 10).await;
     assert_eq!(records.len(), 1);
-    let mut got = Value::Object(change(&records[0]).new_image.clone().expect("NewImage"));
+    let mut got = Value::Object(
+        change(&records[0])
+            .new_image
+            .as_ref()
+            .expect("NewImage")
+            .to_map(),
+    );
     let mut expected = json!({
         "pk": {"S": "all"},
         "s": {"S": "text ü \"q\""},

@@ -463,7 +463,7 @@ fn a_dynamodb_stream_with_rollovers_delivers_item_changes_in_order_and_reports_d
                 let RecordBody::Dynamodb(change) = &record.body else {
                     panic!("dynamodb only")
                 };
-                let key = serde_json::Value::Object(change.keys.clone()).to_string();
+                let key = change.keys.as_str().to_string();
                 let name = change.event_name.as_str().to_string();
                 changes.push((
                     key,

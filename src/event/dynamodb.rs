@@ -1,14 +1,14 @@
 //! The DynamoDB Streams record of an invocation event (spec 3.2), field for field as Lambda
 //! sends it.
 //!
-//! The envelope is written by hand in Lambda's key order, like the Kinesis record; the
-//! attribute maps (`Keys`, `NewImage`, `OldImage`), already in DynamoDB JSON in the model,
-//! go through serde_json. Images are written only when the stream view type carries them
+//! The envelope is written by hand in Lambda's key order with the writers the Kinesis record
+//! uses; the attribute maps (`Keys`, `NewImage`, `OldImage`) are held in the model as their
+//! DynamoDB JSON text (`AttributeMap`), so they are copied, not serialised. Images are written only when the stream view type carries them
 //! and the event has them (no `NewImage` on a REMOVE, no `OldImage` on an INSERT), so a
 //! source that fills in more than the stream would deliver cannot leak it into the event.
 
 use super::{write_i64, write_str, write_u64, EventContext};
-use crate::model::{DynamodbChange, DynamodbEventName, StreamRecord};
+use crate::model::{AttributeMap, DynamodbChange, DynamodbEventName, StreamRecord};
 
 const TTL_USER_IDENTITY: &[u8] =
     b",\"userIdentity\":{\"type\":\"Service\",\"principalId\":\"dynamodb.amazonaws.com\"}";
@@ -20,6 +20,18 @@ pub(crate) fn encode(
     change: &DynamodbChange,
     out: &mut Vec<u8>,
 ) {
+    let image_len = |image: &Option<AttributeMap>| image.as_ref().map_or(0, |m| m.as_str().len());
+    // One reservation for the whole fragment: constants (~300 bytes with the TTL identity),
+    // the strings (escaping may add more) and the maps.
+    out.reserve(
+        300 + change.event_id.len()
+            + ctx.aws_region.len()
+            + change.keys.as_str().len()
+            + image_len(&change.new_image)
+            + image_len(&change.old_image)
+            + record.sequence_number.as_str().len()
+            + ctx.event_source_arn.len(),
+    );
     out.extend_from_slice(b"{\"eventID\":");
     write_str(out, &change.event_id);
     out.extend_from_slice(b",\"eventName\":\"");
@@ -59,15 +71,9 @@ pub(crate) fn encode(
     out.push(b'}');
 }
 
-/// Appends an attribute map as JSON. Serializing a `Map<String, Value>` into a Vec cannot
-/// fail (no I/O, no non-string keys, no non-finite numbers), but if it ever did, the
-/// partial output is replaced by an empty map so the event stays valid JSON.
-fn write_map(out: &mut Vec<u8>, map: &serde_json::Map<String, serde_json::Value>) {
-    let start = out.len();
-    if serde_json::to_writer(&mut *out, map).is_err() {
-        out.truncate(start);
-        out.extend_from_slice(b"{}");
-    }
+/// Appends an attribute map's JSON.
+fn write_map(out: &mut Vec<u8>, map: &AttributeMap) {
+    out.extend_from_slice(map.as_str().as_bytes());
 }
 
 #[cfg(test)]
@@ -88,9 +94,9 @@ mod tests {
         }
     }
 
-    fn map(v: Value) -> serde_json::Map<String, Value> {
+    fn map(v: Value) -> AttributeMap {
         match v {
-            Value::Object(m) => m,
+            Value::Object(m) => AttributeMap::from_map(&m),
             other => panic!("not an object: {other}"),
         }
     }

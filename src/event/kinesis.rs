@@ -11,10 +11,7 @@
 //! (what serde_json or any JSON library writes for the f64): `1545084650.987`,
 //! `1545084650.98`, and `1545084650.0` for a whole second.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-
-use super::{write_escaped, write_str, write_u64, EventContext};
+use super::{write_base64, write_escaped, write_str, write_u64, EventContext};
 use crate::model::StreamRecord;
 
 /// Appends the Kinesis shape of one element of "Records" for a record with this partition
@@ -63,21 +60,6 @@ pub(crate) fn encode(
     out.push(b'}');
 }
 
-/// Appends standard base64 (with padding) of `data`, encoded directly into `out`.
-fn write_base64(out: &mut Vec<u8>, data: &[u8]) {
-    let start = out.len();
-    if let Some(len) = base64::encoded_len(data.len(), true) {
-        out.resize(start + len, 0);
-        if let Ok(written) = STANDARD.encode_slice(data, &mut out[start..]) {
-            out.truncate(start + written);
-            return;
-        }
-        out.truncate(start);
-    }
-    // Unreachable in practice (the slice is sized by encoded_len); stay correct anyway.
-    out.extend_from_slice(STANDARD.encode(data).as_bytes());
-}
-
 /// Appends epoch milliseconds as a JSON number of seconds: the millisecond fraction without
 /// trailing zeros, `.0` for a whole second, a leading `-` before 1970.
 pub(crate) fn write_epoch_seconds(out: &mut Vec<u8>, ms: i64) {
@@ -111,6 +93,8 @@ mod tests {
     use super::*;
     use crate::event::{assemble_event, encode_record};
     use crate::model::{RecordBody, SequenceNumber, ShardId};
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
     use proptest::prelude::*;
     use serde_json::Value;
 

@@ -20,6 +20,9 @@ pub mod window;
 pub use batch_response::{parse_batch_response, BatchResponse};
 pub use failure_record::{BatchInfo, Condition, FailureRecord, ResponseContext};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
 use crate::model::{RecordBody, ShardId, StreamRecord};
 
 /// What every record of one shard's events shares.
@@ -166,6 +169,22 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     write_escaped(out, s);
     out.push(b'"');
+}
+
+/// Appends standard base64 (with padding) of `data`, encoded directly into `out`.
+#[inline]
+pub(crate) fn write_base64(out: &mut Vec<u8>, data: &[u8]) {
+    let start = out.len();
+    if let Some(len) = base64::encoded_len(data.len(), true) {
+        out.resize(start + len, 0);
+        if let Ok(written) = STANDARD.encode_slice(data, &mut out[start..]) {
+            out.truncate(start + written);
+            return;
+        }
+        out.truncate(start);
+    }
+    // Unreachable in practice (the slice is sized by encoded_len); stay correct anyway.
+    out.extend_from_slice(STANDARD.encode(data).as_bytes());
 }
 
 /// Appends the decimal digits of `n`.

@@ -286,8 +286,8 @@ mod tests {
 
     fn dynamodb_record() -> StreamRecord {
         let map = |v: Value| match v {
-            Value::Object(m) => m,
-            _ => serde_json::Map::new(),
+            Value::Object(m) => crate::model::AttributeMap::from_map(&m),
+            _ => crate::model::AttributeMap::from_map(&serde_json::Map::new()),
         };
         StreamRecord {
             sequence_number: SequenceNumber("111".into()),

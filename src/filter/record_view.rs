@@ -1,11 +1,13 @@
 //! The JSON a filter sees for a record, navigated in place instead of built.
 //!
 //! A pattern walks a few keys, so the record is not turned into a `serde_json::Value`:
-//! [`Node`] borrows the record's own strings and maps and answers `get(key)` for the
-//! virtual objects (the Kinesis record, the DynamoDB record and its `dynamodb` part). Only
-//! Kinesis `data` costs anything: the record's bytes (what the event base64-encodes) are
-//! parsed once per record, only when a filter addresses `data`, and only into the parts
-//! the filters walk (see `pruned`).
+//! [`Node`] borrows the record's own strings and answers `get(key)` for the virtual
+//! objects (the Kinesis record, the DynamoDB record and its `dynamodb` part). Only what is
+//! held as JSON text costs anything: Kinesis `data` (the bytes the event base64-encodes)
+//! is parsed once per record, only when a filter addresses `data`, and only into the
+//! parts the filters walk (see `pruned`); a DynamoDB `Keys`, `NewImage` or `OldImage`
+//! (held as its DynamoDB JSON, `AttributeMap`) is parsed once per record, only when a
+//! filter addresses it.
 //!
 //! What each kind shows (field names as in the event, spec 3.1 / 3.2):
 //! - Kinesis: the `kinesis` object of the record, flattened to the top as Lambda does:
@@ -19,30 +21,31 @@
 
 use std::cell::OnceCell;
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 
 use super::pruned::Wanted;
-use crate::model::{DynamodbChange, DynamodbEventName, RecordBody, StreamRecord};
+use crate::model::{AttributeMap, DynamodbChange, DynamodbEventName, RecordBody, StreamRecord};
 
-/// One record as filters see it; holds the lazily parsed Kinesis data.
+/// One record as filters see it; holds what of it is parsed lazily.
 pub(crate) struct RecordView<'a> {
     record: &'a StreamRecord,
     /// What the filters walk below `data`.
     wanted: &'a Wanted,
     /// Kinesis data parsed as JSON (its wanted parts): `None` inside when it is not JSON.
     data: OnceCell<Option<Value>>,
+    /// DynamoDB `Keys`, `NewImage`, `OldImage` parsed (in that order).
+    maps: [OnceCell<Value>; 3],
 }
 
 /// A position in the record's JSON.
 #[derive(Clone)]
 pub(crate) enum Node<'a> {
     Json(&'a Value),
-    Map(&'a Map<String, Value>),
     Str(&'a str),
     Num(Number),
     KinesisRecord(&'a RecordView<'a>),
-    DynamodbRecord(&'a StreamRecord, &'a DynamodbChange),
-    DynamodbPart(&'a StreamRecord, &'a DynamodbChange),
+    DynamodbRecord(&'a RecordView<'a>, &'a DynamodbChange),
+    DynamodbPart(&'a RecordView<'a>, &'a DynamodbChange),
     TtlUserIdentity,
     /// Kinesis `data` that is not JSON: present, but no pattern on it matches.
     NotJson,
@@ -62,6 +65,7 @@ impl<'a> RecordView<'a> {
             record,
             wanted,
             data: OnceCell::new(),
+            maps: Default::default(),
         }
     }
 
@@ -69,8 +73,14 @@ impl<'a> RecordView<'a> {
     pub(crate) fn root(&'a self) -> Node<'a> {
         match &self.record.body {
             RecordBody::Kinesis { .. } => Node::KinesisRecord(self),
-            RecordBody::Dynamodb(change) => Node::DynamodbRecord(self.record, change),
+            RecordBody::Dynamodb(change) => Node::DynamodbRecord(self, change),
         }
+    }
+
+    /// The attribute map in slot `slot` of `maps`, parsed on first use.
+    fn attribute_map(&self, slot: usize, map: &AttributeMap) -> Option<&Value> {
+        let cell = self.maps.get(slot)?;
+        Some(cell.get_or_init(|| Value::Object(map.to_map())))
     }
 
     fn kinesis_data(&self) -> Option<&Value> {
@@ -86,19 +96,19 @@ impl<'a> Node<'a> {
     /// this node is not an object.
     pub(crate) fn get(&self, key: &str) -> Option<Node<'a>> {
         match *self {
-            Node::Json(Value::Object(map)) | Node::Map(map) => map.get(key).map(Node::Json),
+            Node::Json(Value::Object(map)) => map.get(key).map(Node::Json),
             Node::Json(_) | Node::Str(_) | Node::Num(_) | Node::NotJson => None,
             Node::KinesisRecord(view) => kinesis_get(view, key),
-            Node::DynamodbRecord(record, change) => match key {
+            Node::DynamodbRecord(view, change) => match key {
                 "eventID" => Some(Node::Str(&change.event_id)),
                 "eventName" => Some(Node::Str(change.event_name.as_str())),
                 "eventVersion" => Some(Node::Str("1.1")),
                 "eventSource" => Some(Node::Str("aws:dynamodb")),
-                "dynamodb" => Some(Node::DynamodbPart(record, change)),
+                "dynamodb" => Some(Node::DynamodbPart(view, change)),
                 "userIdentity" if change.ttl_deletion => Some(Node::TtlUserIdentity),
                 _ => None,
             },
-            Node::DynamodbPart(record, change) => dynamodb_part_get(record, change, key),
+            Node::DynamodbPart(view, change) => dynamodb_part_get(view, change, key),
             Node::TtlUserIdentity => match key {
                 "type" => Some(Node::Str("Service")),
                 "principalId" => Some(Node::Str("dynamodb.amazonaws.com")),
@@ -122,8 +132,7 @@ impl<'a> Node<'a> {
             Node::Json(value) => any_json_leaf(value, f),
             Node::Str(s) => f(Leaf::Str(s)),
             Node::Num(n) => f(Leaf::Num(n.clone())),
-            Node::Map(_)
-            | Node::KinesisRecord(_)
+            Node::KinesisRecord(_)
             | Node::DynamodbRecord(..)
             | Node::DynamodbPart(..)
             | Node::TtlUserIdentity
@@ -163,21 +172,23 @@ fn kinesis_get<'a>(view: &'a RecordView<'a>, key: &str) -> Option<Node<'a>> {
 /// The `dynamodb` object, with the images exactly when the event carries them
 /// (see `event::dynamodb::encode`).
 fn dynamodb_part_get<'a>(
-    record: &'a StreamRecord,
+    record_view: &'a RecordView<'a>,
     change: &'a DynamodbChange,
     key: &str,
 ) -> Option<Node<'a>> {
+    let record = record_view.record;
     let view = change.stream_view_type;
+    let map = |slot, map| record_view.attribute_map(slot, map).map(Node::Json);
     match key {
         "ApproximateCreationDateTime" => Some(Node::Num(Number::from(
             record.approximate_arrival_ms.div_euclid(1000),
         ))),
-        "Keys" => Some(Node::Map(&change.keys)),
+        "Keys" => map(0, &change.keys),
         "NewImage" if view.has_new_image() && change.event_name != DynamodbEventName::Remove => {
-            change.new_image.as_ref().map(Node::Map)
+            change.new_image.as_ref().and_then(|image| map(1, image))
         }
         "OldImage" if view.has_old_image() && change.event_name != DynamodbEventName::Insert => {
-            change.old_image.as_ref().map(Node::Map)
+            change.old_image.as_ref().and_then(|image| map(2, image))
         }
         "SequenceNumber" => Some(Node::Str(record.sequence_number.as_str())),
         "SizeBytes" => Some(Node::Num(Number::from(change.size_bytes))),

@@ -24,9 +24,9 @@ pub(super) fn kinesis_json(data: Value) -> StreamRecord {
     kinesis(data.to_string().as_bytes())
 }
 
-fn map(v: Value) -> serde_json::Map<String, Value> {
+fn map(v: Value) -> crate::model::AttributeMap {
     match v {
-        Value::Object(m) => m,
+        Value::Object(m) => crate::model::AttributeMap::from_map(&m),
         _ => panic!("not an object: {v}"),
     }
 }

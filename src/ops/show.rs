@@ -57,12 +57,12 @@ pub fn to_json(shard: &ShardId, record: &StreamRecord) -> Value {
         }
         RecordBody::Dynamodb(change) => {
             out.insert("eventName".into(), Value::from(change.event_name.as_str()));
-            out.insert("keys".into(), Value::Object(change.keys.clone()));
+            out.insert("keys".into(), Value::Object(change.keys.to_map()));
             if let Some(image) = &change.new_image {
-                out.insert("newImage".into(), Value::Object(image.clone()));
+                out.insert("newImage".into(), Value::Object(image.to_map()));
             }
             if let Some(image) = &change.old_image {
-                out.insert("oldImage".into(), Value::Object(image.clone()));
+                out.insert("oldImage".into(), Value::Object(image.to_map()));
             }
         }
     }
@@ -93,13 +93,13 @@ pub fn to_text(record: &StreamRecord) -> String {
             let mut line = format!(
                 "{head}  {}  keys={}",
                 change.event_name.as_str(),
-                Value::Object(change.keys.clone())
+                change.keys
             );
             if let Some(image) = &change.new_image {
-                line.push_str(&format!("  new={}", Value::Object(image.clone())));
+                line.push_str(&format!("  new={image}"));
             }
             if let Some(image) = &change.old_image {
-                line.push_str(&format!("  old={}", Value::Object(image.clone())));
+                line.push_str(&format!("  old={image}"));
             }
             line
         }
@@ -109,7 +109,9 @@ pub fn to_text(record: &StreamRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DynamodbChange, DynamodbEventName, SequenceNumber, StreamViewType};
+    use crate::model::{
+        AttributeMap, DynamodbChange, DynamodbEventName, SequenceNumber, StreamViewType,
+    };
 
     fn kinesis(data: &[u8]) -> StreamRecord {
         StreamRecord {
@@ -168,8 +170,8 @@ mod tests {
             body: RecordBody::Dynamodb(Box::new(DynamodbChange {
                 event_id: "e".into(),
                 event_name: DynamodbEventName::Insert,
-                keys,
-                new_image: Some(image),
+                keys: AttributeMap::from_map(&keys),
+                new_image: Some(AttributeMap::from_map(&image)),
                 old_image: None,
                 size_bytes: 10,
                 stream_view_type: StreamViewType::NewAndOldImages,

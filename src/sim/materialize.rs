@@ -4,19 +4,19 @@
 //! This is the only place that builds records, and it runs on read, never while the
 //! stream advances; that is what keeps advancing cheap and memory per record at a few
 //! words. Kinesis data is laid out by `payload.rs` in one buffer of exactly `payload_bytes`
-//! (padded through a `"pad"` field). DynamoDB images go through serde_json maps because
-//! that is what `DynamodbChange` holds; their JSON sizes are computed arithmetically.
+//! (padded through a `"pad"` field). DynamoDB keys and images are written the same way,
+//! straight into the JSON text a `DynamodbChange` holds (`AttributeMap`), in one buffer
+//! each whose size is computed arithmetically beforehand.
 
 use md5::{Digest, Md5};
-use serde_json::{Map, Value};
 
 use super::items::event_name;
-use super::payload::{digit_count, KinesisData};
+use super::payload::{digit_count, DynamodbItem, KinesisData};
 use super::producer::ProducerSpec;
 use super::record::{Prev, Rec};
 use crate::model::{
-    DynamodbChange, DynamodbEventName, RecordBody, SequenceNumber, StreamKind, StreamRecord,
-    StreamViewType,
+    AttributeMap, DynamodbChange, DynamodbEventName, RecordBody, SequenceNumber, StreamKind,
+    StreamRecord, StreamViewType,
 };
 
 /// Rebuilds records of one stream.
@@ -75,12 +75,15 @@ impl Materializer<'_> {
         n: u64,
         seq: &str,
     ) -> DynamodbChange {
-        let key = spec.key(n);
+        let item = DynamodbItem {
+            key_prefix_json: &spec.key_prefix_json,
+            n,
+        };
         let key_json_len = spec.key_prefix_json.len() + digit_count(n);
         let event = event_name(rec.meta);
         let poison = spec.is_poison(rec.k);
         let new_image = (self.view.has_new_image() && event != DynamodbEventName::Remove)
-            .then(|| image(spec, rec.k, &key, key_json_len, poison));
+            .then(|| image(&item, spec, rec.k, key_json_len, poison));
         // The poison marker belongs to the poison record, not to the item: it shows in the
         // record's NewImage, or in its OldImage when the view or event has no NewImage,
         // and never in the OldImage of the change after it.
@@ -88,9 +91,9 @@ impl Materializer<'_> {
             prev.get().and_then(|p| {
                 let before = self.specs.get(p.producer as usize)?;
                 Some(image(
+                    &item,
                     before,
                     p.k,
-                    &key,
                     key_json_len,
                     poison && new_image.is_none(),
                 ))
@@ -102,12 +105,10 @@ impl Materializer<'_> {
         let size_bytes = keys_json_len
             + new_image.as_ref().map_or(0, |(_, len)| *len)
             + old_image.as_ref().map_or(0, |(_, len)| *len);
-        let mut keys = Map::new();
-        keys.insert("pk".to_string(), string_attribute(key));
         DynamodbChange {
             event_id: event_id(seq),
             event_name: event,
-            keys,
+            keys: AttributeMap::from_written(item.write_keys(keys_json_len)),
             new_image: new_image.map(|(m, _)| m),
             old_image: old_image.map(|(m, _)| m),
             size_bytes: size_bytes as u64,
@@ -131,18 +132,6 @@ fn kinesis_data(spec: &ProducerSpec, k: u64, n: u64) -> Vec<u8> {
     .write()
 }
 
-fn string_attribute(text: String) -> Value {
-    let mut m = Map::new();
-    m.insert("S".to_string(), Value::String(text));
-    Value::Object(m)
-}
-
-fn number_attribute(value: u64) -> Value {
-    let mut m = Map::new();
-    m.insert("N".to_string(), Value::String(value.to_string()));
-    Value::Object(m)
-}
-
 /// JSON length of an image without its variable parts: `{"pk":{"S":""},"n":{"N":""},
 /// "amount":{"N":""},"payload":{"S":""}}`.
 const IMAGE_FIXED_LEN: usize = 65;
@@ -152,47 +141,42 @@ const POISON_ATTRIBUTE_LEN: usize = 23;
 /// The item as record `k` of `spec` wrote it, padded so its JSON is about
 /// `payload_bytes` (plus the poison marker, if shown), and that JSON's length.
 fn image(
+    item: &DynamodbItem<'_>,
     spec: &ProducerSpec,
     k: u64,
-    key: &str,
     key_json_len: usize,
     poison: bool,
-) -> (Map<String, Value>, usize) {
+) -> (AttributeMap, usize) {
     let amount = spec.amount(k);
     // The pad ignores the poison marker, so the same item has the same padding whether or
     // not a record shows the marker.
     let unpadded = IMAGE_FIXED_LEN + key_json_len + digit_count(k) + digit_count(amount);
     let pad = spec.payload_bytes.saturating_sub(unpadded);
     let marker = if poison { POISON_ATTRIBUTE_LEN } else { 0 };
-    let mut m = Map::new();
-    m.insert("pk".to_string(), string_attribute(key.to_string()));
-    m.insert("n".to_string(), number_attribute(k));
-    m.insert("amount".to_string(), number_attribute(amount));
-    m.insert("payload".to_string(), string_attribute("x".repeat(pad)));
-    if poison {
-        let mut b = Map::new();
-        b.insert("BOOL".to_string(), Value::Bool(true));
-        m.insert("poison".to_string(), Value::Object(b));
-    }
-    (m, unpadded + pad + marker)
+    let len = unpadded + pad + marker;
+    let json = item.write_image(k, amount, pad, poison, len);
+    (AttributeMap::from_written(json), len)
 }
 
-/// 32 lowercase hex digits: the MD5 of the sequence number.
+/// 32 lowercase hex digits: the MD5 of the sequence number (written into a byte array,
+/// then copied once: pushing 32 chars onto a String costs more than the copy).
 fn event_id(seq: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Md5::digest(seq.as_bytes());
-    let mut out = String::with_capacity(32);
-    for b in digest {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        out.push(HEX[(b >> 4) as usize] as char);
-        out.push(HEX[(b & 15) as usize] as char);
+    let mut hex = [0u8; 32];
+    for (pair, b) in hex.chunks_exact_mut(2).zip(digest) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 15)];
     }
-    out
+    // ASCII, so this borrows and copies once.
+    String::from_utf8_lossy(&hex).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::schema::ProducerConfig;
+    use serde_json::{json, Value};
 
     fn spec(payload_bytes: usize, prefix: &str) -> ProducerSpec {
         let cfg = ProducerConfig {
@@ -238,12 +222,28 @@ mod tests {
     #[test]
     fn image_lengths_match_their_serialized_json() {
         for (bytes, k) in [(200, 2), (10, 5), (150, 123_456)] {
-            let s = spec(bytes, "us\"er-");
-            let key = s.key(7);
+            let s = spec(bytes, "us\"er-\u{8}");
+            let item = DynamodbItem {
+                key_prefix_json: &s.key_prefix_json,
+                n: 7,
+            };
             let key_json_len = s.key_prefix_json.len() + 1;
             for poison in [false, true] {
-                let (m, len) = image(&s, k, &key, key_json_len, poison);
-                let text = Value::Object(m).to_string();
+                let (m, len) = image(&item, &s, k, key_json_len, poison);
+                // What serde_json writes for the item as a map, byte for byte.
+                let mut expected = json!({
+                    "pk": {"S": s.key(7)},
+                    "n": {"N": k.to_string()},
+                    "amount": {"N": s.amount(k).to_string()},
+                    "payload": {"S": "x".repeat(len - key_json_len - IMAGE_FIXED_LEN
+                        - digit_count(k) - digit_count(s.amount(k))
+                        - if poison { POISON_ATTRIBUTE_LEN } else { 0 })},
+                });
+                if poison {
+                    expected["poison"] = json!({"BOOL": true});
+                }
+                let text = m.as_str();
+                assert_eq!(text, expected.to_string());
                 assert_eq!(text.len(), len, "{text}");
                 if bytes == 200 {
                     assert_eq!(

@@ -1,5 +1,5 @@
-//! Record text at the byte level: decimal digits, JSON string escaping and the layout of
-//! a Kinesis record's data.
+//! Record text at the byte level: decimal digits, JSON string escaping, the layout of a
+//! Kinesis record's data and of a DynamoDB item's keys and images.
 //!
 //! This is the bottom of the simulated world: it knows nothing of producers or shards, so
 //! everything above (keys, sequence numbers, rebuilt records) and the load generator
@@ -31,26 +31,39 @@ fn push_u64(out: &mut Vec<u8>, value: u64) {
     }
 }
 
+/// `push_u64` into text (ASCII digits, so no UTF-8 check is needed).
+#[inline]
+fn push_u64_text(out: &mut String, value: u64) {
+    let mut buf = [0u8; 20];
+    for &digit in write_u64(&mut buf, value) {
+        out.push(char::from(digit));
+    }
+}
+
+/// Appends `pad` x's, a slice at a time.
+#[inline]
+fn push_pad(out: &mut String, mut pad: usize) {
+    const XS: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+    while pad > 0 {
+        let n = pad.min(XS.len());
+        out.push_str(XS.get(..n).unwrap_or_default());
+        pad -= n;
+    }
+}
+
 /// How many decimal digits `value` has.
 pub(crate) fn digit_count(value: u64) -> usize {
     let mut buf = [0u8; 20];
     write_u64(&mut buf, value).len()
 }
 
-/// Appends `text` as the inside of a JSON string (quotes, backslashes and control
-/// characters escaped).
+/// Appends `text` as the inside of a JSON string, escaped by the event's writer (so as
+/// serde_json escapes it: the DynamoDB images must be byte-identical to a serialised map).
 pub(crate) fn push_json_escaped(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
+    let mut escaped = Vec::with_capacity(text.len());
+    crate::event::write_escaped(&mut escaped, text);
+    // Escaping keeps UTF-8 valid; lossy is only a way not to panic.
+    out.push_str(&String::from_utf8_lossy(&escaped));
 }
 
 /// The fields of one Kinesis record's data, for the simulated producers and for the load
@@ -97,6 +110,62 @@ impl KinesisData<'_> {
             out.push(b'}');
         }
         out
+    }
+}
+
+/// The attributes of one simulated DynamoDB item (see `materialize.rs` for the values).
+pub(crate) struct DynamodbItem<'a> {
+    /// The key prefix, JSON-escaped (`push_json_escaped`), without quotes.
+    pub key_prefix_json: &'a str,
+    /// The key index: the key is `key_prefix + n`.
+    pub n: u64,
+}
+
+impl DynamodbItem<'_> {
+    /// The `Keys` map: `{"pk":{"S":"KEY"}}`; `len` is its expected length (the capacity).
+    /// Written as text (the key prefix is a `str`, the rest ASCII), so the attribute map
+    /// needs no UTF-8 check.
+    #[inline]
+    pub(crate) fn write_keys(&self, len: usize) -> String {
+        let mut out = String::with_capacity(len);
+        out.push_str("{\"pk\":{\"S\":\"");
+        self.push_key(&mut out);
+        out.push_str("\"}}");
+        out
+    }
+
+    /// An image, keys sorted as serde_json writes a map: `{"amount":{"N":"A"},"n":{"N":"K"},
+    /// "payload":{"S":"xx.."},"pk":{"S":"KEY"}[,"poison":{"BOOL":true}]}`, the payload
+    /// `pad` bytes long. `len` is the expected length (the buffer's capacity).
+    #[inline]
+    pub(crate) fn write_image(
+        &self,
+        k: u64,
+        amount: u64,
+        pad: usize,
+        poison: bool,
+        len: usize,
+    ) -> String {
+        let mut out = String::with_capacity(len);
+        out.push_str("{\"amount\":{\"N\":\"");
+        push_u64_text(&mut out, amount);
+        out.push_str("\"},\"n\":{\"N\":\"");
+        push_u64_text(&mut out, k);
+        out.push_str("\"},\"payload\":{\"S\":\"");
+        push_pad(&mut out, pad);
+        out.push_str("\"},\"pk\":{\"S\":\"");
+        self.push_key(&mut out);
+        out.push_str("\"}");
+        if poison {
+            out.push_str(",\"poison\":{\"BOOL\":true}");
+        }
+        out.push('}');
+        out
+    }
+
+    fn push_key(&self, out: &mut String) {
+        out.push_str(self.key_prefix_json);
+        push_u64_text(out, self.n);
     }
 }
 

@@ -1,6 +1,7 @@
 //! `StreamSource` over a real DynamoDB stream (AWS, moto): DescribeStream once at start and
 //! for shard discovery, GetShardIterator and GetRecords, mapped into the crate's model types
-//! (a `DynamodbChange` per record, attribute values in DynamoDB JSON).
+//! (a `DynamodbChange` per record, attribute maps held as their DynamoDB JSON text, written
+//! once by `dynamodb_attributes`).
 //!
 //! What it owns: the stream ARN, the stream's view type (from DescribeStream, the fallback
 //! for a record that does not say) and one SDK client built by `aws::dynamodb_streams` from
@@ -33,17 +34,10 @@
 //!   the service has no MillisBehindLatest, and shard lineage comes from DescribeStream
 //!   (ParentShardId), not from GetRecords.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use async_trait::async_trait;
-use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodbstreams::types::{
-    AttributeValue, OperationType, Record, ShardIteratorType, StreamViewType as SdkStreamViewType,
-};
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use base64::Engine as _;
-use serde_json::{json, Value};
-
+pub use super::dynamodb_attributes::attribute_json;
+use super::dynamodb_attributes::attribute_map;
 use super::paging::all_pages;
 use super::sdk_error::{connect_error, source_error};
 use super::{IteratorPosition, LostRecords, RecordsPage, SourceError, StreamSource};
@@ -52,6 +46,12 @@ use crate::model::{
     DynamodbChange, DynamodbEventName, RecordBody, SequenceNumber, ShardId, ShardInfo, StreamKind,
     StreamRecord, StreamViewType,
 };
+use async_trait::async_trait;
+use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodbstreams::types::{
+    AttributeValue, OperationType, Record, ShardIteratorType, StreamViewType as SdkStreamViewType,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 /// GetRecords returns at most 1,000 records per call (and at least 1 must be asked for).
 const MAX_RECORDS_PER_CALL: usize = crate::limits::DYNAMODB_GET_RECORDS_MAX_RECORDS;
@@ -198,48 +198,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// DynamoDB Streams AttributeValue -> DynamoDB JSON (`{"S":..}`, `{"N":..}`, `{"B": base64}`,
-/// `{"SS":[..]}`, `{"NS":[..]}`, `{"BS":[base64..]}`, `{"M":{..}}`, `{"L":[..]}`,
-/// `{"NULL":true}`, `{"BOOL":b}`). Map keys come out sorted. A value of a type this SDK
-/// does not know (`AttributeValue::Unknown`, anywhere inside) gives JSON `null`; the source
-/// itself refuses records holding one rather than pass `null` on.
-pub fn attribute_json(value: &AttributeValue) -> Value {
-    try_attribute_json(value).unwrap_or(Value::Null)
-}
-
-/// `None` if an `Unknown` value is anywhere inside.
-fn try_attribute_json(value: &AttributeValue) -> Option<Value> {
-    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    Some(match value {
-        AttributeValue::S(s) => json!({ "S": s }),
-        AttributeValue::N(n) => json!({ "N": n }),
-        AttributeValue::B(b) => json!({ "B": b64(b.as_ref()) }),
-        AttributeValue::Ss(ss) => json!({ "SS": ss }),
-        AttributeValue::Ns(ns) => json!({ "NS": ns }),
-        AttributeValue::Bs(bs) => {
-            json!({ "BS": bs.iter().map(|b| b64(b.as_ref())).collect::<Vec<_>>() })
-        }
-        AttributeValue::M(m) => json!({ "M": try_attribute_map(m)? }),
-        AttributeValue::L(l) => json!({
-            "L": l.iter().map(try_attribute_json).collect::<Option<Vec<_>>>()?
-        }),
-        AttributeValue::Null(n) => json!({ "NULL": n }),
-        AttributeValue::Bool(b) => json!({ "BOOL": b }),
-        _ => return None,
-    })
-}
-
-/// An attribute map in DynamoDB JSON, keys sorted; `None` if a value has an unknown type.
-fn try_attribute_map(
-    map: &HashMap<String, AttributeValue>,
-) -> Option<serde_json::Map<String, Value>> {
-    let sorted: BTreeMap<&String, &AttributeValue> = map.iter().collect();
-    sorted
-        .into_iter()
-        .map(|(k, v)| Some((k.clone(), try_attribute_json(v)?)))
-        .collect()
-}
-
 /// One GetRecords record as the model's change, or why it cannot be one.
 fn change_record(
     record: &Record,
@@ -267,7 +225,7 @@ fn change_record(
     };
     let image = |name: &str, map: Option<&HashMap<String, AttributeValue>>| {
         map.map(|m| {
-            try_attribute_map(m)
+            attribute_map(m)
                 .ok_or_else(|| bad(&format!("has an attribute of unknown type in {name}")))
         })
         .transpose()
@@ -503,7 +461,7 @@ mod tests {
             panic!("not a DynamoDB record")
         };
         assert_eq!(change.event_name, DynamodbEventName::Remove);
-        assert_eq!(change.keys["pk"], json!({"S": "a"}));
+        assert_eq!(change.keys.as_str(), r#"{"pk":{"S":"a"}}"#);
         assert_eq!(change.stream_view_type, StreamViewType::KeysOnly);
         assert_eq!((change.new_image, change.old_image), (None, None));
         assert_eq!(change.size_bytes, 70);

@@ -6,6 +6,7 @@
 //! counting, an expired iterator is re-opened from the checkpoint, ...), so the engine never
 //! looks at a service's error codes.
 
+mod dynamodb_attributes;
 pub mod dynamodb_streams;
 pub mod kinesis;
 pub mod kinesis_efo;
