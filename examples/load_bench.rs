@@ -66,19 +66,17 @@ async fn bench_server(
         .load()
         .await;
     let client = aws_sdk_kinesis::Client::new(&sdk);
-    let name = format!("load-bench-{}-{server}", std::process::id());
-    client
-        .create_stream()
-        .stream_name(&name)
-        .shard_count(4)
-        .send()
-        .await?;
-    let arn = active_arn(&client, &name).await?;
     println!("{server}: {records} records per run, batches of {BATCH}, {rounds} rounds");
     let (mut bare_total, mut load_total) = (0.0, 0.0);
     for round in 1..=rounds {
+        // A fresh stream for each run: kinesis-local slows down as a stream grows, which
+        // would favour whichever runs first.
+        let arn = fresh_stream(&client, &format!("load-bench-{server}-{round}-bare")).await?;
         let bare = measure(&relay, || bare_loop(&client, &arn, records)).await?;
+        client.delete_stream().stream_arn(&arn).send().await?;
+        let arn = fresh_stream(&client, &format!("load-bench-{server}-{round}-load")).await?;
         let load = measure(&relay, || esm_sim_load(&relay.url, &arn, records)).await?;
+        client.delete_stream().stream_arn(&arn).send().await?;
         bare_total += bare.seconds;
         load_total += load.seconds;
         for (what, run) in [
@@ -97,7 +95,6 @@ async fn bench_server(
         "  {server}: esm-sim load / bare loop = {:.2} (records/s over all rounds)",
         bare_total / load_total
     );
-    client.delete_stream().stream_arn(&arn).send().await?;
     Ok(())
 }
 
@@ -183,11 +180,19 @@ async fn esm_sim_load(endpoint: &str, arn: &str, records: usize) -> anyhow::Resu
     Ok(())
 }
 
-async fn active_arn(client: &aws_sdk_kinesis::Client, name: &str) -> anyhow::Result<String> {
+/// A new 4-shard stream named after `name` and the process, once ACTIVE.
+async fn fresh_stream(client: &aws_sdk_kinesis::Client, name: &str) -> anyhow::Result<String> {
+    let name = format!("{name}-{}", std::process::id());
+    client
+        .create_stream()
+        .stream_name(&name)
+        .shard_count(4)
+        .send()
+        .await?;
     loop {
         let summary = client
             .describe_stream_summary()
-            .stream_name(name)
+            .stream_name(&name)
             .send()
             .await?;
         let d = summary
