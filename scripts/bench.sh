@@ -4,7 +4,10 @@
 # build. Prints the best wall time of N runs (default 3), records per second of wall time,
 # and peak memory. Needs /usr/bin/time (Debian package `time`) for the memory figure.
 # Then examples/simulate_bench.rs: DynamoDB and Kinesis simulate against a bare encoder
-# loop, alternating in one process, with the ratios (docs/performance.md).
+# loop, alternating in one process, with the ratios; the /metrics and /shards figures at
+# 10,000 shards (tests/metrics_scale.rs); and, against the local servers, the drain of a
+# mapping next to a bare GetRecords loop and `esm-sim load` next to a bare PutRecords
+# loop (scripts/bench-drain.sh, scripts/bench-load.sh). All in docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
@@ -25,3 +28,8 @@ for shards in 8 1000 10000; do
 done
 # DynamoDB next to Kinesis, each against a bare loop of the engine's encoder, same process.
 cargo run --release --quiet --example simulate_bench "$runs"
+# /metrics and /shards at 10,000 shards: sizes asserted, times printed.
+cargo test --release --quiet --test metrics_scale -- --nocapture 2>&1 | grep -E "bytes|ms|shards"
+# Against the local servers (installed and started by the scripts themselves).
+bash scripts/bench-drain.sh
+bash scripts/bench-load.sh
