@@ -304,52 +304,43 @@ fn check_template(
     judge(page, index, invalid, &out, &validated)
 }
 
-#[test]
-fn every_toml_snippet_of_the_docs_passes_validate_or_fails_as_shown() {
+/// Checks one block of a page (with the files the page defines).
+type BlockCheck = fn(&Page, usize, &BTreeMap<String, String>) -> Result<(), String>;
+
+/// Runs `check` on every block of language `lang` of every page; fails with every
+/// problem found, or when no such block exists (the fence parsing would be broken).
+fn check_every_block(
+    lang: &str,
+    what: &str,
+    check: BlockCheck,
+) {
     let mut checked = 0;
     let mut failures = Vec::new();
     for page in pages() {
         let files = defined_files(&page);
         for (index, block) in page.blocks.iter().enumerate() {
-            if block.info.first().is_none_or(|lang| lang != "toml") {
+            if block.info.first().is_none_or(|l| l != lang) {
                 continue;
             }
             checked += 1;
-            if let Err(why) = check_snippet(&page, index, &files) {
+            if let Err(why) = check(&page, index, &files) {
                 failures.push(format!("{}:{}: {why}", page.name, block.line));
             }
         }
     }
-    eprintln!("{checked} toml snippets validated");
-    assert!(
-        checked > 0,
-        "no toml snippet found: is the fence parsing broken?"
-    );
+    eprintln!("{checked} {what} validated");
+    assert!(checked > 0, "no {what} found: is the fence parsing broken?");
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }
 
 #[test]
+fn every_toml_snippet_of_the_docs_passes_validate_or_fails_as_shown() {
+    check_every_block("toml", "toml snippets", check_snippet);
+}
+
+#[test]
 fn every_yaml_template_of_the_docs_passes_validate_or_fails_as_shown() {
-    let mut checked = 0;
-    let mut failures = Vec::new();
-    for page in pages() {
-        let files = defined_files(&page);
-        for (index, block) in page.blocks.iter().enumerate() {
-            if block.info.first().is_none_or(|lang| lang != "yaml") {
-                continue;
-            }
-            checked += 1;
-            if let Err(why) = check_template(&page, index, &files) {
-                failures.push(format!("{}:{}: {why}", page.name, block.line));
-            }
-        }
-    }
-    eprintln!("{checked} yaml templates validated");
-    assert!(
-        checked > 0,
-        "no yaml template found: is the fence parsing broken?"
-    );
-    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+    check_every_block("yaml", "yaml templates", check_template);
 }
 
 /// The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to dashes.
