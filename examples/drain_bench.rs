@@ -18,6 +18,9 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use esm_sim::function::tap::Observer;
 
+#[path = "support/stream.rs"]
+mod stream;
+
 const SHARDS: i32 = 4;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -37,26 +40,7 @@ async fn main() -> anyhow::Result<()> {
         .await;
     let client = aws_sdk_kinesis::Client::new(&sdk);
     let name = format!("drain-bench-{}", std::process::id());
-    client
-        .create_stream()
-        .stream_name(&name)
-        .shard_count(SHARDS)
-        .send()
-        .await?;
-    let arn = loop {
-        let summary = client
-            .describe_stream_summary()
-            .stream_name(&name)
-            .send()
-            .await?;
-        let d = summary
-            .stream_description_summary()
-            .ok_or_else(|| anyhow::anyhow!("no summary"))?;
-        if d.stream_status().as_str() == "ACTIVE" {
-            break d.stream_arn().to_string();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let arn = stream::active_stream(&client, &name, SHARDS).await?;
     let started = Instant::now();
     for chunk in (0..records).collect::<Vec<_>>().chunks(500) {
         let entries = chunk

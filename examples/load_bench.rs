@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_kinesis::config::Credentials;
@@ -20,6 +20,9 @@ use esm_sim::aws::AwsFactory;
 use esm_sim::load::generate::Generator;
 use esm_sim::load::{load_stream, Controls, LoadSpec};
 use tokio::net::{TcpListener, TcpStream};
+
+#[path = "support/stream.rs"]
+mod stream;
 
 const BATCH: usize = 500;
 
@@ -182,27 +185,7 @@ async fn esm_sim_load(endpoint: &str, arn: &str, records: usize) -> anyhow::Resu
 
 /// A new 4-shard stream named after `name` and the process, once ACTIVE.
 async fn fresh_stream(client: &aws_sdk_kinesis::Client, name: &str) -> anyhow::Result<String> {
-    let name = format!("{name}-{}", std::process::id());
-    client
-        .create_stream()
-        .stream_name(&name)
-        .shard_count(4)
-        .send()
-        .await?;
-    loop {
-        let summary = client
-            .describe_stream_summary()
-            .stream_name(&name)
-            .send()
-            .await?;
-        let d = summary
-            .stream_description_summary()
-            .ok_or_else(|| anyhow::anyhow!("no summary"))?;
-        if d.stream_status().as_str() == "ACTIVE" {
-            return Ok(d.stream_arn().to_string());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stream::active_stream(client, &format!("{name}-{}", std::process::id()), 4).await
 }
 
 /// This process's user + system CPU time in microseconds (/proc/self/stat, in clock ticks

@@ -309,11 +309,7 @@ type BlockCheck = fn(&Page, usize, &BTreeMap<String, String>) -> Result<(), Stri
 
 /// Runs `check` on every block of language `lang` of every page; fails with every
 /// problem found, or when no such block exists (the fence parsing would be broken).
-fn check_every_block(
-    lang: &str,
-    what: &str,
-    check: BlockCheck,
-) {
+fn check_every_block(lang: &str, what: &str, check: BlockCheck) {
     let mut checked = 0;
     let mut failures = Vec::new();
     for page in pages() {
