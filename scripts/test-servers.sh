@@ -98,43 +98,38 @@ ts_need_npm() {
     ts_fail "npm not found: install it (Debian: apt-get install npm)" || return 1
 }
 
-ts_install_moto() {
-  local marker="$TEST_SERVERS_VENV/.esm-sim-pin"
-  if [[ -f "$marker" && "$(<"$marker")" == "$TEST_SERVERS_MOTO_PIN" && -x "$TEST_SERVERS_VENV/bin/moto_server" ]] &&
-    "$TEST_SERVERS_VENV/bin/python" -c '' >/dev/null 2>&1; then
+# ts_install_venv DIR PIN EXECUTABLE CHECK...: a venv at DIR with PIN pip-installed, unless
+# its marker says PIN is there and DIR/bin/EXECUTABLE runs; CHECK (a command) must succeed
+# after a fresh install.
+ts_install_venv() {
+  local dir="$1" pin="$2" executable="$3"
+  shift 3
+  local marker="$dir/.esm-sim-pin"
+  if [[ -f "$marker" && "$(<"$marker")" == "$pin" && -x "$dir/bin/$executable" ]] &&
+    "$dir/bin/python" -c '' >/dev/null 2>&1; then
     return 0
   fi
   ts_need_python_venv || return 1
   local t0
   t0="$(ts_now)"
-  ts_say "installing $TEST_SERVERS_MOTO_PIN into ${TEST_SERVERS_VENV#"$TEST_SERVERS_ROOT/"} (about a minute)"
-  rm -rf "$TEST_SERVERS_VENV"
-  python3 -m venv "$TEST_SERVERS_VENV" || ts_fail "python3 -m venv failed (Debian: apt-get install python3-venv)" || return 1
-  "$TEST_SERVERS_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$TEST_SERVERS_MOTO_PIN" ||
-    ts_fail "pip install $TEST_SERVERS_MOTO_PIN failed" || return 1
-  "$TEST_SERVERS_VENV/bin/python" -c "import moto, flask; assert moto.__version__ == '$TEST_SERVERS_MOTO_VERSION', moto.__version__" ||
-    ts_fail "moto $TEST_SERVERS_MOTO_VERSION is not importable after the install" || return 1
-  echo "$TEST_SERVERS_MOTO_PIN" >"$marker"
-  ts_say "installed $TEST_SERVERS_MOTO_PIN in $(ts_since "$t0") s"
+  ts_say "installing $pin into ${dir#"$TEST_SERVERS_ROOT/"}"
+  rm -rf "$dir"
+  python3 -m venv "$dir" || ts_fail "python3 -m venv failed (Debian: apt-get install python3-venv)" || return 1
+  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$pin" ||
+    ts_fail "pip install $pin failed" || return 1
+  "$@" >/dev/null || ts_fail "$pin does not work after the install: $*" || return 1
+  echo "$pin" >"$marker"
+  ts_say "installed $pin in $(ts_since "$t0") s"
+}
+
+ts_install_moto() {
+  ts_install_venv "$TEST_SERVERS_VENV" "$TEST_SERVERS_MOTO_PIN" moto_server \
+    "$TEST_SERVERS_VENV/bin/python" -c "import moto, flask; assert moto.__version__ == '$TEST_SERVERS_MOTO_VERSION', moto.__version__"
 }
 
 ts_install_awscli() {
-  local marker="$TEST_SERVERS_AWSCLI/.esm-sim-pin"
-  if [[ -f "$marker" && "$(<"$marker")" == "$TEST_SERVERS_AWSCLI_PIN" && -x "$TEST_SERVERS_AWSCLI/bin/aws" ]]; then
-    return 0
-  fi
-  ts_need_python_venv || return 1
-  local t0
-  t0="$(ts_now)"
-  ts_say "installing $TEST_SERVERS_AWSCLI_PIN into ${TEST_SERVERS_AWSCLI#"$TEST_SERVERS_ROOT/"}"
-  rm -rf "$TEST_SERVERS_AWSCLI"
-  python3 -m venv "$TEST_SERVERS_AWSCLI" || ts_fail "python3 -m venv failed (Debian: apt-get install python3-venv)" || return 1
-  "$TEST_SERVERS_AWSCLI/bin/python" -m pip install --quiet --disable-pip-version-check "$TEST_SERVERS_AWSCLI_PIN" ||
-    ts_fail "pip install $TEST_SERVERS_AWSCLI_PIN failed" || return 1
-  "$TEST_SERVERS_AWSCLI/bin/aws" --version >/dev/null ||
-    ts_fail "the aws CLI does not run after the install" || return 1
-  echo "$TEST_SERVERS_AWSCLI_PIN" >"$marker"
-  ts_say "installed $TEST_SERVERS_AWSCLI_PIN in $(ts_since "$t0") s"
+  ts_install_venv "$TEST_SERVERS_AWSCLI" "$TEST_SERVERS_AWSCLI_PIN" aws \
+    "$TEST_SERVERS_AWSCLI/bin/aws" --version
 }
 
 ts_install_kinesis_local() {
