@@ -10,7 +10,7 @@
 
 pub mod embedded;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use crate::model::{SequenceNumber, ShardId};
@@ -110,10 +110,12 @@ fn paused_prefix(mapping: &str) -> String {
     format!("paused/{mapping}\0")
 }
 
-/// Checkpoints in memory: for `simulate` and tests.
+/// Checkpoints in memory: for `simulate` and tests. Per mapping, then per shard in a hash
+/// map updated in place, because every invocation saves one: at 10,000 shards a map keyed
+/// by freshly allocated `(mapping, shard)` pairs was 6% of a simulation.
 #[derive(Default)]
 pub struct MemoryStore {
-    checkpoints: Mutex<BTreeMap<(String, ShardId), Checkpoint>>,
+    checkpoints: Mutex<HashMap<String, HashMap<ShardId, Checkpoint>>>,
     meta: Mutex<BTreeMap<String, String>>,
 }
 
@@ -124,9 +126,10 @@ impl CheckpointStore for MemoryStore {
             .lock()
             .map_err(|e| StoreError(e.to_string()))?;
         Ok(checkpoints
-            .iter()
-            .filter(|((m, _), _)| m == mapping)
-            .map(|((_, shard), checkpoint)| (shard.clone(), checkpoint.clone()))
+            .get(mapping)
+            .into_iter()
+            .flatten()
+            .map(|(shard, checkpoint)| (shard.clone(), checkpoint.clone()))
             .collect())
     }
 
@@ -140,7 +143,18 @@ impl CheckpointStore for MemoryStore {
             .checkpoints
             .lock()
             .map_err(|e| StoreError(e.to_string()))?;
-        checkpoints.insert((mapping.to_string(), shard.clone()), checkpoint.clone());
+        let shards = match checkpoints.get_mut(mapping) {
+            Some(shards) => shards,
+            None => checkpoints.entry(mapping.to_string()).or_default(),
+        };
+        match (shards.get_mut(shard), checkpoint) {
+            // The usual save: the sequence number's text is copied into the held one.
+            (Some(Checkpoint::After(held)), Checkpoint::After(next)) => held.0.clone_from(&next.0),
+            (Some(held), _) => *held = checkpoint.clone(),
+            (None, _) => {
+                shards.insert(shard.clone(), checkpoint.clone());
+            }
+        }
         Ok(())
     }
 
@@ -165,7 +179,7 @@ impl CheckpointStore for MemoryStore {
         self.checkpoints
             .lock()
             .map_err(|e| StoreError(e.to_string()))?
-            .retain(|(m, _), _| m != mapping);
+            .remove(mapping);
         let prefix = paused_prefix(mapping);
         self.meta
             .lock()

@@ -85,9 +85,16 @@ impl Batch {
         scratch
     }
 
-    /// Gives back the event's buffer, to build the next batch in without allocating.
-    pub fn into_buffer(self) -> Vec<u8> {
-        self.event
+    /// The batch emptied, its buffers kept, to cut the next batch into without allocating
+    /// (allocating a fresh records vector per batch made glibc consolidate its fast bins
+    /// over and over: 6% of a simulation).
+    pub fn emptied(mut self) -> Batch {
+        self.records.clear();
+        self.ordinals.clear();
+        self.keys.clear();
+        self.event.clear();
+        self.spans.clear();
+        self
     }
 }
 
@@ -192,24 +199,22 @@ impl ReadBuffer {
     /// passed-over records stay buffered in order. A batch takes records of at most
     /// `max_keys` keys (so one lane does not take every key and starve the others).
     /// With nothing held and no key limit, the batch is simply the front of the buffer.
+    /// `spare` is an emptied batch (`Batch::emptied`) whose buffers are reused.
     pub fn take_batch(
         &mut self,
         batch_size: usize,
         cap_bytes: usize,
         ctx: &EventContext,
-        mut buffer: Vec<u8>,
+        spare: Batch,
         held: &KeySet,
         max_keys: usize,
     ) -> Batch {
-        buffer.clear();
-        buffer.extend_from_slice(EVENT_PREFIX);
-        let mut batch = Batch {
-            records: Vec::with_capacity(batch_size.min(self.len())),
-            ordinals: Vec::with_capacity(batch_size.min(self.len())),
-            keys: Vec::new(),
-            event: buffer,
-            spans: Vec::new(),
-        };
+        let mut batch = spare.emptied();
+        let expected = batch_size.min(self.len());
+        batch.records.reserve(expected);
+        batch.ordinals.reserve(expected);
+        batch.spans.reserve(expected);
+        batch.event.extend_from_slice(EVENT_PREFIX);
         let mut passed_over: Vec<(u64, u64, StreamRecord)> = Vec::new();
         let mut remaining_taken = 0usize;
         let mut passed_keys = KeySet::default();
@@ -307,7 +312,7 @@ mod tests {
             20,
             PAYLOAD_CAP_BYTES,
             &ctx(),
-            Vec::new(),
+            Batch::default(),
             &KeySet::default(),
             usize::MAX,
         );
@@ -322,12 +327,46 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_batch_holds_only_the_new_records_and_keeps_its_buffers() {
+        let first = buffer_of(30, 40).take_batch(
+            30,
+            PAYLOAD_CAP_BYTES,
+            &ctx(),
+            Batch::default(),
+            &KeySet::default(),
+            usize::MAX,
+        );
+        let (records_capacity, event_capacity) = (first.records.capacity(), first.event.capacity());
+        let mut buffer = buffer_of(3, 5);
+        let batch = buffer.take_batch(
+            10,
+            PAYLOAD_CAP_BYTES,
+            &ctx(),
+            first.emptied(),
+            &KeySet::default(),
+            usize::MAX,
+        );
+        assert_eq!((batch.len(), batch.ordinals.clone()), (3, vec![0, 1, 2]));
+        assert_eq!(batch.records.capacity(), records_capacity);
+        assert_eq!(batch.event.capacity(), event_capacity);
+        let mut scratch = Vec::new();
+        let whole = records_of(batch.event(0..3, &mut scratch));
+        assert_eq!(whole.len(), 3);
+        let part = records_of(batch.event(1..3, &mut scratch));
+        let seqs: Vec<_> = part
+            .iter()
+            .map(|r| r["kinesis"]["sequenceNumber"].clone())
+            .collect();
+        assert_eq!(seqs, vec!["1001", "1002"]);
+    }
+
+    #[test]
     fn part_of_a_batch_gets_an_event_of_just_those_records() {
         let batch = buffer_of(5, 10).take_batch(
             5,
             PAYLOAD_CAP_BYTES,
             &ctx(),
-            Vec::new(),
+            Batch::default(),
             &KeySet::default(),
             usize::MAX,
         );
@@ -349,15 +388,22 @@ mod tests {
                 1,
                 PAYLOAD_CAP_BYTES,
                 &ctx(),
-                Vec::new(),
+                Batch::default(),
                 &KeySet::default(),
                 usize::MAX,
             )
-            .into_buffer()
+            .event
             .len();
         let cap = one * 2; // room for two records in one envelope, not three
         let mut buffer = buffer_of(10, 1000);
-        let batch = buffer.take_batch(10, cap, &ctx(), Vec::new(), &KeySet::default(), usize::MAX);
+        let batch = buffer.take_batch(
+            10,
+            cap,
+            &ctx(),
+            Batch::default(),
+            &KeySet::default(),
+            usize::MAX,
+        );
         assert_eq!(batch.len(), 2);
         assert!(batch.event(0..2, &mut Vec::new()).len() <= cap);
         assert_eq!(buffer.len(), 8);
@@ -382,7 +428,7 @@ mod tests {
             100,
             usize::MAX,
             &ctx(),
-            Vec::new(),
+            Batch::default(),
             &KeySet::default(),
             usize::MAX,
         );
@@ -420,7 +466,14 @@ mod tests {
     fn held_keys_and_every_later_record_of_them_are_passed_over_and_stay_in_order() {
         let mut buffer = keyed(&["a", "b", "a", "c", "b", "d"]);
         let held = KeySet::from_iter([keyed(&["a"]).records[0].2.ordering_hash()]);
-        let batch = buffer.take_batch(10, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &held, usize::MAX);
+        let batch = buffer.take_batch(
+            10,
+            PAYLOAD_CAP_BYTES,
+            &ctx(),
+            Batch::default(),
+            &held,
+            usize::MAX,
+        );
         assert_eq!(keys_of(&batch), vec!["b", "c", "b", "d"]);
         assert_eq!(batch.ordinals, vec![1, 3, 4, 5]);
         let rest: Vec<u64> = buffer.records.iter().map(|(o, _, _)| *o).collect();
@@ -433,7 +486,7 @@ mod tests {
             10,
             PAYLOAD_CAP_BYTES,
             &ctx(),
-            Vec::new(),
+            Batch::default(),
             &KeySet::default(),
             usize::MAX,
         );
@@ -445,7 +498,14 @@ mod tests {
     fn a_batch_size_limit_leaves_the_passed_over_records_before_the_rest() {
         let mut buffer = keyed(&["a", "b", "c", "a", "d"]);
         let held = KeySet::from_iter([keyed(&["a"]).records[0].2.ordering_hash()]);
-        let batch = buffer.take_batch(2, PAYLOAD_CAP_BYTES, &ctx(), Vec::new(), &held, usize::MAX);
+        let batch = buffer.take_batch(
+            2,
+            PAYLOAD_CAP_BYTES,
+            &ctx(),
+            Batch::default(),
+            &held,
+            usize::MAX,
+        );
         assert_eq!(keys_of(&batch), vec!["b", "c"]);
         let rest: Vec<u64> = buffer.records.iter().map(|(o, _, _)| *o).collect();
         assert_eq!(rest, vec![0, 3, 4]);
@@ -460,7 +520,7 @@ mod tests {
             10,
             PAYLOAD_CAP_BYTES,
             &ctx(),
-            Vec::new(),
+            Batch::default(),
             &KeySet::default(),
             2,
         );
@@ -469,7 +529,7 @@ mod tests {
             10,
             PAYLOAD_CAP_BYTES,
             &ctx(),
-            Vec::new(),
+            Batch::default(),
             &batch.keys.iter().copied().collect(),
             1,
         );
@@ -479,7 +539,14 @@ mod tests {
     #[test]
     fn a_single_record_larger_than_the_cap_still_makes_a_batch_of_one() {
         let mut buffer = buffer_of(2, 100);
-        let batch = buffer.take_batch(10, 10, &ctx(), Vec::new(), &KeySet::default(), usize::MAX);
+        let batch = buffer.take_batch(
+            10,
+            10,
+            &ctx(),
+            Batch::default(),
+            &KeySet::default(),
+            usize::MAX,
+        );
         assert_eq!(batch.len(), 1);
         assert_eq!(buffer.len(), 1);
     }

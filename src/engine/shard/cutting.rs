@@ -125,7 +125,7 @@ impl ShardTask {
     }
 
     /// The next batch from the buffer (at most `max_records` records, `cap_bytes` of
-    /// event and `max_keys` keys, none of `held`), encoded into a spare event buffer.
+    /// event and `max_keys` keys, none of `held`), cut into a spare batch's buffers.
     fn take_batch(
         &mut self,
         max_records: usize,
@@ -167,7 +167,7 @@ impl ShardTask {
             };
             let batch = self.take_batch(batch_size, PAYLOAD_CAP_BYTES, held, max_keys);
             if batch.is_empty() {
-                self.spares.push(batch.into_buffer());
+                self.spares.push(batch.emptied());
                 self.lanes.idle.push(lane);
                 return true;
             }

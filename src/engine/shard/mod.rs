@@ -27,7 +27,7 @@ use std::sync::Arc;
 use futures_util::stream::StreamExt;
 use tokio::sync::{mpsc, watch};
 
-use super::batcher::{KeySet, ReadBuffer};
+use super::batcher::{Batch, KeySet, ReadBuffer};
 use super::checkpointer::Checkpointer;
 use super::context::MappingContext;
 use super::control::Request;
@@ -122,8 +122,8 @@ struct ShardTask {
     read_jitter: Rng,
     /// Records read and not yet batched.
     buffer: ReadBuffer,
-    /// Event buffers of finished batches, reused for the next ones.
-    spares: Vec<Vec<u8>>,
+    /// Finished batches, emptied: their buffers are reused for the next ones.
+    spares: Vec<Batch>,
     batching: BatchingWindow,
     /// Operator requests (skip, rewind).
     requests: mpsc::UnboundedReceiver<Request>,
@@ -273,7 +273,7 @@ impl ShardTask {
             _ = self.ctx.cancel.cancelled() => {}
             Some((lane, batch, _)) = self.lanes.busy.next(), if !self.lanes.busy.is_empty() => {
                 self.lanes.idle.push(lane);
-                self.spares.push(batch.into_buffer());
+                self.spares.push(batch.emptied());
                 self.batching.invocation_completed(self.ctx.clock.now_ms());
             }
             answer = reader::answer(&mut self.reader.in_flight), if self.reader.in_flight.is_some() => {
