@@ -98,6 +98,19 @@ impl Batch {
     }
 }
 
+/// Once the first record of a batch is encoded (its fragment starts at `start`), room for
+/// `expected` records like it, an eighth more for records a little longer, at most
+/// `cap_bytes` of event: one allocation where growing by doubling would copy the event
+/// several times (a recycled batch usually has the room already).
+fn reserve_like_first(event: &mut Vec<u8>, start: usize, expected: usize, cap_bytes: usize) {
+    let first = event.len() - start;
+    let rest = first.saturating_mul(expected.saturating_sub(1));
+    let wanted = rest
+        .saturating_add(rest / 8)
+        .saturating_add(EVENT_SUFFIX.len() + expected);
+    event.reserve(wanted.min(cap_bytes.saturating_sub(event.len())));
+}
+
 /// Records read but not yet batched, with their `Progress` ordinals.
 #[derive(Debug, Default)]
 pub struct ReadBuffer {
@@ -138,6 +151,20 @@ impl ReadBuffer {
 
     pub fn len(&self) -> usize {
         self.records.len()
+    }
+
+    /// Room for `n` more records (a page about to be pushed), in one allocation.
+    pub fn reserve(&mut self, n: usize) {
+        self.records.reserve(n);
+    }
+
+    /// Gives the memory of an empty buffer back (a quiet shard should not keep the room
+    /// its largest page needed); a buffer holding records is left as it is.
+    pub fn release_if_empty(&mut self) {
+        if self.records.is_empty() {
+            self.records = VecDeque::new();
+            self.key_counts = KeyCounts::default();
+        }
     }
 
     pub fn keyed() -> Self {
@@ -257,6 +284,9 @@ impl ReadBuffer {
                     self.key_counts.remove(&key);
                 }
             }
+            if batch.records.is_empty() {
+                reserve_like_first(&mut batch.event, start, expected, cap_bytes);
+            }
             batch.spans.push(start..batch.event.len());
             batch.records.push(record);
             batch.ordinals.push(ordinal);
@@ -358,6 +388,47 @@ mod tests {
             .map(|r| r["kinesis"]["sequenceNumber"].clone())
             .collect();
         assert_eq!(seqs, vec!["1001", "1002"]);
+    }
+
+    #[test]
+    fn an_emptied_read_buffer_gives_its_room_back_and_a_full_one_keeps_its_records() {
+        let mut buffer = buffer_of(40, 5);
+        buffer.release_if_empty();
+        assert_eq!(buffer.len(), 40);
+        let batch = buffer.take_batch(
+            40,
+            PAYLOAD_CAP_BYTES,
+            &ctx(),
+            Batch::default(),
+            &KeySet::default(),
+            usize::MAX,
+        );
+        assert_eq!(batch.len(), 40);
+        assert!(buffer.records.capacity() >= 40);
+        buffer.release_if_empty();
+        assert_eq!(buffer.records.capacity(), 0);
+    }
+
+    #[test]
+    fn a_batch_of_like_records_is_encoded_without_growing_its_event() {
+        let mut buffer = buffer_of(50, 300);
+        let batch = buffer.take_batch(
+            50,
+            PAYLOAD_CAP_BYTES,
+            &ctx(),
+            Batch::default(),
+            &KeySet::default(),
+            usize::MAX,
+        );
+        // The room reserved after the first record held all fifty (keys "k0" to "k49"
+        // differ in length): no doubling happened, so the capacity is at most an eighth
+        // over the event's length, not up to twice it.
+        assert!(
+            batch.event.capacity() <= batch.event.len() * 9 / 8,
+            "{} {}",
+            batch.event.capacity(),
+            batch.event.len()
+        );
     }
 
     #[test]

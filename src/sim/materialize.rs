@@ -170,8 +170,8 @@ fn event_id(seq: &str) -> String {
         pair[0] = HEX[usize::from(b >> 4)];
         pair[1] = HEX[usize::from(b & 15)];
     }
-    // ASCII, so this borrows and copies once.
-    String::from_utf8_lossy(&hex).into_owned()
+    // Hex digits are ASCII, so this never falls back to the empty default.
+    String::from_utf8(hex.to_vec()).unwrap_or_default()
 }
 
 /// A 128-bit hash of `bytes`: two multiply-rotate lanes over little-endian words, each

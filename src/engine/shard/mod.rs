@@ -273,7 +273,7 @@ impl ShardTask {
             _ = self.ctx.cancel.cancelled() => {}
             Some((lane, batch, _)) = self.lanes.busy.next(), if !self.lanes.busy.is_empty() => {
                 self.lanes.idle.push(lane);
-                self.spares.push(batch.emptied());
+                self.recycle(batch);
                 self.batching.invocation_completed(self.ctx.clock.now_ms());
             }
             answer = reader::answer(&mut self.reader.in_flight), if self.reader.in_flight.is_some() => {

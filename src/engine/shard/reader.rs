@@ -317,6 +317,7 @@ impl ShardTask {
                 .zip(&kept)
                 .map(|(record, keep)| (!keep).then(|| record.sequence_number.clone())),
         );
+        self.buffer.reserve(page.records.len() - filtered as usize);
         for ((ordinal, record), keep) in (first..).zip(page.records).zip(kept) {
             if keep {
                 self.buffer.push(ordinal, record);
