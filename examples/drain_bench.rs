@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_kinesis::config::Credentials;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use esm_sim::function::tap::Observer;
@@ -32,13 +30,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "bench"))
-        .load()
-        .await;
-    let client = aws_sdk_kinesis::Client::new(&sdk);
+    let client = stream::client(&endpoint).await;
     let name = format!("drain-bench-{}", std::process::id());
     let arn = stream::active_stream(&client, &name, SHARDS).await?;
     let started = Instant::now();

@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_kinesis::config::Credentials;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use esm_sim::aws::AwsFactory;
@@ -62,13 +60,7 @@ async fn bench_server(
     rounds: usize,
 ) -> anyhow::Result<()> {
     let relay = Relay::start(endpoint).await?;
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&relay.url)
-        .credentials_provider(Credentials::new("test", "test", None, None, "bench"))
-        .load()
-        .await;
-    let client = aws_sdk_kinesis::Client::new(&sdk);
+    let client = stream::client(&relay.url).await;
     println!("{server}: {records} records per run, batches of {BATCH}, {rounds} rounds");
     let (mut bare_total, mut load_total) = (0.0, 0.0);
     for round in 1..=rounds {

@@ -6,9 +6,4 @@
 # RECORDS=N and ROUNDS=N to change the size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/test-servers.sh
-ts_install
-ts_start
-trap ts_stop EXIT
-AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
-  cargo run --release --quiet --example load_bench
+exec bash scripts/bench-servers.sh load_bench

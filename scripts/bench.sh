@@ -6,8 +6,10 @@
 # Then examples/simulate_bench.rs: DynamoDB and Kinesis simulate against a bare encoder
 # loop, alternating in one process, with the ratios; the /metrics and /shards figures at
 # 10,000 shards (tests/metrics_scale.rs); and, against the local servers, the drain of a
-# mapping next to a bare GetRecords loop and `esm-sim load` next to a bare PutRecords
-# loop (scripts/bench-drain.sh, scripts/bench-load.sh). All in docs/performance.md.
+# mapping next to a bare GetRecords loop, `esm-sim load` next to a bare PutRecords loop,
+# and a mapping's put -> invoke latency next to a bare GetRecords loop at the same 10 ms
+# pace (scripts/bench-drain.sh, scripts/bench-load.sh, scripts/bench-latency.sh). All in
+# docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
@@ -33,3 +35,4 @@ cargo test --release --quiet --test metrics_scale -- --nocapture
 # Against the local servers (installed and started by the scripts themselves).
 bash scripts/bench-drain.sh
 bash scripts/bench-load.sh
+bash scripts/bench-latency.sh

@@ -1,11 +1,13 @@
 //! The dashboard in a real browser: a running `esm-sim run` daemon with a poison record in
 //! one shard of four, its page (`GET /`) loaded by headless Chromium, and the DOM and a
-//! screenshot checked. Chromium is Debian's (`scripts/test.sh` installs it when missing);
+//! screenshot checked; then the page with `?limit=2`, to see it ask for a page and keep
+//! the stuck shard first. Chromium is Debian's (`scripts/test.sh` installs it when missing);
 //! without it this test fails, it never skips.
 //!
 //! The daemon is the real binary, found through the `admin.addr` file it writes, so the
 //! page is checked exactly as an operator opens it.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -108,16 +110,20 @@ impl Daemon {
     }
 }
 
-/// Polls `GET /shards?stuck=true` until it lists a shard; returns that answer.
-fn wait_for_stuck(daemon: &Daemon, url: &str) -> Value {
+/// `GET path` on the admin API at `url`.
+fn admin_get(url: &str, path: &str) -> anyhow::Result<Value> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let client = AdminClient::new(url, None).expect("an admin client");
+        .build()?;
+    let client = AdminClient::new(url, None)?;
+    runtime.block_on(client.get(path))
+}
+
+/// Polls `GET /shards?stuck=true` until it lists a shard; returns that answer.
+fn wait_for_stuck(daemon: &Daemon, url: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let answer = runtime.block_on(client.get("/shards?stuck=true"));
+        let answer = admin_get(url, "/shards?stuck=true");
         if let Ok(answer) = &answer {
             if answer["shards"].as_array().is_some_and(|s| !s.is_empty()) {
                 return answer.clone();
@@ -130,6 +136,48 @@ fn wait_for_stuck(daemon: &Daemon, url: &str) -> Value {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// The dashboard with `?limit=2`: the first page of 2 shards of the API, with the stuck
+/// shard (`stuck_key`) first whether or not it is on that page, each row once, a count of
+/// 2 of all and a Next button.
+fn check_a_page_of_two(profile: &Path, url: &str, stuck_key: &str) {
+    let first = admin_get(url, "/shards?limit=2").expect("GET /shards?limit=2");
+    let total = first["total"].as_u64().expect("total");
+    let mut expected: BTreeSet<String> = first["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .map(|s| {
+            let field = |name: &str| s[name].as_str().unwrap_or_default().to_string();
+            format!("{}/{}", field("mapping"), field("shard_id"))
+        })
+        .collect();
+    expected.insert(stuck_key.to_string());
+    let dump = chromium(
+        profile,
+        &[
+            "--dump-dom",
+            "--virtual-time-budget=5000",
+            &format!("{url}/?limit=2"),
+        ],
+    );
+    let dom = String::from_utf8_lossy(&dump.stdout);
+    let rows = shard_rows(&dom);
+    let keys: BTreeSet<String> = rows.iter().map(|r| r.0.clone()).collect();
+    assert_eq!(keys, expected, "the stuck shard and the first page:\n{dom}");
+    assert_eq!(rows.len(), keys.len(), "each shard once:\n{dom}");
+    assert_eq!(rows[0].0, stuck_key, "the stuck shard first:\n{dom}");
+    assert!(
+        dom.contains("shards?limit=2,") && dom.contains(&format!("showing 2 of {total} shards")),
+        "a page of 2 of {total}:\n{dom}"
+    );
+    let next = dom
+        .split("<button id=\"next\"")
+        .nth(1)
+        .and_then(|rest| rest.split('>').next())
+        .expect("a Next button");
+    assert!(!next.contains("disabled"), "Next is enabled: {next}");
 }
 
 /// Headless Chromium with the flags this machine needs, a fresh profile, and a deadline.
@@ -241,6 +289,17 @@ fn the_dashboard_marks_the_one_stuck_shard_with_its_poison_record_in_headless_ch
         Some(true),
         "the stuck row is sorted first"
     );
+    // It asks for a page, not every shard, and says how many it shows.
+    assert!(
+        dom.contains("shards?limit=200"),
+        "the page asks GET /shards for a page of 200:\n{dom}"
+    );
+    assert!(
+        dom.contains("showing 4 of 4 shards"),
+        "the page says how many shards it shows:\n{dom}"
+    );
+
+    check_a_page_of_two(profile.path(), &url, key);
 
     // Kept under target/tmp so it can be looked at after the run.
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
