@@ -6,11 +6,18 @@
 //! the running task answers, so the caller learns whether they took effect and sees the
 //! state that followed. A request to a shard that is not running is refused with a
 //! message that says why, never queued for later.
+//!
+//! Requests wait in an inbox and are announced through the same watch as the pause flag
+//! (a count of requests sent), so the task waits on one thing for both. A channel per
+//! shard cost 1.5 KB of memory whether or not an operator ever used it, and polling it on
+//! every pass of the task's loop was 5% of a 10,000-shard simulation. Lanes watch the
+//! same value through `PauseWatch`, which wakes only when the flag itself changes.
 
-use std::sync::Mutex;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use crate::model::SequenceNumber;
 
@@ -53,53 +60,141 @@ pub struct Request {
 /// in-flight invocation first can take up to the function's timeout).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What a shard's task and lanes watch: the operator's pause flag, and how many requests
+/// were sent (a change wakes the task, which takes them from its `Inbox`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Controls {
+    pub paused: bool,
+    pub requests_sent: u64,
+}
+
+/// Requests waiting for the running task, and which task that is (0: none is).
+#[derive(Default)]
+struct Waiting {
+    task: u64,
+    tasks_attached: u64,
+    requests: VecDeque<Request>,
+}
+
 pub struct ShardControl {
-    paused: watch::Sender<bool>,
-    requests: Mutex<Option<mpsc::UnboundedSender<Request>>>,
+    watched: watch::Sender<Controls>,
+    waiting: Arc<Mutex<Waiting>>,
 }
 
 impl Default for ShardControl {
     fn default() -> Self {
         ShardControl {
-            paused: watch::Sender::new(false),
-            requests: Mutex::new(None),
+            watched: watch::Sender::new(Controls::default()),
+            waiting: Arc::default(),
+        }
+    }
+}
+
+/// A running task's end of its shard's requests. Dropping it (the task ends) refuses the
+/// requests still waiting: their callers learn the shard is not running.
+pub struct Inbox {
+    waiting: Arc<Mutex<Waiting>>,
+    task: u64,
+}
+
+impl Inbox {
+    /// The requests sent since the last call, oldest first.
+    pub fn take(&self) -> VecDeque<Request> {
+        let mut waiting = lock(&self.waiting);
+        if waiting.task == self.task {
+            std::mem::take(&mut waiting.requests)
+        } else {
+            VecDeque::new()
+        }
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        let mut waiting = lock(&self.waiting);
+        if waiting.task == self.task {
+            waiting.task = 0;
+            waiting.requests.clear();
+        }
+    }
+}
+
+fn lock(waiting: &Mutex<Waiting>) -> std::sync::MutexGuard<'_, Waiting> {
+    waiting.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A lane's view of the pause flag: `changed` wakes only when the flag differs from what
+/// the lane last saw, not on every request sent to the task.
+pub struct PauseWatch {
+    watched: watch::Receiver<Controls>,
+    seen: bool,
+}
+
+impl PauseWatch {
+    /// Whether the shard is paused now (and that is what `changed` compares against).
+    pub fn borrow_and_update(&mut self) -> bool {
+        self.seen = self.watched.borrow_and_update().paused;
+        self.seen
+    }
+
+    /// Resolves once the flag differs from the one last seen; Err if the control is gone.
+    pub async fn changed(&mut self) -> Result<(), watch::error::RecvError> {
+        loop {
+            self.watched.changed().await?;
+            let now = self.watched.borrow_and_update().paused;
+            if now != self.seen {
+                self.seen = now;
+                return Ok(());
+            }
         }
     }
 }
 
 impl ShardControl {
     pub fn set_paused(&self, paused: bool) {
-        self.paused.send_replace(paused);
+        self.watched.send_modify(|c| c.paused = paused);
     }
 
     pub fn is_paused(&self) -> bool {
-        *self.paused.borrow()
+        self.watched.borrow().paused
     }
 
-    /// For the shard task and its lanes: changes of the pause flag.
-    pub fn watch_paused(&self) -> watch::Receiver<bool> {
-        self.paused.subscribe()
+    /// For the shard task: changes of the pause flag and requests sent.
+    pub fn watch(&self) -> watch::Receiver<Controls> {
+        self.watched.subscribe()
     }
 
-    /// For a starting shard task: where its requests arrive from now on.
-    pub fn attach(&self) -> mpsc::UnboundedReceiver<Request> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        *self.requests.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
-        rx
+    /// For the lanes: changes of the pause flag.
+    pub fn watch_paused(&self) -> PauseWatch {
+        let mut watched = self.watched.subscribe();
+        let seen = watched.borrow_and_update().paused;
+        PauseWatch { watched, seen }
+    }
+
+    /// For a starting shard task: where its requests arrive from now on (a task that
+    /// attached before it no longer gets any).
+    pub fn attach(&self) -> Inbox {
+        let mut waiting = lock(&self.waiting);
+        waiting.tasks_attached += 1;
+        waiting.task = waiting.tasks_attached;
+        waiting.requests.clear();
+        Inbox {
+            waiting: self.waiting.clone(),
+            task: waiting.task,
+        }
     }
 
     /// Sends a request to the running task and waits for its answer.
     pub async fn request(&self, what: ShardRequest, not_running: &str) -> Result<(), ControlError> {
         let (reply, answer) = oneshot::channel();
-        let sent = self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|tx| tx.send(Request { what, reply }).is_ok());
-        if !sent {
-            return Err(ControlError::Conflict(not_running.to_string()));
+        {
+            let mut waiting = lock(&self.waiting);
+            if waiting.task == 0 {
+                return Err(ControlError::Conflict(not_running.to_string()));
+            }
+            waiting.requests.push_back(Request { what, reply });
         }
+        self.watched.send_modify(|c| c.requests_sent += 1);
         match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
             Ok(Ok(result)) => result.map_err(ControlError::Conflict),
             Ok(Err(_)) => Err(ControlError::Conflict(not_running.to_string())),
@@ -131,10 +226,14 @@ mod tests {
 
     #[tokio::test]
     async fn the_task_answer_reaches_the_caller() {
-        let control = ShardControl::default();
-        let mut rx = control.attach();
+        let control = Arc::new(ShardControl::default());
+        let inbox = control.attach();
+        let mut watched = control.watch();
         let task = tokio::spawn(async move {
-            let request = rx.recv().await.expect("a request");
+            watched.changed().await.expect("a request is announced");
+            let mut requests = inbox.take();
+            assert_eq!(requests.len(), 1);
+            let request = requests.pop_front().expect("a request");
             assert!(matches!(request.what, ShardRequest::Skip));
             let _ = request.reply.send(Err("nothing to skip".into()));
         });
@@ -146,14 +245,64 @@ mod tests {
         task.await.expect("task");
     }
 
+    #[tokio::test]
+    async fn a_request_to_a_task_that_ended_is_refused_and_a_new_task_gets_the_next_ones() {
+        let control = ShardControl::default();
+        let first = control.attach();
+        let second = control.attach();
+        // The first task ending does not detach the one that replaced it.
+        drop(first);
+        let asking = control.request(ShardRequest::Skip, "not running");
+        let answering = async {
+            tokio::task::yield_now().await;
+            let mut requests = second.take();
+            let request = requests.pop_front().expect("the second task gets it");
+            let _ = request.reply.send(Ok(()));
+        };
+        let (result, ()) = tokio::join!(asking, answering);
+        assert_eq!(result, Ok(()));
+        drop(second);
+        assert_eq!(
+            control.request(ShardRequest::Skip, "not running").await,
+            Err(ControlError::Conflict("not running".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn requests_waiting_when_the_task_ends_are_refused() {
+        let control = ShardControl::default();
+        let inbox = control.attach();
+        let asking = control.request(ShardRequest::Skip, "not running");
+        let ending = async {
+            tokio::task::yield_now().await;
+            drop(inbox);
+        };
+        let (result, ()) = tokio::join!(asking, ending);
+        assert_eq!(result, Err(ControlError::Conflict("not running".into())));
+    }
+
+    #[tokio::test]
+    async fn a_lane_wakes_on_a_pause_change_and_not_on_a_request() {
+        let control = ShardControl::default();
+        let _inbox = control.attach();
+        let mut lane = control.watch_paused();
+        assert!(!lane.borrow_and_update());
+        control.watched.send_modify(|c| c.requests_sent += 1);
+        let woke = tokio::time::timeout(Duration::from_millis(20), lane.changed()).await;
+        assert!(woke.is_err(), "a request must not wake a lane");
+        control.set_paused(true);
+        lane.changed().await.expect("the pause wakes it");
+        assert!(lane.borrow_and_update());
+    }
+
     #[test]
     fn pause_is_a_flag_the_watchers_see() {
         let control = ShardControl::default();
-        let watcher = control.watch_paused();
+        let mut watcher = control.watch_paused();
         control.set_paused(true);
-        assert!(*watcher.borrow());
+        assert!(watcher.borrow_and_update());
         assert!(control.is_paused());
         control.set_paused(false);
-        assert!(!*watcher.borrow());
+        assert!(!watcher.borrow_and_update());
     }
 }

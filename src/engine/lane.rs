@@ -15,12 +15,13 @@
 use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::batcher::Batch;
 use super::checkpointer::Checkpointer;
 use super::context::MappingContext;
+use super::control::PauseWatch;
 use super::held_keys::HeldKeys;
 use super::invocation_log::InvocationLine;
 use super::status::{InFlight, ShardState, ShardStatus};
@@ -73,7 +74,7 @@ pub struct Lane {
     status: Arc<ShardStatus>,
     checkpointer: Arc<Checkpointer>,
     signal: Arc<LaneSignal>,
-    paused: watch::Receiver<bool>,
+    paused: PauseWatch,
     rng: Rng,
     /// Where the event of part of a batch is assembled (retries after a partial failure
     /// or a bisect); kept to reuse its allocation.
@@ -318,7 +319,7 @@ impl Lane {
             if ctx.cancel.is_cancelled() {
                 return BatchEnd::Interrupted;
             }
-            while *self.paused.borrow_and_update() {
+            while self.paused.borrow_and_update() {
                 self.status.update().state = ShardState::Paused;
                 tokio::select! {
                     biased;
@@ -397,7 +398,7 @@ impl Lane {
                 }
                 continue;
             }
-            if !*self.paused.borrow_and_update() {
+            if !self.paused.borrow_and_update() {
                 return true;
             }
             self.status

@@ -76,9 +76,18 @@ pub(super) fn rewind_target(to: RewindTo) -> (Checkpoint, IteratorPosition) {
 }
 
 impl ShardTask {
-    /// Whether the operator holds the shard paused now.
-    pub(super) fn is_paused(&mut self) -> bool {
-        *self.paused.borrow_and_update()
+    /// Carries out the operator's requests sent since the last pass; whether the operator
+    /// holds the shard paused now. Requests are taken here, at the top of every pass, and
+    /// not only when the watch wakes the task: reading the flag marks the change seen.
+    pub(super) fn obey_operator(&mut self) -> bool {
+        let controls = *self.paused.borrow_and_update();
+        if controls.requests_sent != self.requests_seen {
+            self.requests_seen = controls.requests_sent;
+            for request in self.requests.take() {
+                self.apply_request(request);
+            }
+        }
+        self.paused.borrow().paused
     }
 
     /// Carries out an operator request; the answer goes to its reply.
@@ -107,7 +116,7 @@ impl ShardTask {
     /// shard at `to`, still paused.
     fn rewind(&mut self, to: RewindTo) -> Result<(), String> {
         let kind = self.ctx.mapping.stream_kind;
-        if let Some(refusal) = rewind_refusal(&to, *self.paused.borrow(), kind) {
+        if let Some(refusal) = rewind_refusal(&to, self.paused.borrow().paused, kind) {
             return Err(refusal.into());
         }
         self.lanes.busy.clear();

@@ -25,12 +25,12 @@
 use std::sync::Arc;
 
 use futures_util::stream::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::batcher::{Batch, KeySet, ReadBuffer};
 use super::checkpointer::Checkpointer;
 use super::context::MappingContext;
-use super::control::Request;
+use super::control::{Controls, Inbox};
 use super::held_keys::HeldKeys;
 use super::lane::{lock, SharedWindow};
 use super::status::{ShardState, ShardStatus};
@@ -125,10 +125,12 @@ struct ShardTask {
     /// Finished batches, emptied: their buffers are reused for the next ones.
     spares: Vec<Batch>,
     batching: BatchingWindow,
-    /// Operator requests (skip, rewind).
-    requests: mpsc::UnboundedReceiver<Request>,
-    /// The operator's pause.
-    paused: watch::Receiver<bool>,
+    /// Operator requests (skip, rewind), announced through `paused`.
+    requests: Inbox,
+    /// How many requests `paused` had announced when the inbox was last emptied.
+    requests_seen: u64,
+    /// The operator's pause, and requests sent.
+    paused: watch::Receiver<Controls>,
 }
 
 impl ShardTask {
@@ -172,7 +174,8 @@ impl ShardTask {
             },
             batching: BatchingWindow::starting_at(now, mapping.maximum_batching_window_ms as i64),
             requests: status.control().attach(),
-            paused: status.control().watch_paused(),
+            paused: status.control().watch(),
+            requests_seen: 0,
             spares: Vec::new(),
             read_jitter: Rng::derived(ctx.seed, &format!("{}/{}/reader", mapping.name, shard_id)),
             ctx,
@@ -193,7 +196,7 @@ impl ShardTask {
             if self.ctx.cancel.is_cancelled() {
                 return self.stop().await;
             }
-            let pass = controls::obey_pause(self.is_paused(), self.reader.errors_in_a_row);
+            let pass = controls::obey_pause(self.obey_operator(), self.reader.errors_in_a_row);
             let mut held = self.held_now();
             let cut = if pass.starts_work {
                 self.cut_batches(&mut held)
@@ -280,7 +283,6 @@ impl ShardTask {
                 self.reader.in_flight = None;
                 self.apply_read(answer);
             }
-            Some(request) = self.requests.recv() => self.apply_request(request),
             Ok(()) = self.paused.changed() => {}
             _ = self.held_keys.released(), if self.factor > 1 => {}
             _ = tokio::time::sleep(std::time::Duration::from_millis(sleep_ms.unwrap_or(0))), if sleep_ms.is_some() => {}
