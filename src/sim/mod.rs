@@ -179,6 +179,10 @@ impl SimulatedStream {
         self.advanced(now_ms).shards.lookup(shard.as_str())
     }
 
+    pub(crate) fn has_shard(&self, shard: u32) -> bool {
+        self.lock().shards.shard(shard).is_some()
+    }
+
     pub(crate) fn shard_id(&self, shard: u32) -> Option<ShardId> {
         self.lock().shards.shard(shard).map(|s| s.id.clone())
     }

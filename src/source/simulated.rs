@@ -117,12 +117,20 @@ impl SimulatedSource {
     }
 
     /// Whether this call is throttled (drawn from the shard's own generator).
-    fn throttled(&self, shard: u32, shard_id: &ShardId) -> bool {
+    /// The id of shard `shard`, for messages (its index, should it be unknown).
+    fn shard_name(&self, shard: u32) -> String {
+        self.stream
+            .shard_id(shard)
+            .map_or_else(|| format!("index {shard}"), |id| id.0)
+    }
+
+    fn throttled(&self, shard: u32) -> bool {
         if self.faults.throttle_rate.is_nan() || self.faults.throttle_rate <= 0.0 {
             return false;
         }
         let mut throttles = self.throttles.lock().unwrap_or_else(|p| p.into_inner());
         let rng = throttles.entry(shard).or_insert_with(|| {
+            let shard_id = self.shard_name(shard);
             Rng::derived(self.seed, &format!("{}/{}/throttle", self.arn, shard_id))
         });
         rng.next_f64() < self.faults.throttle_rate
@@ -170,18 +178,20 @@ impl StreamSource for SimulatedSource {
         let now = self.clock.now_ms();
         self.stream.advance_to(now);
         let it = self.decode(iterator)?;
-        let shard_id = self.stream.shard_id(it.shard).ok_or_else(|| {
-            SourceError::Other(format!(
+        // The shard's id is only needed for messages: checking that it exists copies nothing.
+        if !self.stream.has_shard(it.shard) {
+            return Err(SourceError::Other(format!(
                 "InvalidArgumentException: shard iterator names no shard of {}",
                 self.arn
-            ))
-        })?;
+            )));
+        }
         if now.saturating_sub(it.issued_at_ms) > self.expiry_ms {
             return Err(SourceError::ExpiredIterator);
         }
-        if self.throttled(it.shard, &shard_id) {
+        if self.throttled(it.shard) {
             return Err(SourceError::Throttled(format!(
-                "ProvisionedThroughputExceededException: Rate exceeded for shard {shard_id}"
+                "ProvisionedThroughputExceededException: Rate exceeded for shard {}",
+                self.shard_name(it.shard)
             )));
         }
         let (max_records, max_bytes) = match self.kind {
@@ -199,7 +209,8 @@ impl StreamSource for SimulatedSource {
             )
             .ok_or_else(|| {
                 SourceError::Other(format!(
-                    "InvalidArgumentException: shard {shard_id} is gone"
+                    "InvalidArgumentException: shard {} is gone",
+                    self.shard_name(it.shard)
                 ))
             })?;
         let next_iterator = (!page.shard_ended).then(|| {
