@@ -99,14 +99,15 @@ ts_need_npm() {
 }
 
 # ts_install_venv DIR PIN EXECUTABLE CHECK...: a venv at DIR with PIN pip-installed, unless
-# its marker says PIN is there and DIR/bin/EXECUTABLE runs; CHECK (a command) must succeed
-# after a fresh install.
+# its marker says PIN is there and CHECK (a command) succeeds: a venv copied or moved from
+# elsewhere keeps its marker but its scripts' interpreter lines point at the old place, so
+# the check runs what the tests run. CHECK must also succeed after a fresh install.
 ts_install_venv() {
   local dir="$1" pin="$2" executable="$3"
   shift 3
   local marker="$dir/.esm-sim-pin"
   if [[ -f "$marker" && "$(<"$marker")" == "$pin" && -x "$dir/bin/$executable" ]] &&
-    "$dir/bin/python" -c '' >/dev/null 2>&1; then
+    "$@" >/dev/null 2>&1; then
     return 0
   fi
   ts_need_python_venv || return 1
