@@ -311,6 +311,21 @@ mod tests {
         EventContext::sample()
     }
 
+    impl ReadBuffer {
+        /// A batch of at most `n` records cut as with ParallelizationFactor 1: the cap of
+        /// a Lambda payload, nothing held, no key limit, fresh buffers.
+        fn take_plain(&mut self, n: usize) -> Batch {
+            self.take_batch(
+                n,
+                PAYLOAD_CAP_BYTES,
+                &ctx(),
+                Batch::default(),
+                &KeySet::default(),
+                usize::MAX,
+            )
+        }
+    }
+
     fn buffer_of(n: usize, data_bytes: usize) -> ReadBuffer {
         let mut buffer = ReadBuffer::default();
         for i in 0..n {
@@ -338,14 +353,7 @@ mod tests {
     fn a_batch_stops_at_batch_size_and_its_event_holds_exactly_its_records() {
         let mut buffer = buffer_of(50, 10);
         assert!(buffer.holds_full_batch(20));
-        let batch = buffer.take_batch(
-            20,
-            PAYLOAD_CAP_BYTES,
-            &ctx(),
-            Batch::default(),
-            &KeySet::default(),
-            usize::MAX,
-        );
+        let batch = buffer.take_plain(20);
         assert_eq!(batch.len(), 20);
         assert_eq!(buffer.len(), 30);
         let mut scratch = Vec::new();
@@ -358,14 +366,7 @@ mod tests {
 
     #[test]
     fn a_reused_batch_holds_only_the_new_records_and_keeps_its_buffers() {
-        let first = buffer_of(30, 40).take_batch(
-            30,
-            PAYLOAD_CAP_BYTES,
-            &ctx(),
-            Batch::default(),
-            &KeySet::default(),
-            usize::MAX,
-        );
+        let first = buffer_of(30, 40).take_plain(30);
         let (records_capacity, event_capacity) = (first.records.capacity(), first.event.capacity());
         let mut buffer = buffer_of(3, 5);
         let batch = buffer.take_batch(
@@ -395,14 +396,7 @@ mod tests {
         let mut buffer = buffer_of(40, 5);
         buffer.release_if_empty();
         assert_eq!(buffer.len(), 40);
-        let batch = buffer.take_batch(
-            40,
-            PAYLOAD_CAP_BYTES,
-            &ctx(),
-            Batch::default(),
-            &KeySet::default(),
-            usize::MAX,
-        );
+        let batch = buffer.take_plain(40);
         assert_eq!(batch.len(), 40);
         assert!(buffer.records.capacity() >= 40);
         buffer.release_if_empty();
@@ -412,14 +406,7 @@ mod tests {
     #[test]
     fn a_batch_of_like_records_is_encoded_without_growing_its_event() {
         let mut buffer = buffer_of(50, 300);
-        let batch = buffer.take_batch(
-            50,
-            PAYLOAD_CAP_BYTES,
-            &ctx(),
-            Batch::default(),
-            &KeySet::default(),
-            usize::MAX,
-        );
+        let batch = buffer.take_plain(50);
         // The room reserved after the first record held all fifty (keys "k0" to "k49"
         // differ in length): no doubling happened, so the capacity is at most an eighth
         // over the event's length, not up to twice it.
@@ -433,14 +420,7 @@ mod tests {
 
     #[test]
     fn part_of_a_batch_gets_an_event_of_just_those_records() {
-        let batch = buffer_of(5, 10).take_batch(
-            5,
-            PAYLOAD_CAP_BYTES,
-            &ctx(),
-            Batch::default(),
-            &KeySet::default(),
-            usize::MAX,
-        );
+        let batch = buffer_of(5, 10).take_plain(5);
         let mut scratch = Vec::new();
         let records = records_of(batch.event(2..4, &mut scratch));
         let seqs: Vec<_> = records
@@ -454,17 +434,7 @@ mod tests {
 
     #[test]
     fn a_batch_stops_before_its_event_would_pass_the_cap_and_the_rest_stays_buffered() {
-        let one = buffer_of(1, 1000)
-            .take_batch(
-                1,
-                PAYLOAD_CAP_BYTES,
-                &ctx(),
-                Batch::default(),
-                &KeySet::default(),
-                usize::MAX,
-            )
-            .event
-            .len();
+        let one = buffer_of(1, 1000).take_plain(1).event.len();
         let cap = one * 2; // room for two records in one envelope, not three
         let mut buffer = buffer_of(10, 1000);
         let batch = buffer.take_batch(
@@ -553,14 +523,7 @@ mod tests {
             vec![0, 2],
             "both records of the held key wait, in order"
         );
-        let later = buffer.take_batch(
-            10,
-            PAYLOAD_CAP_BYTES,
-            &ctx(),
-            Batch::default(),
-            &KeySet::default(),
-            usize::MAX,
-        );
+        let later = buffer.take_plain(10);
         assert_eq!(keys_of(&later), vec!["a", "a"]);
         assert_eq!(buffer.min_bytes, 0);
     }
