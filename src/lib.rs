@@ -33,3 +33,10 @@ pub mod running;
 pub mod sim;
 pub mod simulate;
 pub mod source;
+
+/// mimalloc instead of the system allocator, for every binary, test and example that links
+/// the crate: a simulation allocates and frees a few small buffers per record (data, keys,
+/// images, sequence numbers) and glibc's malloc spent a fifth of a run on them
+/// (`docs/performance.md`, "The allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
