@@ -142,32 +142,35 @@ fn room_to_read(buffer: &ReadBuffer, held: &KeySet, batch_size: usize, factor: u
 /// owns what it needs, so lanes go on while it runs.
 pub(super) struct ReadAnswer {
     started_ms: i64,
-    /// An iterator opened for this read.
-    opened: Option<String>,
+    /// The iterator the read used (the reader's, handed back, or one opened for it).
+    iterator: Option<String>,
     result: Result<RecordsPage, SourceError>,
 }
 
-async fn fetch(
-    ctx: Arc<MappingContext>,
-    shard_id: ShardId,
-    iterator: Option<String>,
-    resume: IteratorPosition,
-) -> ReadAnswer {
+/// What a read starts from: the reader's iterator, moved into the read (not copied: at
+/// 10,000 shards every read's copies were a measurable share), or where to open one.
+enum ReadFrom {
+    Iterator(String),
+    Open(ShardId, IteratorPosition),
+}
+
+async fn fetch(ctx: Arc<MappingContext>, from: ReadFrom) -> ReadAnswer {
     let started_ms = ctx.clock.now_ms();
     let limit = ctx.mapping.pace.get_records_limit;
-    let (opened, result) = match iterator {
-        Some(iterator) => (None, ctx.source.get_records(&iterator, limit).await),
-        None => match ctx.source.shard_iterator(&shard_id, &resume).await {
-            Ok(iterator) => {
-                let result = ctx.source.get_records(&iterator, limit).await;
-                (Some(iterator), result)
-            }
-            Err(error) => (None, Err(error)),
-        },
+    let iterator = match from {
+        ReadFrom::Iterator(iterator) => Ok(iterator),
+        ReadFrom::Open(shard_id, resume) => ctx.source.shard_iterator(&shard_id, &resume).await,
+    };
+    let (iterator, result) = match iterator {
+        Ok(iterator) => {
+            let result = ctx.source.get_records(&iterator, limit).await;
+            (Some(iterator), result)
+        }
+        Err(error) => (None, Err(error)),
     };
     ReadAnswer {
         started_ms,
-        opened,
+        iterator,
         result,
     }
 }
@@ -194,20 +197,17 @@ impl ShardTask {
         if now_ms < reader.next_read_ms {
             return Some(reader.next_read_ms);
         }
-        self.reader.in_flight = Some(Box::pin(fetch(
-            self.ctx.clone(),
-            self.shard_id.clone(),
-            reader.iterator.clone(),
-            reader.resume.clone(),
-        )));
+        let from = match self.reader.iterator.take() {
+            Some(iterator) => ReadFrom::Iterator(iterator),
+            None => ReadFrom::Open(self.shard_id.clone(), self.reader.resume.clone()),
+        };
+        self.reader.in_flight = Some(Box::pin(fetch(self.ctx.clone(), from)));
         None
     }
 
     /// Takes in a read's answer: a page, or a failure to back off from.
     pub(super) fn apply_read(&mut self, answer: ReadAnswer) {
-        if let Some(opened) = answer.opened {
-            self.reader.iterator = Some(opened);
-        }
+        self.reader.iterator = answer.iterator;
         let now = self.ctx.clock.now_ms();
         match answer.result {
             Ok(page) => {
