@@ -696,6 +696,31 @@ async fn pause_stops_invocations_rewind_needs_a_pause_and_redelivers_and_errors_
     })
     .await;
     assert_eq!(history["series"][0]["mapping"], "m");
+    // With /shards' query, the series of that page's shards only, in its order.
+    let all: Vec<&Value> = history["series"].as_array().into_iter().flatten().collect();
+    let first = daemon.get("/history?limit=3").await;
+    assert_eq!(first["total"], 4, "{first}");
+    let page: Vec<&Value> = first["series"].as_array().into_iter().flatten().collect();
+    assert_eq!(page.len(), 3, "{first}");
+    assert_eq!(
+        page.iter().map(|s| &s["shard_id"]).collect::<Vec<_>>(),
+        all[..3].iter().map(|s| &s["shard_id"]).collect::<Vec<_>>()
+    );
+    let cursor = first["next"].as_str().expect("a next page").to_string();
+    let rest = daemon
+        .get(&format!("/history?limit=3&after={cursor}"))
+        .await;
+    assert_eq!(rest["series"].as_array().map(Vec::len), Some(1), "{rest}");
+    assert_eq!(rest["series"][0]["shard_id"], all[3]["shard_id"]);
+    assert_eq!(rest["next"], Value::Null);
+    daemon
+        .call("GET", "/history?limit=0", None)
+        .await
+        .assert_error(400, "limit");
+    daemon
+        .call("GET", "/history?mapping=nope", None)
+        .await
+        .assert_error(404, "no mapping named");
     assert_eq!(daemon.get("/healthz").await["status"], "ok");
     daemon.stop().await;
 }

@@ -138,6 +138,37 @@ fn wait_for_stuck(daemon: &Daemon, url: &str) -> Value {
     }
 }
 
+/// Polls `GET /history?stuck=true` until the stuck shard `shard_id` has a sampled
+/// iterator age (the server samples every 5 s), so the page can chart it.
+fn wait_for_stuck_history(daemon: &Daemon, url: &str, shard_id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = admin_get(url, "/history?stuck=true&limit=200");
+        let charted = answer.as_ref().is_ok_and(|h| {
+            h["series"].as_array().into_iter().flatten().any(|s| {
+                s["shard_id"] == shard_id
+                    && s["points"]
+                        .as_array()
+                        .is_some_and(|p| p.iter().any(|point| point[1].is_i64()))
+            })
+        });
+        if charted {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no iterator age of {shard_id} in the stuck page's history after 30 s (last answer {answer:?}):\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Whether a row's iterator-age chart has points (its last one is drawn as a dot).
+fn charted(row: &str) -> bool {
+    row.contains("class=\"dot\"")
+}
+
 /// The dashboard with `?limit=2`: the first page of 2 shards of the API, with the stuck
 /// shard (`stuck_key`) first whether or not it is on that page, each row once, a count of
 /// 2 of all and a Next button.
@@ -168,6 +199,10 @@ fn check_a_page_of_two(profile: &Path, url: &str, stuck_key: &str) {
     assert_eq!(keys, expected, "the stuck shard and the first page:\n{dom}");
     assert_eq!(rows.len(), keys.len(), "each shard once:\n{dom}");
     assert_eq!(rows[0].0, stuck_key, "the stuck shard first:\n{dom}");
+    assert!(
+        charted(&rows[0].2),
+        "the stuck shard's chart, from the stuck page's history, off the first page or not:\n{dom}"
+    );
     assert!(
         dom.contains("shards?limit=2,") && dom.contains(&format!("showing 2 of {total} shards")),
         "a page of 2 of {total}:\n{dom}"
@@ -266,6 +301,8 @@ fn the_dashboard_marks_the_one_stuck_shard_with_its_poison_record_in_headless_ch
         "the reason names the poison record {poison}: {stuck}"
     );
 
+    wait_for_stuck_history(&daemon, &url, &shard_id);
+
     let profile = tempfile::tempdir().expect("chromium profile");
     let page = format!("{url}/");
     let dump = chromium(
@@ -280,6 +317,10 @@ fn the_dashboard_marks_the_one_stuck_shard_with_its_poison_record_in_headless_ch
     let (key, _, inner) = stuck_rows[0];
     assert_eq!(*key, format!("orders/{shard_id}"));
     assert!(inner.contains("STUCK"), "a visible STUCK badge: {inner}");
+    assert!(
+        charted(inner),
+        "the stuck shard's iterator age is charted: {inner}"
+    );
     assert!(
         inner.contains(&format!("<div class=\"seq\">{poison}</div>")),
         "the blocking range shows the poison record {poison}: {inner}"

@@ -1,14 +1,16 @@
-//! `/metrics` and `/shards` at 10,000 shards (issue 14): the default scrape stays under
-//! 1 MB and still names the shards that matter (the stuck ones, then the highest iterator
-//! ages), and paging through `/shards` returns every shard exactly once. Pure rendering
+//! `/metrics`, `/shards` and `/history` at 10,000 shards (issue 14): the default scrape
+//! stays under 1 MB and still names the shards that matter (the stuck ones, then the
+//! highest iterator ages), paging through `/shards` returns every shard exactly once, and
+//! the dashboard's page of history costs its shards only. Pure rendering
 //! from snapshots, as the handlers do it, so no daemon is needed; the sizes and times are
 //! printed (`--nocapture`) for docs/performance.md, only the sizes are asserted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
+use esm_sim::admin::history::IteratorAgeHistory;
 use esm_sim::admin::metrics::{render, MappingShards};
-use esm_sim::admin::shard_page::{shard_page, ShardQuery};
+use esm_sim::admin::shard_page::{select_shards, shard_page, ShardQuery};
 use esm_sim::config::mapping::ShardSeries;
 use esm_sim::engine::status::{MappingStatus, ShardSnapshot, ShardState};
 use esm_sim::model::{ShardId, ShardInfo};
@@ -158,6 +160,59 @@ fn paging_through_ten_thousand_shards_returns_each_once_and_a_page_costs_only_it
     assert_eq!(
         shard_page(&mappings, &stuck, 120_000, 60_000).shards.len(),
         7
+    );
+}
+
+#[test]
+fn a_page_of_history_at_ten_thousand_shards_holds_its_shards_series_only() {
+    let shards = ten_thousand_shards();
+    // Ten minutes sampled every 5 s, as the admin server keeps it.
+    let mut history = IteratorAgeHistory::new(600_000, 5_000);
+    for t in (0..=600_000).step_by(5_000) {
+        history.record(
+            t,
+            shards
+                .iter()
+                .map(|s| ("orders".to_string(), s.shard_id.clone(), Some(t))),
+        );
+    }
+    let mappings = vec![("orders", shards)];
+    let started = Instant::now();
+    let whole = history.to_json().to_string();
+    let whole_took = started.elapsed();
+    let query = ShardQuery::parse(&BTreeMap::from([("limit".to_string(), "200".to_string())]))
+        .expect("query");
+    let started = Instant::now();
+    let selection = select_shards(&mappings, &query, 600_000, 60_000);
+    let page = history
+        .to_json_of(
+            selection
+                .chosen
+                .iter()
+                .map(|(m, s)| (*m, s.shard_id.as_str())),
+        )
+        .to_string();
+    eprintln!(
+        "/history at 10,000 shards, 121 points each: all {} bytes in {whole_took:?}; a page of 200 {} bytes in {:?}",
+        whole.len(),
+        page.len(),
+        started.elapsed()
+    );
+    let series: serde_json::Value = serde_json::from_str(&page).expect("JSON");
+    let ids: Vec<&str> = series["series"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["shard_id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 200);
+    assert_eq!(ids.first(), Some(&"shardId-000000000000"));
+    assert_eq!(ids.last(), Some(&"shardId-000000000199"));
+    assert!(
+        page.len() * 40 < whole.len(),
+        "{} vs {}",
+        page.len(),
+        whole.len()
     );
 }
 

@@ -2,9 +2,11 @@
 //! JavaScript, no external assets, no build step), embedded in the binary.
 //!
 //! The page polls a page of `GET /shards` (`?limit=200`, paged with `after`), the stuck
-//! shards (`?stuck=true&limit=200`, shown first) and `GET /history` (relative URLs, so it
-//! works behind a path prefix) every 2 s: unpaged, 10,000 shards are ~9 MB a poll. Tests find rows as `tr[data-shard="<mapping>/<shard_id>"]`,
-//! stuck ones with the class `stuck`; `tests/dashboard.rs` checks it in headless Chromium.
+//! shards (`?stuck=true&limit=200`, shown first) and the iterator-age series of the same
+//! two pages from `GET /history` (relative URLs, so it works behind a path prefix) every
+//! 2 s: unpaged, 10,000 shards are ~9 MB a poll and their history more. Tests find rows as
+//! `tr[data-shard="<mapping>/<shard_id>"]`, stuck ones with the class `stuck`;
+//! `tests/dashboard.rs` checks it in headless Chromium.
 
 /// The page, as served.
 pub const PAGE: &str = include_str!("dashboard.html");

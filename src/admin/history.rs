@@ -69,20 +69,43 @@ impl IteratorAgeHistory {
     /// "points":[[t_ms, age_ms or null], ...]}]}`, series ordered by mapping then shard,
     /// points oldest first.
     pub fn to_json(&self) -> Value {
-        let series: Vec<Value> = self
+        let series = self
             .series
             .iter()
-            .map(|((mapping, shard_id), points)| {
-                let points: Vec<Value> = points.iter().map(|(t, age)| json!([t, age])).collect();
-                json!({"mapping": mapping, "shard_id": shard_id, "points": points})
+            .map(|((mapping, shard_id), points)| series_json(mapping, shard_id, points))
+            .collect();
+        self.answer(series)
+    }
+
+    /// The same shape with the series of these shards only, in the order given (a shard
+    /// without points has no series): at 10,000 shards the whole history is megabytes,
+    /// and a dashboard shows a page of shards at a time.
+    pub fn to_json_of<'a>(&self, shards: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
+        let series = shards
+            .into_iter()
+            .filter_map(|(mapping, shard_id)| {
+                let points = self
+                    .series
+                    .get(&(mapping.to_string(), shard_id.to_string()))?;
+                Some(series_json(mapping, shard_id, points))
             })
             .collect();
+        self.answer(series)
+    }
+
+    fn answer(&self, series: Vec<Value>) -> Value {
         json!({
             "sample_every_ms": self.sample_every_ms,
             "window_ms": self.window_ms,
             "series": series,
         })
     }
+}
+
+/// One shard's series: `{"mapping":..,"shard_id":..,"points":[[t_ms, age_ms or null]]}`.
+fn series_json(mapping: &str, shard_id: &str, points: &VecDeque<Point>) -> Value {
+    let points: Vec<Value> = points.iter().map(|(t, age)| json!([t, age])).collect();
+    json!({"mapping": mapping, "shard_id": shard_id, "points": points})
 }
 
 #[cfg(test)]
@@ -115,6 +138,31 @@ mod tests {
                 ]
             })
         );
+    }
+
+    #[test]
+    fn the_series_of_chosen_shards_come_in_the_order_asked_and_unknown_shards_are_left_out() {
+        let mut history = IteratorAgeHistory::new(600_000, 5_000);
+        history.record(
+            1_000,
+            [
+                sample("m", "s1", Some(1)),
+                sample("m", "s2", Some(2)),
+                sample("n", "s1", Some(3)),
+            ],
+        );
+        assert_eq!(
+            history.to_json_of([("n", "s1"), ("m", "gone"), ("m", "s1")]),
+            json!({
+                "sample_every_ms": 5000,
+                "window_ms": 600000,
+                "series": [
+                    {"mapping": "n", "shard_id": "s1", "points": [[1000, 3]]},
+                    {"mapping": "m", "shard_id": "s1", "points": [[1000, 1]]},
+                ]
+            })
+        );
+        assert_eq!(history.to_json_of([])["series"], json!([]));
     }
 
     #[test]

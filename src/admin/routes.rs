@@ -23,7 +23,7 @@ use super::auth::authorized;
 use super::forward::{self, Route};
 use super::metrics::{render, MappingShards};
 use super::metrics_leases::render_leases;
-use super::shard_page::{shard_json, shard_page, ShardQuery};
+use super::shard_page::{select_shards, shard_json, shard_page, ShardQuery};
 use super::state::AdminState;
 use crate::config::StartingPosition;
 use crate::coordination::metrics::LeaseCounts;
@@ -110,9 +110,31 @@ async fn page() -> Html<&'static str> {
     Html(super::dashboard::PAGE)
 }
 
-async fn history(State(state): State<Arc<AdminState>>) -> Json<Value> {
+/// Every series, or with `/shards`' query (`stuck`, `mapping`, `limit`, `after`) the series
+/// of that page's shards, with its `total` and `next`.
+async fn history(
+    State(state): State<Arc<AdminState>>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Answer {
+    if query.is_empty() {
+        let history = state.history.lock().unwrap_or_else(|p| p.into_inner());
+        return Ok(Json(history.to_json()));
+    }
+    let query = parse_shard_query(&state, &query)?;
+    let now_ms = state.clock.now_ms();
+    let contexts = state.mappings.contexts();
+    let mappings = snapshots_of(&contexts, &query);
+    let selection = select_shards(&mappings, &query, now_ms, state.stuck_after_ms);
     let history = state.history.lock().unwrap_or_else(|p| p.into_inner());
-    Json(history.to_json())
+    let mut answer = history.to_json_of(
+        selection
+            .chosen
+            .iter()
+            .map(|(mapping, s)| (*mapping, s.shard_id.as_str())),
+    );
+    answer["total"] = json!(selection.total);
+    answer["next"] = json!(selection.next);
+    Ok(Json(answer))
 }
 
 async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
@@ -206,23 +228,10 @@ async fn shards(
     State(state): State<Arc<AdminState>>,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Answer {
-    let query = ShardQuery::parse(&query).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
-    if let Some(name) = &query.mapping {
-        context(&state, name)?;
-    }
+    let query = parse_shard_query(&state, &query)?;
     let now_ms = state.clock.now_ms();
     let contexts = state.mappings.contexts();
-    // Only the asked mapping's shards are copied out (`shard_page` filters again).
-    let mappings: Vec<(&str, Vec<ShardSnapshot>)> = contexts
-        .iter()
-        .filter(|ctx| {
-            query
-                .mapping
-                .as_ref()
-                .is_none_or(|m| *m == ctx.mapping.name)
-        })
-        .map(|ctx| (ctx.mapping.name.as_str(), ctx.status.snapshots()))
-        .collect();
+    let mappings = snapshots_of(&contexts, &query);
     let page = shard_page(&mappings, &query, now_ms, state.stuck_after_ms);
     Ok(Json(json!({
         "now_ms": now_ms,
@@ -231,6 +240,36 @@ async fn shards(
         "total": page.total,
         "next": page.next,
     })))
+}
+
+/// `/shards`' query, its mapping known (else 404).
+fn parse_shard_query(
+    state: &AdminState,
+    query: &BTreeMap<String, String>,
+) -> Result<ShardQuery, ApiError> {
+    let query = ShardQuery::parse(query).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    if let Some(name) = &query.mapping {
+        context(state, name)?;
+    }
+    Ok(query)
+}
+
+/// The snapshots of the mappings `query` may pick from: only the asked mapping's shards are
+/// copied out (`select_shards` filters again).
+fn snapshots_of<'a>(
+    contexts: &'a [Arc<MappingContext>],
+    query: &ShardQuery,
+) -> Vec<(&'a str, Vec<ShardSnapshot>)> {
+    contexts
+        .iter()
+        .filter(|ctx| {
+            query
+                .mapping
+                .as_ref()
+                .is_none_or(|m| *m == ctx.mapping.name)
+        })
+        .map(|ctx| (ctx.mapping.name.as_str(), ctx.status.snapshots()))
+        .collect()
 }
 
 async fn shard(

@@ -1,5 +1,6 @@
 //! `GET /shards`' query and its pages: the filters (`stuck`, `mapping`) and the paging
-//! (`limit`, `after`), so a client can walk 10,000 shards a page at a time.
+//! (`limit`, `after`), so a client can walk 10,000 shards a page at a time. `GET /history`
+//! takes the same query, so the dashboard asks for the series of the shards it shows.
 //!
 //! Pure: snapshots in, the page out, so paging is tested without a server. Shards are in
 //! one total order, mapping name then shard id, and the cursor is the last shard a page
@@ -104,23 +105,35 @@ pub struct Page {
     pub next: Option<String>,
 }
 
-/// The page `query` asks for out of `mappings` (any order; their shards in id order).
-pub fn shard_page(
-    mappings: &[(&str, Vec<ShardSnapshot>)],
+/// The shards `query` picks for one page (the same choice serves `GET /shards` and the
+/// iterator-age series of `GET /history`).
+#[derive(Debug)]
+pub struct Selection<'a> {
+    /// The page's shards, in order: (mapping, snapshot).
+    pub chosen: Vec<(&'a str, &'a ShardSnapshot)>,
+    /// Shards the filters match, on every page.
+    pub total: usize,
+    /// The cursor of the next page (`<mapping>/<shard>`), when there is one.
+    pub next: Option<String>,
+}
+
+/// The shards of the page `query` asks for out of `mappings` (any order; their shards in
+/// id order).
+pub fn select_shards<'a>(
+    mappings: &'a [(&'a str, Vec<ShardSnapshot>)],
     query: &ShardQuery,
     now_ms: i64,
     stuck_after_ms: i64,
-) -> Page {
+) -> Selection<'a> {
     let mut order: Vec<&(&str, Vec<ShardSnapshot>)> = mappings
         .iter()
         .filter(|(name, _)| query.mapping.as_deref().is_none_or(|m| m == *name))
         .collect();
     order.sort_by_key(|(name, _)| *name);
     let limit = query.limit.unwrap_or(usize::MAX);
-    let mut shards = Vec::new();
+    let mut chosen = Vec::new();
     let mut total = 0;
     let mut more = false;
-    let mut last: Option<(&str, &str)> = None;
     for (name, snapshots) in order {
         for s in snapshots {
             if query.stuck_only && s.stuck(now_ms, stuck_after_ms).is_none() {
@@ -134,18 +147,40 @@ pub fn shard_page(
             if !after_cursor {
                 continue;
             }
-            if shards.len() == limit {
+            if chosen.len() == limit {
                 more = true;
                 continue;
             }
-            shards.push(shard_json(name, s, now_ms, stuck_after_ms));
-            last = Some((name, &s.shard_id));
+            chosen.push((*name, s));
         }
     }
-    Page {
-        shards,
+    let next = chosen
+        .last()
+        .filter(|_| more)
+        .map(|(m, s)| format!("{m}/{}", s.shard_id));
+    Selection {
+        chosen,
         total,
-        next: last.filter(|_| more).map(|(m, s)| format!("{m}/{s}")),
+        next,
+    }
+}
+
+/// The page `query` asks for out of `mappings`, its shards as `shard_json` shows them.
+pub fn shard_page(
+    mappings: &[(&str, Vec<ShardSnapshot>)],
+    query: &ShardQuery,
+    now_ms: i64,
+    stuck_after_ms: i64,
+) -> Page {
+    let selection = select_shards(mappings, query, now_ms, stuck_after_ms);
+    Page {
+        shards: selection
+            .chosen
+            .iter()
+            .map(|(name, s)| shard_json(name, s, now_ms, stuck_after_ms))
+            .collect(),
+        total: selection.total,
+        next: selection.next,
     }
 }
 
