@@ -246,7 +246,9 @@ impl SimulatedStream {
     }
 
     /// Up to `limit` records (and about `max_bytes`, at least one record) of `shard` from
-    /// record index `from`; None for an unknown shard.
+    /// record index `from`; None for an unknown shard. Records are rebuilt straight from
+    /// the stored ones, under the state's lock (no copy of a page's worth of them first:
+    /// at 10,000 records a page that copy was memory traffic for nothing).
     pub(crate) fn read(
         &self,
         now_ms: i64,
@@ -255,48 +257,28 @@ impl SimulatedStream {
         limit: usize,
         max_bytes: usize,
     ) -> Option<ReadPage> {
-        let (start, total, closed, children, lost, stored, prevs) = {
-            let state = self.advanced(now_ms);
-            let shards = &state.shards;
-            let s = shards.shard(shard)?;
-            let total = s.total();
-            let start = from.max(s.trimmed).min(total);
-            let lost = (from < s.trimmed).then(|| LostRecords {
-                count: Some(s.trimmed - from),
-                first: Some(shards.sequence_number(shard, from)),
-                last: Some(shards.sequence_number(shard, s.trimmed - 1)),
-            });
-            // One record more than the page, for millis_behind_latest.
-            let want = (total - start).min((limit as u64).saturating_add(1)) as usize;
-            let offset = (start - s.trimmed) as usize;
-            let stored: Vec<Rec> = s.recs.range(offset..offset + want).copied().collect();
-            let prevs: Vec<Prev> = if s.prevs.is_empty() {
-                Vec::new()
-            } else {
-                s.prevs.range(offset..offset + want).copied().collect()
-            };
-            let closed = s.closed_ms.is_some();
-            let children = if closed {
-                s.children
-                    .iter()
-                    .filter_map(|&c| shards.shard(c))
-                    .map(|c| shards.info(c))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            (start, total, closed, children, lost, stored, prevs)
-        };
+        let state = self.advanced(now_ms);
+        let shards = &state.shards;
+        let s = shards.shard(shard)?;
+        let total = s.total();
+        let start = from.max(s.trimmed).min(total);
+        let lost = (from < s.trimmed).then(|| LostRecords {
+            count: Some(s.trimmed - from),
+            first: Some(shards.sequence_number(shard, from)),
+            last: Some(shards.sequence_number(shard, s.trimmed - 1)),
+        });
+        let offset = (start - s.trimmed) as usize;
+        let available = (total - start).min(limit as u64) as usize;
         let materializer = Materializer {
             specs: &self.specs,
             kind: self.kind,
             view: self.view,
         };
-        let mut records = Vec::with_capacity(stored.len().min(limit));
+        let mut records = Vec::with_capacity(available);
         let mut bytes = 0usize;
         let mut sequence_numbers = SequenceCursor::new(self.kind, shard, start);
-        for (i, &rec) in stored.iter().take(limit).enumerate() {
-            let prev = prevs.get(i).copied().unwrap_or(Prev::NONE);
+        for (i, &rec) in s.recs.range(offset..offset + available).enumerate() {
+            let prev = s.prevs.get(offset + i).copied().unwrap_or(Prev::NONE);
             let seq = sequence_numbers.next_number();
             let Some((record, size)) = materializer.record(rec, prev, seq) else {
                 break;
@@ -308,9 +290,19 @@ impl SimulatedStream {
             records.push(record);
         }
         let next_index = start + records.len() as u64;
-        let millis_behind_latest = match stored.get(records.len()) {
+        let millis_behind_latest = match s.recs.get(offset + records.len()) {
             Some(next) if next_index < total => now_ms.saturating_sub(self.arrival(next)).max(0),
             _ => 0,
+        };
+        let closed = s.closed_ms.is_some();
+        let children = if closed {
+            s.children
+                .iter()
+                .filter_map(|&c| shards.shard(c))
+                .map(|c| shards.info(c))
+                .collect()
+        } else {
+            Vec::new()
         };
         Some(ReadPage {
             records,
