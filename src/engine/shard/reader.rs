@@ -111,20 +111,37 @@ impl Reader {
         self.refusals = None;
     }
 
-    /// When to read after a page: while records wait, reads are spaced from the start of
-    /// the previous one (the per-shard limit is on calls per second), so a slow read is
-    /// not followed by a needless pause; a caught-up shard waits the poll interval after
-    /// the answer. An empty page means caught up even while buffered records wait for a
-    /// busy lane: re-reading at once would spin (no time passes with
-    /// `min_read_interval_ms = 0`).
-    fn pace_after_page(&mut self, got_records: bool, started_ms: i64, now_ms: i64, pace: &Pace) {
-        let busy = self.more_waiting || got_records;
+    /// When to read after a page: while records wait (`records_may_wait`), reads are
+    /// spaced from the start of the previous one (the per-shard limit is on calls per
+    /// second), so a slow read is not followed by a needless pause; a caught-up shard waits
+    /// the poll interval after the answer. An empty page means caught up even while
+    /// buffered records wait for a busy lane: re-reading at once would spin (no time
+    /// passes with `min_read_interval_ms = 0`).
+    fn pace_after_page(
+        &mut self,
+        records_waiting: bool,
+        started_ms: i64,
+        now_ms: i64,
+        pace: &Pace,
+    ) {
+        let busy = self.more_waiting || records_waiting;
         self.next_read_ms = if busy {
             started_ms + pace.min_read_interval_ms as i64
         } else {
             now_ms + pace.poll_interval_ms as i64
         };
     }
+}
+
+/// Whether records may still wait in the stream after `page`: it brought some, and the
+/// stream did not say it reached the tip. A Kinesis page with `MillisBehindLatest` 0 read
+/// everything there was, so the shard is caught up and polled at the caught-up pace, as
+/// AWS polls a caught-up shard about once per second (spec section 1); a trickle of
+/// records then arrives in batches of about a poll interval's worth rather than in one
+/// invocation per `min_read_interval_ms`. DynamoDB Streams report no lag, so any
+/// records there mean more may wait.
+fn records_may_wait(page: &RecordsPage) -> bool {
+    !page.records.is_empty() && page.millis_behind_latest != Some(0)
 }
 
 /// Whether to read more: not while the buffer holds a batch for every lane. With
@@ -213,11 +230,11 @@ impl ShardTask {
             Ok(page) => {
                 self.reader.errors_in_a_row = 0;
                 self.reader.refusals = None;
-                let got_records = !page.records.is_empty();
+                let records_waiting = records_may_wait(&page);
                 self.accept_page(page);
                 let pace = &self.ctx.mapping.pace;
                 self.reader
-                    .pace_after_page(got_records, answer.started_ms, now, pace);
+                    .pace_after_page(records_waiting, answer.started_ms, now, pace);
             }
             Err(SourceError::ExpiredIterator) => {
                 tracing::info!(shard = %self.shard_id, resume = ?self.reader.resume, "iterator expired; re-opening after the last record read");
@@ -415,6 +432,33 @@ mod tests {
         assert_eq!(reader.next_read_ms, 11_150);
     }
 
+    fn page_of(records: usize, millis_behind_latest: Option<i64>) -> RecordsPage {
+        RecordsPage {
+            records: (0..records).map(|i| record_keyed(i, "k")).collect(),
+            next_iterator: Some("next".into()),
+            millis_behind_latest,
+            child_shards: Vec::new(),
+            lost_to_retention: None,
+        }
+    }
+
+    #[test]
+    fn a_page_that_reached_the_tip_leaves_nothing_waiting() {
+        assert!(
+            !records_may_wait(&page_of(3, Some(0))),
+            "at the tip: caught up"
+        );
+        assert!(
+            records_may_wait(&page_of(3, Some(1_500))),
+            "behind: more wait"
+        );
+        assert!(
+            records_may_wait(&page_of(3, None)),
+            "no lag reported (DynamoDB Streams): more may wait"
+        );
+        assert!(!records_may_wait(&page_of(0, Some(1_500))), "an empty page");
+    }
+
     fn buffer_of(keys: &[&str], keyed: bool) -> ReadBuffer {
         let mut buffer = if keyed {
             ReadBuffer::keyed()
@@ -422,17 +466,21 @@ mod tests {
             ReadBuffer::default()
         };
         for (i, key) in keys.iter().enumerate() {
-            let record = StreamRecord {
-                sequence_number: SequenceNumber(format!("{}", 1000 + i)),
-                approximate_arrival_ms: 0,
-                body: RecordBody::Kinesis {
-                    partition_key: key.to_string(),
-                    data: b"x".to_vec(),
-                },
-            };
-            buffer.push(i as u64, record);
+            buffer.push(i as u64, record_keyed(i, key));
         }
         buffer
+    }
+
+    /// The `i`th record of a test page, under partition key `key`.
+    fn record_keyed(i: usize, key: &str) -> StreamRecord {
+        StreamRecord {
+            sequence_number: SequenceNumber(format!("{}", 1000 + i)),
+            approximate_arrival_ms: 0,
+            body: RecordBody::Kinesis {
+                partition_key: key.to_string(),
+                data: b"x".to_vec(),
+            },
+        }
     }
 
     #[test]
