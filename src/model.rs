@@ -38,16 +38,18 @@ impl SequenceNumber {
         &self.0
     }
 
-    /// The digits without leading zeros ("" for zero), which is what ordering compares.
-    fn significant(&self) -> &str {
-        self.0.trim_start_matches('0')
+    /// Orders two sequence numbers held as text, as `SequenceNumber` orders, without
+    /// copying them into `SequenceNumber`s.
+    pub fn compare_text(a: &str, b: &str) -> Ordering {
+        // The digits without leading zeros ("" for zero) are what ordering compares.
+        let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+        a.len().cmp(&b.len()).then_with(|| a.cmp(b))
     }
 }
 
 impl Ord for SequenceNumber {
     fn cmp(&self, other: &Self) -> Ordering {
-        let (a, b) = (self.significant(), other.significant());
-        a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+        SequenceNumber::compare_text(&self.0, &other.0)
     }
 }
 

@@ -208,8 +208,10 @@ impl ShardSnapshot {
     pub fn set_lane(&mut self, lane: usize, batch: Option<InFlight>) {
         self.in_flight.retain(|b| b.lane != lane);
         if let Some(batch) = batch {
-            let key = |b: &InFlight| SequenceNumber(b.first_sequence_number.clone());
-            let at = self.in_flight.partition_point(|b| key(b) < key(&batch));
+            let at = self.in_flight.partition_point(|b| {
+                SequenceNumber::compare_text(&b.first_sequence_number, &batch.first_sequence_number)
+                    .is_lt()
+            });
             self.in_flight.insert(at, batch);
         }
         self.derive_state();

@@ -22,10 +22,13 @@
 //!
 //! `lanes` owns the lanes themselves (idle, busy, their signals).
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::stream::StreamExt;
 use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::batcher::{Batch, KeySet, ReadBuffer};
 use super::checkpointer::Checkpointer;
@@ -131,6 +134,38 @@ struct ShardTask {
     requests_seen: u64,
     /// The operator's pause, and requests sent.
     paused: watch::Receiver<Controls>,
+    /// Shutdown and the loop's timer, kept across passes (see `Waits`).
+    waits: Waits,
+}
+
+/// What the loop waits on that outlives a pass. Made anew on every pass, the shutdown
+/// wait registered and unregistered a waiter on the cancellation token and the timer an
+/// entry in the timer wheel, each under a lock; at 10,000 shards those passes are most of
+/// a simulation's time. Kept here, a pass only moves the timer when its deadline changes.
+struct Waits {
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    timer: Pin<Box<Sleep>>,
+    /// Where `timer` is set: `None` before the first use and after it fired.
+    timer_at: Option<Instant>,
+}
+
+impl Waits {
+    fn new(ctx: &MappingContext) -> Self {
+        Waits {
+            shutdown: Box::pin(ctx.cancel.clone().cancelled_owned()),
+            timer: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
+            timer_at: None,
+        }
+    }
+
+    /// Sets the timer `sleep_ms` from now (moved only if that changes its deadline).
+    fn set_timer(&mut self, sleep_ms: u64) {
+        let at = Instant::now() + std::time::Duration::from_millis(sleep_ms);
+        if self.timer_at != Some(at) {
+            self.timer.as_mut().reset(at);
+            self.timer_at = Some(at);
+        }
+    }
 }
 
 impl ShardTask {
@@ -176,6 +211,7 @@ impl ShardTask {
             requests: status.control().attach(),
             paused: status.control().watch(),
             requests_seen: 0,
+            waits: Waits::new(&ctx),
             spares: Vec::new(),
             read_jitter: Rng::derived(ctx.seed, &format!("{}/{}/reader", mapping.name, shard_id)),
             ctx,
@@ -271,9 +307,12 @@ impl ShardTask {
     /// done, a read's answer, an operator request, a pause or resume, keys released, or
     /// `sleep_ms` passed.
     async fn await_work(&mut self, sleep_ms: Option<u64>) {
+        if let Some(ms) = sleep_ms {
+            self.waits.set_timer(ms);
+        }
         tokio::select! {
             biased;
-            _ = self.ctx.cancel.cancelled() => {}
+            _ = self.waits.shutdown.as_mut() => {}
             Some((lane, batch, _)) = self.lanes.busy.next(), if !self.lanes.busy.is_empty() => {
                 self.lanes.idle.push(lane);
                 self.recycle(batch);
@@ -285,7 +324,9 @@ impl ShardTask {
             }
             Ok(()) = self.paused.changed() => {}
             _ = self.held_keys.released(), if self.factor > 1 => {}
-            _ = tokio::time::sleep(std::time::Duration::from_millis(sleep_ms.unwrap_or(0))), if sleep_ms.is_some() => {}
+            _ = self.waits.timer.as_mut(), if sleep_ms.is_some() => {
+                self.waits.timer_at = None;
+            }
         }
     }
 }
