@@ -33,7 +33,7 @@ fn push_u64(out: &mut Vec<u8>, value: u64) {
 
 /// `push_u64` into text (ASCII digits, so no UTF-8 check is needed).
 #[inline]
-fn push_u64_text(out: &mut String, value: u64) {
+pub(crate) fn push_u64_text(out: &mut String, value: u64) {
     let mut buf = [0u8; 20];
     for &digit in write_u64(&mut buf, value) {
         out.push(char::from(digit));

@@ -25,6 +25,7 @@ use crate::clock::Clock;
 use crate::config::schema::FaultConfig;
 use crate::model::{ShardId, ShardInfo, StreamKind};
 use crate::rng::{stable_hash, Rng};
+use crate::sim::payload::push_u64_text;
 use crate::sim::SimulatedStream;
 
 /// Kinesis GetRecords returns at most 10,000 records and 10 MiB; DynamoDB Streams 1,000
@@ -45,6 +46,8 @@ pub struct SimulatedSource {
     expiry_ms: i64,
     /// Marks this stream's iterators.
     tag: u64,
+    /// `simit:<tag in 16 hex digits>:`, the start of every iterator of this stream.
+    iterator_prefix: String,
     throttles: Mutex<BTreeMap<u32, Rng>>,
 }
 
@@ -70,6 +73,7 @@ impl SimulatedSource {
             clock,
             seed,
             tag: stable_hash(&arn),
+            iterator_prefix: format!("simit:{:016x}:", stable_hash(&arn)),
             arn,
             kind,
             expiry_ms: i64::try_from(expiry_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
@@ -78,11 +82,20 @@ impl SimulatedSource {
         }
     }
 
+    /// `simit:<tag>:<shard>:<index>:<issued at>`, written digit by digit: every page
+    /// makes one, and `format!` was 3% of a 10,000-shard simulation's instructions.
     fn encode(&self, it: Iter) -> String {
-        format!(
-            "simit:{:016x}:{}:{}:{}",
-            self.tag, it.shard, it.index, it.issued_at_ms
-        )
+        let mut text = String::with_capacity(self.iterator_prefix.len() + 48);
+        text.push_str(&self.iterator_prefix);
+        push_u64_text(&mut text, u64::from(it.shard));
+        text.push(':');
+        push_u64_text(&mut text, it.index);
+        text.push(':');
+        if it.issued_at_ms < 0 {
+            text.push('-');
+        }
+        push_u64_text(&mut text, it.issued_at_ms.unsigned_abs());
+        text
     }
 
     fn decode(&self, iterator: &str) -> Result<Iter, SourceError> {
@@ -116,7 +129,6 @@ impl SimulatedSource {
         }
     }
 
-    /// Whether this call is throttled (drawn from the shard's own generator).
     /// The id of shard `shard`, for messages (its index, should it be unknown).
     fn shard_name(&self, shard: u32) -> String {
         self.stream
@@ -124,6 +136,7 @@ impl SimulatedSource {
             .map_or_else(|| format!("index {shard}"), |id| id.0)
     }
 
+    /// Whether this call is throttled (drawn from the shard's own generator).
     fn throttled(&self, shard: u32) -> bool {
         if self.faults.throttle_rate.is_nan() || self.faults.throttle_rate <= 0.0 {
             return false;
@@ -273,6 +286,38 @@ mod tests {
 
     fn shard(n: u32) -> ShardId {
         ShardId(format!("shardId-{n:012}"))
+    }
+
+    #[test]
+    fn an_iterator_reads_back_as_written_and_names_its_stream() {
+        let src = source(&cfg(1, 10.0, 60.0), FaultConfig::default(), 0);
+        for it in [
+            Iter {
+                shard: 0,
+                index: 0,
+                issued_at_ms: 0,
+            },
+            Iter {
+                shard: 7,
+                index: 123_456_789,
+                issued_at_ms: T0,
+            },
+            Iter {
+                shard: u32::MAX,
+                index: u64::MAX,
+                issued_at_ms: -86_400_000,
+            },
+        ] {
+            let text = src.encode(it);
+            assert_eq!(
+                text,
+                format!(
+                    "simit:{:016x}:{}:{}:{}",
+                    src.tag, it.shard, it.index, it.issued_at_ms
+                )
+            );
+            assert_eq!(src.decode(&text), Ok(it));
+        }
     }
 
     #[tokio::test(start_paused = true)]
