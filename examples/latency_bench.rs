@@ -12,9 +12,10 @@
 //! (simulated, answers at once) has been invoked with it (the tap sees an invocation as
 //! it returns). Records are told apart by their data (`{"run":R,"n":I}`).
 //!
-//! Both read at the same 10 ms pace: the bare loop sleeps 10 ms after an empty page and
-//! reads again at once after a page with records, as Lambda's poller does; the mapping
-//! has `pace = { poll_interval_ms = 10, min_read_interval_ms = 0 }`, the same rule.
+//! Both read at the same 10 ms pace: the bare loop sleeps 10 ms when caught up (an empty
+//! page, or one whose MillisBehindLatest is 0) and reads again at once while records
+//! wait, as Lambda's poller does; the mapping has `pace = { poll_interval_ms = 10,
+//! min_read_interval_ms = 0 }`, the same rule.
 //! It prints p50, p90, p99 and max of each run, of each way over all rounds, and the
 //! esm-sim / bare ratios. A benchmark: it asserts no timing.
 
@@ -194,7 +195,9 @@ impl Run<'_> {
                     for record in page.records() {
                         sightings.note(&shard_id, record.data().as_ref());
                     }
-                    if page.records().is_empty() {
+                    let caught_up =
+                        page.records().is_empty() || page.millis_behind_latest() == Some(0);
+                    if caught_up {
                         tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
                     }
                     iterator = page.next_shard_iterator().map(str::to_string);
