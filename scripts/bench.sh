@@ -2,7 +2,10 @@
 # The simulator benchmark: 1,000,000 records of 100 bytes through the whole engine
 # (event JSON encoded for every invocation) over 8, 1,000 and 10,000 shards, release
 # build. Prints the best wall time of N runs (default 3), records per second of wall time,
-# and peak memory. Needs /usr/bin/time (Debian package `time`) for the memory figure.
+# and peak memory, then the 10,000-shard time as a multiple of the 8-shard time, and what
+# an idle shard costs (fixtures/bench/idle-{8,10000}-shards.toml: peak RSS in `simulate`,
+# and in `run` after 20 s, the difference over the 9,992 extra shards). Needs
+# /usr/bin/time (Debian package `time`) for the memory figures.
 # Then examples/simulate_bench.rs: DynamoDB and Kinesis simulate against a bare encoder
 # loop, alternating in one process, with the ratios; the /metrics and /shards figures at
 # 10,000 shards (tests/metrics_scale.rs); and, against the local servers, the drain of a
@@ -16,6 +19,7 @@ runs="${1:-3}"
 cargo build --release --quiet
 stats=$(mktemp)
 trap 'rm -f "$stats"' EXIT
+declare -A best_of
 for shards in 8 1000 10000; do
   best="" rss="?"
   for _ in $(seq "$runs"); do
@@ -25,9 +29,34 @@ for shards in 8 1000 10000; do
     if [ -z "$best" ] || awk "BEGIN{exit !($wall < $best)}"; then best=$wall; fi
     rss=$(tail -1 "$stats")
   done
+  best_of[$shards]=$best
   awk -v s="$shards" -v w="$best" -v r="$rss" \
     'BEGIN{printf "%6d shards: best wall %.2f s, %.0f records/s, peak RSS %.0f MB\n", s, w, 1000000/w, r/1024}'
 done
+awk -v a="${best_of[10000]}" -v b="${best_of[8]}" \
+  'BEGIN{printf "10,000 shards / 8 shards, best walls: %.1fx\n", a/b}'
+# What an idle shard costs: peak RSS of 10,000 nearly idle shards against 8.
+idle_kb() { # $1 = peak RSS of 8 shards, $2 = of 10,000 (KB)
+  awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f KB per idle shard (%.1f MB vs %.1f MB)", (b-a)/9992, b/1024, a/1024}'
+}
+declare -A sim_rss run_rss
+for shards in 8 10000; do
+  config="fixtures/bench/idle-${shards}-shards.toml"
+  /usr/bin/time -f "%M" -o "$stats" ./target/release/esm-sim simulate --config "$config" >/dev/null 2>&1
+  sim_rss[$shards]=$(tail -1 "$stats")
+  # `run` in real time, in a scratch state directory, for 20 s: VmHWM is its peak RSS.
+  scratch=$(mktemp -d)
+  sed "s|^state_dir = .*|state_dir = \"$scratch/state\"|" "$config" >"$scratch/config.toml"
+  ./target/release/esm-sim run --config "$scratch/config.toml" >/dev/null 2>&1 &
+  pid=$!
+  sleep 20
+  run_rss[$shards]=$(awk '/VmHWM/{print $2}' "/proc/$pid/status")
+  kill -INT "$pid"
+  wait "$pid" || true
+  rm -rf "$scratch"
+done
+echo "idle shard, simulate: $(idle_kb "${sim_rss[8]}" "${sim_rss[10000]}")"
+echo "idle shard, run (20 s): $(idle_kb "${run_rss[8]}" "${run_rss[10000]}")"
 # DynamoDB next to Kinesis, each against a bare loop of the engine's encoder, same process.
 cargo run --release --quiet --example simulate_bench "$runs"
 # /metrics and /shards at 10,000 shards: sizes asserted, times printed.
