@@ -923,3 +923,58 @@ fn failure_request_ids_repeat_with_the_seed_and_config_and_differ_with_the_confi
         "{first:?} / {other:?}"
     );
 }
+
+/// Spec section 1: a caught-up Kinesis shard is polled about once per second. A page that
+/// reaches the tip (MillisBehindLatest 0) leaves the shard caught up even when it brought
+/// records, so a trickle of 10 records a second arrives in about one invocation a second,
+/// not one per 200 ms read.
+#[test]
+fn a_trickle_is_read_about_once_a_second_as_aws_polls_a_caught_up_shard() {
+    let run = run_text(
+        r#"
+[simulation]
+seed = 5
+max_duration_seconds = 60
+
+[[streams]]
+name = "s"
+kind = "kinesis"
+shards = 1
+
+[[streams.producers]]
+rate_per_second = 10.0
+records = 50
+keys = 5
+
+[[functions]]
+name = "f"
+
+[[mappings]]
+name = "m"
+event_source_arn = "s"
+function_name = "f"
+starting_position = "TRIM_HORIZON"
+batch_size = 100
+"#,
+        None,
+    );
+    assert!(run.report.drained, "drained: {:?}", run.report.counts);
+    assert_eq!(run.report.counts.records_succeeded, 50);
+    assert_conserved(&run.report);
+    let times: Vec<i64> = run
+        .invocations
+        .iter()
+        .map(|i| i["t_ms"].as_i64().expect("t_ms"))
+        .collect();
+    assert!(
+        (5..=7).contains(&times.len()),
+        "50 records over 5 s in {} invocations at {times:?}: expected about one a second",
+        times.len()
+    );
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 900,
+            "invocations closer than the caught-up pace: {times:?}"
+        );
+    }
+}
