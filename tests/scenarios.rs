@@ -635,13 +635,17 @@ fn parallel_fixture(factor: u32, poison_every: Option<u64>) -> String {
         .replace("POISON", &poison)
 }
 
-/// Virtual ms from the first invocation's start to the last one's.
-fn invocation_span_ms(run: &Run) -> i64 {
-    let times: Vec<i64> = run
-        .invocations
+/// Virtual ms at which each invocation started, in log order.
+fn invocation_times(run: &Run) -> Vec<i64> {
+    run.invocations
         .iter()
         .map(|i| i["t_ms"].as_i64().expect("t_ms"))
-        .collect();
+        .collect()
+}
+
+/// Virtual ms from the first invocation's start to the last one's.
+fn invocation_span_ms(run: &Run) -> i64 {
+    let times = invocation_times(run);
     times.iter().max().expect("invocations") - times.iter().min().expect("invocations")
 }
 
@@ -930,42 +934,11 @@ fn failure_request_ids_repeat_with_the_seed_and_config_and_differ_with_the_confi
 /// not one per 200 ms read.
 #[test]
 fn a_trickle_is_read_about_once_a_second_as_aws_polls_a_caught_up_shard() {
-    let run = run_text(
-        r#"
-[simulation]
-seed = 5
-max_duration_seconds = 60
-
-[[streams]]
-name = "s"
-kind = "kinesis"
-shards = 1
-
-[[streams.producers]]
-rate_per_second = 10.0
-records = 50
-keys = 5
-
-[[functions]]
-name = "f"
-
-[[mappings]]
-name = "m"
-event_source_arn = "s"
-function_name = "f"
-starting_position = "TRIM_HORIZON"
-batch_size = 100
-"#,
-        None,
-    );
+    let run = run("trickle.toml");
     assert!(run.report.drained, "drained: {:?}", run.report.counts);
     assert_eq!(run.report.counts.records_succeeded, 50);
     assert_conserved(&run.report);
-    let times: Vec<i64> = run
-        .invocations
-        .iter()
-        .map(|i| i["t_ms"].as_i64().expect("t_ms"))
-        .collect();
+    let times = invocation_times(&run);
     assert!(
         (5..=7).contains(&times.len()),
         "50 records over 5 s in {} invocations at {times:?}: expected about one a second",
