@@ -68,12 +68,13 @@ impl SimulatedSource {
             StreamKind::Dynamodb => crate::limits::DYNAMODB_ITERATOR_LIFETIME_SECONDS,
         };
         let expiry_seconds = faults.iterator_expiry_seconds.unwrap_or(default_expiry);
+        let tag = stable_hash(&arn);
         SimulatedSource {
             stream,
             clock,
             seed,
-            tag: stable_hash(&arn),
-            iterator_prefix: format!("simit:{:016x}:", stable_hash(&arn)),
+            tag,
+            iterator_prefix: format!("simit:{tag:016x}:"),
             arn,
             kind,
             expiry_ms: i64::try_from(expiry_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
