@@ -187,20 +187,9 @@ pub(crate) fn write_base64(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(STANDARD.encode(data).as_bytes());
 }
 
-/// Appends the decimal digits of `n`.
-pub(crate) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut pos = buf.len();
-    loop {
-        pos -= 1;
-        // n % 10 < 10, so the cast cannot truncate.
-        buf[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[pos..]);
+/// Appends the decimal digits of `n` (`itoa`: two digits at a time).
+pub(crate) fn write_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Appends the decimal form of `n` (with a leading `-` when negative).

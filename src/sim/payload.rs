@@ -3,41 +3,17 @@
 //!
 //! This is the bottom of the simulated world: it knows nothing of producers or shards, so
 //! everything above (keys, sequence numbers, rebuilt records) and the load generator
-//! (`crate::load`) write text the same way. It formats into byte buffers by hand, digit by
-//! digit, because record text is rebuilt on every read (`materialize.rs`) and that is the
-//! hot path of a large simulation.
+//! (`crate::load`) write text the same way. It formats into byte buffers by hand (numbers
+//! two digits at a time with `itoa`, lengths counted arithmetically so each buffer is
+//! allocated once), because record text is rebuilt on every read (`materialize.rs`) and
+//! that is the hot path of a large simulation.
 
-/// Writes `value` in decimal at the end of `buf` and returns the digits.
-#[inline]
-pub(crate) fn write_u64(buf: &mut [u8; 20], mut value: u64) -> &[u8] {
-    let mut pos = buf.len();
-    loop {
-        pos -= 1;
-        buf[pos] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 || pos == 0 {
-            break;
-        }
-    }
-    &buf[pos..]
-}
+use crate::event::write_u64;
 
-#[inline]
-fn push_u64(out: &mut Vec<u8>, value: u64) {
-    let mut buf = [0u8; 20];
-    // Byte by byte: for a handful of digits this beats a memcpy call.
-    for &digit in write_u64(&mut buf, value) {
-        out.push(digit);
-    }
-}
-
-/// `push_u64` into text (ASCII digits, so no UTF-8 check is needed).
+/// Appends `value` in decimal to text (`itoa`: two digits at a time, no UTF-8 check).
 #[inline]
 pub(crate) fn push_u64_text(out: &mut String, value: u64) {
-    let mut buf = [0u8; 20];
-    for &digit in write_u64(&mut buf, value) {
-        out.push(char::from(digit));
-    }
+    out.push_str(itoa::Buffer::new().format(value));
 }
 
 /// Appends `pad` x's, a slice at a time.
@@ -52,9 +28,9 @@ fn push_pad(out: &mut String, mut pad: usize) {
 }
 
 /// How many decimal digits `value` has.
+#[inline]
 pub(crate) fn digit_count(value: u64) -> usize {
-    let mut buf = [0u8; 20];
-    write_u64(&mut buf, value).len()
+    value.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
 /// Appends `text` as the inside of a JSON string, escaped by the event's writer (so as
@@ -88,14 +64,14 @@ impl KinesisData<'_> {
     pub(crate) fn write(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.payload_bytes.max(64 + self.key_prefix_json.len()));
         out.extend_from_slice(b"{\"producer\":");
-        push_u64(&mut out, u64::from(self.producer));
+        write_u64(&mut out, u64::from(self.producer));
         out.extend_from_slice(b",\"n\":");
-        push_u64(&mut out, self.k);
+        write_u64(&mut out, self.k);
         out.extend_from_slice(b",\"key\":\"");
         out.extend_from_slice(self.key_prefix_json.as_bytes());
-        push_u64(&mut out, self.n);
+        write_u64(&mut out, self.n);
         out.extend_from_slice(b"\",\"amount\":");
-        push_u64(&mut out, self.amount);
+        write_u64(&mut out, self.amount);
         if self.poison {
             out.extend_from_slice(b",\"poison\":true");
         }
@@ -174,13 +150,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_are_written_in_decimal() {
-        let mut buf = [0u8; 20];
-        assert_eq!(write_u64(&mut buf, 0), b"0");
-        assert_eq!(write_u64(&mut buf, 1234567890), b"1234567890");
-        assert_eq!(
-            write_u64(&mut buf, u64::MAX),
-            u64::MAX.to_string().as_bytes()
-        );
+    fn numbers_are_written_in_decimal_and_their_digits_counted() {
+        for value in [
+            0,
+            9,
+            10,
+            99,
+            100,
+            1234567890,
+            10u64.pow(19) - 1,
+            10u64.pow(19),
+            u64::MAX,
+        ] {
+            let mut text = String::from("x");
+            push_u64_text(&mut text, value);
+            assert_eq!(text, format!("x{value}"));
+            assert_eq!(digit_count(value), value.to_string().len(), "{value}");
+        }
     }
 }

@@ -11,7 +11,7 @@
 
 use md5::{Digest, Md5};
 
-use super::payload::{push_json_escaped, write_u64};
+use super::payload::{digit_count, push_json_escaped, push_u64_text};
 use super::shards::{Shards, Slot};
 use crate::config::schema::{ProducerConfig, SimStreamConfig};
 use crate::rng::{stable_hash, Rng};
@@ -131,24 +131,17 @@ impl ProducerSpec {
 
     /// `key_prefix + n`.
     pub fn key(&self, n: u64) -> String {
-        let mut buf = [0u8; 20];
-        let digits = write_u64(&mut buf, n);
-        let mut key = String::with_capacity(self.key_prefix.len() + digits.len());
+        let mut key = String::with_capacity(self.key_prefix.len() + digit_count(n));
         key.push_str(&self.key_prefix);
-        // ASCII digits, char by char: no UTF-8 validation, no memcpy call.
-        for &digit in digits {
-            key.push(char::from(digit));
-        }
+        push_u64_text(&mut key, n);
         key
     }
 
     /// MD5 of `key_prefix + n` as a big-endian u128 (the Kinesis hash key).
     pub fn key_hash(&self, n: u64) -> u128 {
-        let mut buf = [0u8; 20];
-        let digits = write_u64(&mut buf, n);
         let mut md5 = Md5::new();
         md5.update(self.key_prefix.as_bytes());
-        md5.update(digits);
+        md5.update(itoa::Buffer::new().format(n));
         u128::from_be_bytes(md5.finalize().into())
     }
 }

@@ -7,7 +7,6 @@
 //! numbers are produced by incrementing text (`SequenceCursor`) because a page of a
 //! thousand records would otherwise format a thousand 56-digit numbers.
 
-use super::payload::write_u64;
 use crate::model::{SequenceNumber, StreamKind};
 
 /// Kinesis: `49` + 14-digit shard index + 40-digit record index (56 digits); DynamoDB:
@@ -107,8 +106,8 @@ pub(crate) fn parse_sequence_number(kind: StreamKind, seq: &str) -> Option<(u64,
 
 /// Appends `value` in decimal, left-padded with zeros to `width` digits.
 fn push_padded(out: &mut Vec<u8>, value: u64, width: usize) {
-    let mut buf = [0u8; 20];
-    let digits = write_u64(&mut buf, value);
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(value).as_bytes();
     out.resize(out.len() + width.saturating_sub(digits.len()), b'0');
     out.extend_from_slice(digits);
 }
