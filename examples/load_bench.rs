@@ -8,9 +8,9 @@
 //! `cargo run --release --example load_bench` against kinesis-local and moto. RECORDS
 //! (default 50,000) records per run, or KINESIS_LOCAL_RECORDS and MOTO_RECORDS per server;
 //! ROUNDS (default 3) rounds of bare-then-load. A run of `load` also resolves the stream
-//! (one DescribeStreamSummary) and starts with the few records due at once: on moto, where
-//! every call costs a new connection, a run of 5,000 records (10 full batches, ~0.2 s)
-//! weighs those ~2 calls at 10-20%, so the benchmark sizes moto's runs separately.
+//! (one DescribeStreamSummary: 11 calls against the bare loop's 10 for 5,000 records): on
+//! moto, where every call costs a new connection, that one call weighs 10-20% of a
+//! 5,000-record run (~0.2 s), so the benchmark sizes moto's runs separately.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

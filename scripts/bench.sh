@@ -75,8 +75,8 @@ cargo test --release --quiet --test metrics_scale -- --nocapture
 bash scripts/bench-drain.sh
 # The documented size: kinesis-local slows sharply as a stream grows (50,000 records a run
 # measured 350-480 records/s both ways), which would make the load figure minutes long.
-# moto stays fast, and at 5,000 records a run is 10 calls, so load's fixed calls (resolving
-# the stream, the first records due at once) would weigh 10-20%: 25,000 there.
+# moto stays fast, and at 5,000 records a run is 10 calls, so load's one extra call
+# (resolving the stream) would weigh 10-20%: 25,000 there.
 RECORDS="${RECORDS:-5000}" MOTO_RECORDS="${MOTO_RECORDS:-25000}" ROUNDS="${ROUNDS:-2}" \
   bash scripts/bench-load.sh
 bash scripts/bench-latency.sh
