@@ -8,15 +8,22 @@
 //! message that says why, never queued for later.
 //!
 //! Requests wait in an inbox and are announced through the same watch as the pause flag
-//! (a count of requests sent), so the task waits on one thing for both. A channel per
-//! shard cost 1.5 KB of memory whether or not an operator ever used it, and polling it on
-//! every pass of the task's loop was 5% of a 10,000-shard simulation. Lanes watch the
-//! same value through `PauseWatch`, which wakes only when the flag itself changes.
+//! (a count of requests sent). A channel per shard cost 1.5 KB of memory whether or not an
+//! operator ever used it, and polling it on every pass of the task's loop was 5% of a
+//! 10,000-shard simulation. Lanes watch the value through `PauseWatch`, which wakes only
+//! when the flag itself changes. The task does not wait on the watch: registering a waiter
+//! on it and reading it under its lock on every pass touched several cache lines of every
+//! shard, cold at 10,000 shards (a tenth of that simulation's cache misses). Every change
+//! also counts up `changes` and wakes the task through one `AtomicWaker`; the task reads the
+//! watch only when the count moved.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use tokio::sync::{oneshot, watch};
 
 use crate::model::SequenceNumber;
@@ -79,6 +86,10 @@ struct Waiting {
 pub struct ShardControl {
     watched: watch::Sender<Controls>,
     waiting: Arc<Mutex<Waiting>>,
+    /// How many times `watched` changed; counted after each change.
+    changes: AtomicU64,
+    /// The running task, woken on every change.
+    task: AtomicWaker,
 }
 
 impl Default for ShardControl {
@@ -86,6 +97,8 @@ impl Default for ShardControl {
         ShardControl {
             watched: watch::Sender::new(Controls::default()),
             waiting: Arc::default(),
+            changes: AtomicU64::new(0),
+            task: AtomicWaker::new(),
         }
     }
 }
@@ -152,16 +165,43 @@ impl PauseWatch {
 
 impl ShardControl {
     pub fn set_paused(&self, paused: bool) {
-        self.watched.send_modify(|c| c.paused = paused);
+        self.change(|c| c.paused = paused);
     }
 
     pub fn is_paused(&self) -> bool {
         self.watched.borrow().paused
     }
 
-    /// For the shard task: changes of the pause flag and requests sent.
-    pub fn watch(&self) -> watch::Receiver<Controls> {
-        self.watched.subscribe()
+    /// Changes the controls, then counts the change and wakes the task (in that order, so
+    /// a task that sees the new count reads the new controls).
+    fn change(&self, modify: impl FnOnce(&mut Controls)) {
+        self.watched.send_modify(modify);
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        self.task.wake();
+    }
+
+    /// For the shard task: how many changes there were so far. Read it before `controls`.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    /// For the shard task: the pause flag and the count of requests sent.
+    pub fn controls(&self) -> Controls {
+        *self.watched.borrow()
+    }
+
+    /// For the shard task: ready with the count once it is no longer `seen`; until then the
+    /// task is woken by the next change.
+    pub fn poll_change(&self, cx: &mut Context<'_>, seen: u64) -> Poll<u64> {
+        let changes = self.changes();
+        if changes != seen {
+            return Poll::Ready(changes);
+        }
+        self.task.register(cx.waker());
+        match self.changes() {
+            changes if changes != seen => Poll::Ready(changes),
+            _ => Poll::Pending,
+        }
     }
 
     /// For the lanes: changes of the pause flag.
@@ -194,7 +234,7 @@ impl ShardControl {
             }
             waiting.requests.push_back(Request { what, reply });
         }
-        self.watched.send_modify(|c| c.requests_sent += 1);
+        self.change(|c| c.requests_sent += 1);
         match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
             Ok(Ok(result)) => result.map_err(ControlError::Conflict),
             Ok(Err(_)) => Err(ControlError::Conflict(not_running.to_string())),
@@ -228,9 +268,11 @@ mod tests {
     async fn the_task_answer_reaches_the_caller() {
         let control = Arc::new(ShardControl::default());
         let inbox = control.attach();
-        let mut watched = control.watch();
+        let watched = control.clone();
+        let seen = control.changes();
         let task = tokio::spawn(async move {
-            watched.changed().await.expect("a request is announced");
+            std::future::poll_fn(|cx| watched.poll_change(cx, seen)).await;
+            assert_eq!(watched.controls().requests_sent, 1);
             let mut requests = inbox.take();
             assert_eq!(requests.len(), 1);
             let request = requests.pop_front().expect("a request");
@@ -287,12 +329,32 @@ mod tests {
         let _inbox = control.attach();
         let mut lane = control.watch_paused();
         assert!(!lane.borrow_and_update());
-        control.watched.send_modify(|c| c.requests_sent += 1);
+        control.change(|c| c.requests_sent += 1);
         let woke = tokio::time::timeout(Duration::from_millis(20), lane.changed()).await;
         assert!(woke.is_err(), "a request must not wake a lane");
         control.set_paused(true);
         lane.changed().await.expect("the pause wakes it");
         assert!(lane.borrow_and_update());
+    }
+
+    #[tokio::test]
+    async fn the_task_is_woken_by_every_change_made_after_the_count_it_saw() {
+        let control = Arc::new(ShardControl::default());
+        let seen = control.changes();
+        let waiting = tokio::spawn({
+            let control = control.clone();
+            async move { std::future::poll_fn(|cx| control.poll_change(cx, seen)).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "nothing changed yet");
+        control.set_paused(true);
+        let changes = waiting.await.expect("woken");
+        assert_eq!(changes, seen + 1);
+        assert!(control.controls().paused);
+        // A change the task has not seen yet is ready at once, without a wake.
+        control.set_paused(false);
+        let ready = std::future::poll_fn(|cx| Poll::Ready(control.poll_change(cx, changes)));
+        assert_eq!(ready.await, Poll::Ready(changes + 1));
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //! uniforms, only when `p99_ms` is set; rounded to whole milliseconds), then one draw for
 //! each `fraction` rule reached whose text condition holds.
 
-use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
@@ -35,8 +34,8 @@ pub struct SimulatedFunction {
     rules: Vec<FailureRule>,
     /// Each shard's generator, made on its first invocation. Hashed and looked up before
     /// inserting: at 10,000 shards an ordered map and a copied id per invocation showed in
-    /// the profile.
-    rngs: Mutex<HashMap<ShardId, Rng>>,
+    /// the profile, and so did SipHash (hence foldhash).
+    rngs: Mutex<foldhash::HashMap<ShardId, Rng>>,
 }
 
 /// What an invocation does: wait this long, then answer.
@@ -55,7 +54,7 @@ impl SimulatedFunction {
             p99_ms: cfg.latency.p99_ms,
             timeout_ms: cfg.timeout_seconds.saturating_mul(1000),
             rules: cfg.rules.clone(),
-            rngs: Mutex::new(HashMap::new()),
+            rngs: Mutex::default(),
         }
     }
 

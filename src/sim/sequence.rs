@@ -30,22 +30,33 @@ pub(crate) fn sequence_number(kind: StreamKind, shard: u32, index: u64) -> Seque
 
 /// The sequence numbers of consecutive records of one shard: each one is the previous
 /// plus one, computed on the text (usually one digit changes), which is cheaper than
-/// formatting every number afresh.
+/// formatting every number afresh. The first is formatted only when asked for: most reads
+/// of a quiet shard return nothing, and at 10,000 shards formatting it anyway was 3% of
+/// an idle simulation.
 pub(crate) struct SequenceCursor {
-    current: String,
+    kind: StreamKind,
+    shard: u32,
+    index: u64,
+    current: Option<String>,
 }
 
 impl SequenceCursor {
     pub fn new(kind: StreamKind, shard: u32, index: u64) -> SequenceCursor {
         SequenceCursor {
-            current: sequence_number(kind, shard, index).0,
+            kind,
+            shard,
+            index,
+            current: None,
         }
     }
 
     /// The current number; the cursor moves to the next record.
     pub fn next_number(&mut self) -> SequenceNumber {
-        let out = SequenceNumber(self.current.clone());
-        increment_decimal(&mut self.current);
+        let current = self
+            .current
+            .get_or_insert_with(|| sequence_number(self.kind, self.shard, self.index).0);
+        let out = SequenceNumber(current.clone());
+        increment_decimal(current);
         out
     }
 }

@@ -13,6 +13,7 @@ pub mod kinesis_efo;
 pub(crate) mod paging;
 pub(crate) mod sdk_error;
 pub mod simulated;
+mod simulated_iterator;
 
 use async_trait::async_trait;
 

@@ -20,12 +20,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::simulated_iterator::{Iter, IteratorText};
 use super::{IteratorPosition, RecordsPage, SourceError, StreamSource};
 use crate::clock::Clock;
 use crate::config::schema::FaultConfig;
 use crate::model::{ShardId, ShardInfo, StreamKind};
-use crate::rng::{stable_hash, Rng};
-use crate::sim::payload::push_u64_text;
+use crate::rng::Rng;
 use crate::sim::SimulatedStream;
 
 /// Kinesis GetRecords returns at most 10,000 records and 10 MiB; DynamoDB Streams 1,000
@@ -44,19 +44,9 @@ pub struct SimulatedSource {
     kind: StreamKind,
     faults: FaultConfig,
     expiry_ms: i64,
-    /// Marks this stream's iterators.
-    tag: u64,
-    /// `simit:<tag in 16 hex digits>:`, the start of every iterator of this stream.
-    iterator_prefix: String,
+    /// Writes and reads this stream's iterators.
+    iterators: IteratorText,
     throttles: Mutex<BTreeMap<u32, Rng>>,
-}
-
-/// What an iterator string says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Iter {
-    shard: u32,
-    index: u64,
-    issued_at_ms: i64,
 }
 
 impl SimulatedSource {
@@ -68,65 +58,16 @@ impl SimulatedSource {
             StreamKind::Dynamodb => crate::limits::DYNAMODB_ITERATOR_LIFETIME_SECONDS,
         };
         let expiry_seconds = faults.iterator_expiry_seconds.unwrap_or(default_expiry);
-        let tag = stable_hash(&arn);
         SimulatedSource {
             stream,
             clock,
             seed,
-            tag,
-            iterator_prefix: format!("simit:{tag:016x}:"),
+            iterators: IteratorText::new(&arn),
             arn,
             kind,
             expiry_ms: i64::try_from(expiry_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
             faults,
             throttles: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    /// `simit:<tag>:<shard>:<index>:<issued at>`, written digit by digit: every page
-    /// makes one, and `format!` was 3% of a 10,000-shard simulation's instructions.
-    fn encode(&self, it: Iter) -> String {
-        let mut text = String::with_capacity(self.iterator_prefix.len() + 48);
-        text.push_str(&self.iterator_prefix);
-        push_u64_text(&mut text, u64::from(it.shard));
-        text.push(':');
-        push_u64_text(&mut text, it.index);
-        text.push(':');
-        if it.issued_at_ms < 0 {
-            text.push('-');
-        }
-        push_u64_text(&mut text, it.issued_at_ms.unsigned_abs());
-        text
-    }
-
-    fn decode(&self, iterator: &str) -> Result<Iter, SourceError> {
-        let invalid = |why: &str| {
-            SourceError::Other(format!("InvalidArgumentException: shard iterator {why}"))
-        };
-        let rest = iterator
-            .strip_prefix("simit:")
-            .ok_or_else(|| invalid("is malformed"))?;
-        let mut parts = rest.split(':');
-        let (Some(tag), Some(shard), Some(index), Some(issued), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(invalid("is malformed"));
-        };
-        let tag = u64::from_str_radix(tag, 16).map_err(|_| invalid("is malformed"))?;
-        if tag != self.tag {
-            return Err(invalid(&format!("does not belong to stream {}", self.arn)));
-        }
-        match (shard.parse(), index.parse(), issued.parse()) {
-            (Ok(shard), Ok(index), Ok(issued_at_ms)) => Ok(Iter {
-                shard,
-                index,
-                issued_at_ms,
-            }),
-            _ => Err(invalid("is malformed")),
         }
     }
 
@@ -178,7 +119,7 @@ impl StreamSource for SimulatedSource {
             .stream
             .position(now, index, position)
             .map_err(|why| SourceError::Other(format!("InvalidArgumentException: {why}")))?;
-        Ok(self.encode(Iter {
+        Ok(self.iterators.encode(Iter {
             shard: index,
             index: start,
             issued_at_ms: now,
@@ -191,7 +132,7 @@ impl StreamSource for SimulatedSource {
         }
         let now = self.clock.now_ms();
         self.stream.advance_to(now);
-        let it = self.decode(iterator)?;
+        let it = self.iterators.decode(iterator)?;
         // The shard's id is only needed for messages: checking that it exists copies nothing.
         if !self.stream.has_shard(it.shard) {
             return Err(SourceError::Other(format!(
@@ -228,7 +169,7 @@ impl StreamSource for SimulatedSource {
                 ))
             })?;
         let next_iterator = (!page.shard_ended).then(|| {
-            self.encode(Iter {
+            self.iterators.encode(Iter {
                 shard: it.shard,
                 index: page.next_index,
                 issued_at_ms: now,
@@ -287,38 +228,6 @@ mod tests {
 
     fn shard(n: u32) -> ShardId {
         ShardId(format!("shardId-{n:012}"))
-    }
-
-    #[test]
-    fn an_iterator_reads_back_as_written_and_names_its_stream() {
-        let src = source(&cfg(1, 10.0, 60.0), FaultConfig::default(), 0);
-        for it in [
-            Iter {
-                shard: 0,
-                index: 0,
-                issued_at_ms: 0,
-            },
-            Iter {
-                shard: 7,
-                index: 123_456_789,
-                issued_at_ms: T0,
-            },
-            Iter {
-                shard: u32::MAX,
-                index: u64::MAX,
-                issued_at_ms: -86_400_000,
-            },
-        ] {
-            let text = src.encode(it);
-            assert_eq!(
-                text,
-                format!(
-                    "simit:{:016x}:{}:{}:{}",
-                    src.tag, it.shard, it.index, it.issued_at_ms
-                )
-            );
-            assert_eq!(src.decode(&text), Ok(it));
-        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -589,7 +498,7 @@ mod tests {
                 other => panic!("{bad}: {other:?}"),
             }
         }
-        let forged = format!("simit:{:016x}:99:0:{}", src.tag, T0);
+        let forged = format!("{}99:0:{}", src.iterators.prefix(), T0);
         assert!(matches!(
             src.get_records(&forged, 10).await,
             Err(SourceError::Other(_))

@@ -77,17 +77,23 @@ pub(super) fn rewind_target(to: RewindTo) -> (Checkpoint, IteratorPosition) {
 
 impl ShardTask {
     /// Carries out the operator's requests sent since the last pass; whether the operator
-    /// holds the shard paused now. Requests are taken here, at the top of every pass, and
-    /// not only when the watch wakes the task: reading the flag marks the change seen.
+    /// holds the shard paused now. The controls are read at the top of every pass where
+    /// their change count moved, not only when the task is woken for a change: reading
+    /// them marks the change seen.
     pub(super) fn obey_operator(&mut self) -> bool {
-        let controls = *self.paused.borrow_and_update();
-        if controls.requests_sent != self.requests_seen {
-            self.requests_seen = controls.requests_sent;
-            for request in self.requests.take() {
-                self.apply_request(request);
+        let changes = self.status.control().changes();
+        if changes != self.controls_seen {
+            self.controls_seen = changes;
+            let controls = self.status.control().controls();
+            self.operator_paused = controls.paused;
+            if controls.requests_sent != self.requests_seen {
+                self.requests_seen = controls.requests_sent;
+                for request in self.requests.take() {
+                    self.apply_request(request);
+                }
             }
         }
-        self.paused.borrow().paused
+        self.operator_paused
     }
 
     /// Carries out an operator request; the answer goes to its reply.
@@ -116,7 +122,7 @@ impl ShardTask {
     /// shard at `to`, still paused.
     fn rewind(&mut self, to: RewindTo) -> Result<(), String> {
         let kind = self.ctx.mapping.stream_kind;
-        if let Some(refusal) = rewind_refusal(&to, self.paused.borrow().paused, kind) {
+        if let Some(refusal) = rewind_refusal(&to, self.status.control().is_paused(), kind) {
             return Err(refusal.into());
         }
         self.lanes.busy.clear();

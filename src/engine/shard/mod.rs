@@ -26,14 +26,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::stream::StreamExt;
-use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::batcher::{Batch, KeySet, ReadBuffer};
 use super::checkpointer::Checkpointer;
 use super::context::MappingContext;
-use super::control::{Controls, Inbox};
+use super::control::Inbox;
 use super::held_keys::HeldKeys;
 use super::lane::{lock, SharedWindow};
 use super::status::{ShardState, ShardStatus};
@@ -131,12 +130,14 @@ struct ShardTask {
     /// Finished batches, emptied: their buffers are reused for the next ones.
     spares: Vec<Batch>,
     batching: BatchingWindow,
-    /// Operator requests (skip, rewind), announced through `paused`.
+    /// Operator requests (skip, rewind), announced through the shard's controls.
     requests: Inbox,
-    /// How many requests `paused` had announced when the inbox was last emptied.
+    /// How many requests the controls had announced when the inbox was last emptied.
     requests_seen: u64,
-    /// The operator's pause, and requests sent.
-    paused: watch::Receiver<Controls>,
+    /// The controls' change count when they were last read (`u64::MAX`: never).
+    controls_seen: u64,
+    /// Whether the operator held the shard paused when the controls were last read.
+    operator_paused: bool,
     /// Shutdown and the loop's timer, kept across passes (see `Waits`).
     waits: Waits,
 }
@@ -212,8 +213,9 @@ impl ShardTask {
             },
             batching: BatchingWindow::starting_at(now, mapping.maximum_batching_window_ms as i64),
             requests: status.control().attach(),
-            paused: status.control().watch(),
             requests_seen: 0,
+            controls_seen: u64::MAX,
+            operator_paused: false,
             waits: Waits::new(&ctx),
             spares: Vec::new(),
             read_jitter: Rng::derived(ctx.seed, &format!("{}/{}/reader", mapping.name, shard_id)),
@@ -322,6 +324,7 @@ impl ShardTask {
         if let Some(ms) = sleep_ms {
             self.waits.set_timer(ms);
         }
+        let (control, controls_seen) = (self.status.control(), self.controls_seen);
         tokio::select! {
             biased;
             _ = self.waits.shutdown.as_mut() => {}
@@ -334,7 +337,7 @@ impl ShardTask {
                 self.reader.in_flight = None;
                 self.apply_read(answer);
             }
-            Ok(()) = self.paused.changed() => {}
+            _ = std::future::poll_fn(|cx| control.poll_change(cx, controls_seen)) => {}
             _ = self.held_keys.released(), if self.factor > 1 => {}
             _ = self.waits.timer.as_mut(), if sleep_ms.is_some() => {
                 self.waits.timer_at = None;
