@@ -87,8 +87,8 @@ fn sample(config: &Config) -> (EventContext, Vec<StreamRecord>) {
         }
         let ctx = EventContext {
             shard_id: shards[0].shard_id.clone(),
-            event_source_arn: source.stream_arn().to_string(),
-            aws_region: config.aws.region.clone(),
+            event_source_arn: source.stream_arn().into(),
+            aws_region: config.aws.region.as_str().into(),
             invoke_identity_arn: "arn:aws:iam::123456789012:role/bench".into(),
         };
         (ctx, records)

@@ -511,7 +511,7 @@ async fn records_read_by_the_source_encode_as_the_lambda_dynamodb_event() {
     assert_eq!(page.records.len(), 3);
     let ctx = EventContext {
         shard_id: shard,
-        event_source_arn: arn.clone(),
+        event_source_arn: arn.as_str().into(),
         aws_region: "us-east-1".into(),
         invoke_identity_arn: "arn:aws:iam::123456789012:role/lambda-role".into(),
     };

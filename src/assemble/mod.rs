@@ -190,12 +190,14 @@ pub async fn context_of(
         clock,
         seed: env.seeds.engine,
         request_ids: env.seeds.request_ids.clone(),
+        event_source_arn: mapping.event_source_arn.as_str().into(),
         aws_region: Arn::parse(&mapping.event_source_arn)
             .ok()
             .and_then(|arn| arn.region())
             .unwrap_or(&config.aws.region)
-            .to_string(),
-        invoke_identity_arn: invoke_identity_arn(&config.aws.account_id, &mapping.function_name),
+            .into(),
+        invoke_identity_arn: invoke_identity_arn(&config.aws.account_id, &mapping.function_name)
+            .into(),
         invocation_log: env.invocation_log.clone(),
         status: Arc::new(MappingStatus::default()),
         leases: env.leases.clone(),

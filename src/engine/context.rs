@@ -32,9 +32,12 @@ pub struct MappingContext {
     pub seed: u64,
     /// Where the request ids of failure records come from.
     pub request_ids: Arc<RequestIds>,
-    pub aws_region: String,
-    /// `invokeIdentityArn` of Kinesis events: the function's execution role.
-    pub invoke_identity_arn: String,
+    /// The mapping's event source ARN, region and (`invokeIdentityArn` of Kinesis
+    /// events) the function's execution role, as every event of its shards carries them:
+    /// one copy each for all the shards (see `EventContext`).
+    pub event_source_arn: Arc<str>,
+    pub aws_region: Arc<str>,
+    pub invoke_identity_arn: Arc<str>,
     pub invocation_log: Option<Arc<InvocationLog>>,
     pub status: Arc<MappingStatus>,
     /// The worker's lease keeper when the mapping's shards are shared through a lease
@@ -71,7 +74,7 @@ impl MappingContext {
     pub fn event_context(&self, shard_id: &ShardId) -> EventContext {
         EventContext {
             shard_id: shard_id.clone(),
-            event_source_arn: self.mapping.event_source_arn.clone(),
+            event_source_arn: self.event_source_arn.clone(),
             aws_region: self.aws_region.clone(),
             invoke_identity_arn: self.invoke_identity_arn.clone(),
         }

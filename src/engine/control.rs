@@ -137,16 +137,25 @@ fn lock(waiting: &Mutex<Waiting>) -> std::sync::MutexGuard<'_, Waiting> {
 }
 
 /// A lane's view of the pause flag: `changed` wakes only when the flag differs from what
-/// the lane last saw, not on every request sent to the task.
+/// the lane last saw, not on every request sent to the task. The flag is read from the
+/// watch only when the control's change count moved (every attempt asks; see the module
+/// comment for why the watch is not read each time).
 pub struct PauseWatch {
     watched: watch::Receiver<Controls>,
     seen: bool,
+    /// The control's change count when the flag was last read (`u64::MAX`: never).
+    changes_seen: u64,
 }
 
 impl PauseWatch {
-    /// Whether the shard is paused now (and that is what `changed` compares against).
-    pub fn borrow_and_update(&mut self) -> bool {
-        self.seen = self.watched.borrow_and_update().paused;
+    /// Whether the shard (whose control is `control`) is paused now, and that is what
+    /// `changed` compares against.
+    pub fn borrow_and_update(&mut self, control: &ShardControl) -> bool {
+        let changes = control.changes();
+        if changes != self.changes_seen {
+            self.changes_seen = changes;
+            self.seen = self.watched.borrow_and_update().paused;
+        }
         self.seen
     }
 
@@ -206,9 +215,14 @@ impl ShardControl {
 
     /// For the lanes: changes of the pause flag.
     pub fn watch_paused(&self) -> PauseWatch {
+        let changes_seen = self.changes();
         let mut watched = self.watched.subscribe();
         let seen = watched.borrow_and_update().paused;
-        PauseWatch { watched, seen }
+        PauseWatch {
+            watched,
+            seen,
+            changes_seen,
+        }
     }
 
     /// For a starting shard task: where its requests arrive from now on (a task that
@@ -328,13 +342,13 @@ mod tests {
         let control = ShardControl::default();
         let _inbox = control.attach();
         let mut lane = control.watch_paused();
-        assert!(!lane.borrow_and_update());
+        assert!(!lane.borrow_and_update(&control));
         control.change(|c| c.requests_sent += 1);
         let woke = tokio::time::timeout(Duration::from_millis(20), lane.changed()).await;
         assert!(woke.is_err(), "a request must not wake a lane");
         control.set_paused(true);
         lane.changed().await.expect("the pause wakes it");
-        assert!(lane.borrow_and_update());
+        assert!(lane.borrow_and_update(&control));
     }
 
     #[tokio::test]
@@ -362,9 +376,9 @@ mod tests {
         let control = ShardControl::default();
         let mut watcher = control.watch_paused();
         control.set_paused(true);
-        assert!(watcher.borrow_and_update());
+        assert!(watcher.borrow_and_update(&control));
         assert!(control.is_paused());
         control.set_paused(false);
-        assert!(!watcher.borrow_and_update());
+        assert!(!watcher.borrow_and_update(&control));
     }
 }

@@ -319,7 +319,7 @@ impl Lane {
             if ctx.cancel.is_cancelled() {
                 return BatchEnd::Interrupted;
             }
-            while self.paused.borrow_and_update() {
+            while self.paused.borrow_and_update(self.status.control()) {
                 self.status.update().state = ShardState::Paused;
                 tokio::select! {
                     biased;
@@ -398,7 +398,7 @@ impl Lane {
                 }
                 continue;
             }
-            if !self.paused.borrow_and_update() {
+            if !self.paused.borrow_and_update(self.status.control()) {
                 return true;
             }
             self.status
@@ -416,7 +416,7 @@ impl Lane {
     /// Sleeps `ms`, or less if the operator pauses or skips; false on shutdown.
     async fn sleep_unless_signalled(&mut self, ms: u64) -> bool {
         // A pause and resume during the invoke are past: only a change from now wakes.
-        self.paused.borrow_and_update();
+        self.paused.borrow_and_update(self.status.control());
         tokio::select! {
             biased;
             _ = self.ctx.cancel.cancelled() => false,

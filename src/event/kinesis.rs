@@ -254,9 +254,9 @@ mod tests {
         ) -> EventContext {
             EventContext {
                 shard_id: ShardId(shard),
-                event_source_arn: arn,
-                aws_region: region,
-                invoke_identity_arn: role,
+                event_source_arn: arn.into(),
+                aws_region: region.into(),
+                invoke_identity_arn: role.into(),
             }
         }
     }
@@ -292,9 +292,9 @@ mod tests {
                 let event_id = format!("{}:{}", ctx.shard_id, r.sequence_number);
                 prop_assert_eq!(json["eventID"].as_str(), Some(event_id.as_str()));
                 prop_assert_eq!(&json["eventName"], "aws:kinesis:record");
-                prop_assert_eq!(json["invokeIdentityArn"].as_str(), Some(ctx.invoke_identity_arn.as_str()));
-                prop_assert_eq!(json["awsRegion"].as_str(), Some(ctx.aws_region.as_str()));
-                prop_assert_eq!(json["eventSourceARN"].as_str(), Some(ctx.event_source_arn.as_str()));
+                prop_assert_eq!(json["invokeIdentityArn"].as_str(), Some(&*ctx.invoke_identity_arn));
+                prop_assert_eq!(json["awsRegion"].as_str(), Some(&*ctx.aws_region));
+                prop_assert_eq!(json["eventSourceARN"].as_str(), Some(&*ctx.event_source_arn));
             }
         }
     }

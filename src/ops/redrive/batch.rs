@@ -37,13 +37,13 @@ impl Redriver {
     fn event(&self, batch: &BatchInfo, records: &[StreamRecord]) -> Vec<u8> {
         let ctx = EventContext {
             shard_id: batch.shard_id.clone(),
-            event_source_arn: batch.stream_arn.clone(),
+            event_source_arn: batch.stream_arn.as_str().into(),
             aws_region: Arn::parse(&batch.stream_arn)
                 .ok()
                 .and_then(|arn| arn.region())
                 .unwrap_or(&self.default_region)
-                .to_string(),
-            invoke_identity_arn: invoke_identity_arn(&self.account_id, &self.function_name),
+                .into(),
+            invoke_identity_arn: invoke_identity_arn(&self.account_id, &self.function_name).into(),
         };
         let fragments: Vec<Vec<u8>> = records
             .iter()
@@ -361,7 +361,7 @@ mod tests {
         // fragments), with the engine's context for this stream and function.
         let ctx = EventContext {
             shard_id: b.shard_id.clone(),
-            event_source_arn: b.stream_arn.clone(),
+            event_source_arn: b.stream_arn.as_str().into(),
             aws_region: "eu-west-1".into(),
             invoke_identity_arn: "arn:aws:iam::123456789012:role/f-role".into(),
         };
