@@ -36,6 +36,7 @@ mod materialize;
 pub(crate) mod payload;
 mod producer;
 mod record;
+mod record_log;
 mod sequence;
 mod shards;
 
@@ -277,7 +278,7 @@ impl SimulatedStream {
         let mut records = Vec::with_capacity(available);
         let mut bytes = 0usize;
         let mut sequence_numbers = SequenceCursor::new(self.kind, shard, start);
-        for (i, &rec) in s.recs.range(offset..offset + available).enumerate() {
+        for (i, rec) in s.recs.range(offset..offset + available).enumerate() {
             let prev = s.prevs.get(offset + i).copied().unwrap_or(Prev::NONE);
             let seq = sequence_numbers.next_number();
             let Some((record, size)) = materializer.record(rec, prev, seq) else {

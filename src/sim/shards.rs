@@ -6,14 +6,15 @@
 //! function of the producer's config and `k`, and is regenerated when the record is read
 //! (`materialize.rs`). A record's index in its shard is encoded in its sequence number
 //! (`sequence.rs`), so positions, counts and "after this sequence number" are O(1).
-//! Trimming pops records from the front of each shard's deque; a min-heap of the shards'
+//! Trimming pops records from the front of each shard's log (`record_log.rs`); a min-heap of the shards'
 //! oldest arrivals makes a trim cost nothing while nothing is due, however many shards
 //! there are.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 
 use super::record::{Prev, Rec};
+use super::record_log::RecordLog;
 use super::sequence::sequence_number;
 use crate::model::{SequenceNumber, ShardId, ShardInfo, StreamKind};
 use crate::rng::Rng;
@@ -30,9 +31,9 @@ pub(crate) struct Shard {
     pub closed_ms: Option<i64>,
     /// Records before this index are gone (trimmed by retention).
     pub trimmed: u64,
-    pub recs: VecDeque<Rec>,
+    pub recs: RecordLog<Rec>,
     /// DynamoDB only, parallel to `recs`.
-    pub prevs: VecDeque<Prev>,
+    pub prevs: RecordLog<Prev>,
     /// (index, arrival) of every `TRIM_SAMPLE_EVERY`th trimmed record.
     pub trim_samples: Vec<(u64, i64)>,
     pub last_trimmed_arrival: Option<i64>,
@@ -128,8 +129,8 @@ impl Shards {
             children: Vec::new(),
             closed_ms: None,
             trimmed: 0,
-            recs: VecDeque::new(),
-            prevs: VecDeque::new(),
+            recs: RecordLog::default(),
+            prevs: RecordLog::default(),
             trim_samples: Vec::new(),
             last_trimmed_arrival: None,
         });

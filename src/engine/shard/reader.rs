@@ -334,12 +334,14 @@ impl ShardTask {
                 .zip(&kept)
                 .map(|(record, keep)| (!keep).then(|| record.sequence_number.clone())),
         );
-        self.buffer.reserve(page.records.len() - filtered as usize);
-        for ((ordinal, record), keep) in (first..).zip(page.records).zip(kept) {
-            if keep {
-                self.buffer.push(ordinal, record);
-            }
+        let mut records = page.records;
+        if filtered > 0 {
+            let mut keeps = kept.iter();
+            records.retain(|_| keeps.next().copied().unwrap_or(true));
         }
+        let ordinals = (first..).zip(&kept).filter(|(_, keep)| **keep);
+        self.buffer
+            .push_page(ordinals.map(|(ordinal, _)| ordinal), records);
         if filtered > 0 {
             self.status.update().records_filtered += filtered;
             // Filtered records at the front move the checkpoint without an invocation.
