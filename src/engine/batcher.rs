@@ -143,6 +143,8 @@ fn min_encoded_bytes(record: &StreamRecord) -> usize {
 }
 
 impl ReadBuffer {
+    /// Appends one record (tests build buffers this way; the shard pushes whole pages).
+    #[cfg(test)]
     pub fn push(&mut self, ordinal: u64, record: StreamRecord) {
         self.tag(ordinal, &record);
         self.records.push_back(record);
