@@ -10,8 +10,11 @@ use std::cmp::Ordering;
 use std::fmt;
 
 mod attribute_map;
+mod change_text;
 
-pub use attribute_map::AttributeMap;
+pub use attribute_map::{AttributeMap, AttributeMapRef};
+pub use change_text::ChangeText;
+pub(crate) use change_text::ChangeTextWriter;
 
 /// A stream's shard id, e.g. `shardId-000000000001`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -95,7 +98,7 @@ impl StreamRecord {
     pub fn ordering_key(&self) -> String {
         match &self.body {
             RecordBody::Kinesis { partition_key, .. } => partition_key.clone(),
-            RecordBody::Dynamodb(change) => change.keys.as_str().to_string(),
+            RecordBody::Dynamodb(change) => change.keys().as_str().to_string(),
         }
     }
 
@@ -107,23 +110,17 @@ impl StreamRecord {
         match &self.body {
             RecordBody::Kinesis { partition_key, .. } => partition_key.hash(&mut hasher),
             // The same hash as the key's String: `String` hashes as its `str`.
-            RecordBody::Dynamodb(change) => change.keys.as_str().hash(&mut hasher),
+            RecordBody::Dynamodb(change) => change.keys().as_str().hash(&mut hasher),
         }
         hasher.finish()
     }
 
     /// The bytes a "data contains" rule of the simulated function looks at: the Kinesis
     /// data, or the DynamoDB images as JSON text.
-    pub fn data_for_matching(&self) -> std::borrow::Cow<'_, [u8]> {
+    pub fn data_for_matching(&self) -> &[u8] {
         match &self.body {
-            RecordBody::Kinesis { data, .. } => std::borrow::Cow::Borrowed(data),
-            RecordBody::Dynamodb(change) => {
-                let mut text = change.keys.as_str().as_bytes().to_vec();
-                for image in [&change.new_image, &change.old_image].into_iter().flatten() {
-                    text.extend_from_slice(image.as_str().as_bytes());
-                }
-                std::borrow::Cow::Owned(text)
-            }
+            RecordBody::Kinesis { data, .. } => data,
+            RecordBody::Dynamodb(change) => change.text.maps().as_bytes(),
         }
     }
 }
@@ -135,24 +132,40 @@ pub enum RecordBody {
         partition_key: String,
         data: Vec<u8>,
     },
-    /// Boxed: a change is large, and records move through buffers by value.
-    Dynamodb(Box<DynamodbChange>),
+    /// Not boxed: a change is a buffer and a few values, no larger than the Kinesis body.
+    Dynamodb(DynamodbChange),
 }
 
-/// One item change of a DynamoDB stream, attribute maps held as DynamoDB JSON text
-/// (`{"pk":{"S":"..."},"n":{"N":"..."}}`, see `AttributeMap`).
+/// One item change of a DynamoDB stream: its eventID and attribute maps in one buffer
+/// (`ChangeText`, maps as DynamoDB JSON text: `{"pk":{"S":"..."},"n":{"N":"..."}}`), and
+/// the rest as values.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DynamodbChange {
-    /// The record's eventID (32 hex digits in AWS).
-    pub event_id: String,
+    pub text: ChangeText,
     pub event_name: DynamodbEventName,
-    pub keys: AttributeMap,
-    pub new_image: Option<AttributeMap>,
-    pub old_image: Option<AttributeMap>,
     pub size_bytes: u64,
     pub stream_view_type: StreamViewType,
     /// Set for deletions made by TTL: `{"type":"Service","principalId":"dynamodb.amazonaws.com"}`.
     pub ttl_deletion: bool,
+}
+
+impl DynamodbChange {
+    /// The record's eventID (32 hex digits in AWS).
+    pub fn event_id(&self) -> &str {
+        self.text.event_id()
+    }
+
+    pub fn keys(&self) -> AttributeMapRef<'_> {
+        self.text.keys()
+    }
+
+    pub fn new_image(&self) -> Option<AttributeMapRef<'_>> {
+        self.text.new_image()
+    }
+
+    pub fn old_image(&self) -> Option<AttributeMapRef<'_>> {
+        self.text.old_image()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -37,11 +37,11 @@ fn recording_tap() -> (Seen, Observer) {
                         String::from_utf8_lossy(data).into_owned(),
                     ),
                     RecordBody::Dynamodb(change) => {
-                        let key = change.keys.as_str().to_string();
+                        let key = change.keys().as_str().to_string();
                         let images = serde_json::json!({
                             "eventName": change.event_name.as_str(),
-                            "NewImage": change.new_image.as_ref().map(|m| Value::Object(m.to_map())),
-                            "OldImage": change.old_image.as_ref().map(|m| Value::Object(m.to_map())),
+                            "NewImage": change.new_image().as_ref().map(|m| Value::Object(m.to_map())),
+                            "OldImage": change.old_image().as_ref().map(|m| Value::Object(m.to_map())),
                         });
                         (key, images.to_string())
                     }

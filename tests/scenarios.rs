@@ -463,13 +463,13 @@ fn a_dynamodb_stream_with_rollovers_delivers_item_changes_in_order_and_reports_d
                 let RecordBody::Dynamodb(change) = &record.body else {
                     panic!("dynamodb only")
                 };
-                let key = change.keys.as_str().to_string();
+                let key = change.keys().as_str().to_string();
                 let name = change.event_name.as_str().to_string();
                 changes.push((
                     key,
                     name,
-                    change.new_image.is_some(),
-                    change.old_image.is_some(),
+                    change.new_image().is_some(),
+                    change.old_image().is_some(),
                     record.sequence_number.0.clone(),
                 ));
             }

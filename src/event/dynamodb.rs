@@ -3,12 +3,13 @@
 //!
 //! The envelope is written by hand in Lambda's key order with the writers the Kinesis record
 //! uses; the attribute maps (`Keys`, `NewImage`, `OldImage`) are held in the model as their
-//! DynamoDB JSON text (`AttributeMap`), so they are copied, not serialised. Images are written only when the stream view type carries them
+//! DynamoDB JSON text (`ChangeText`), so they are copied, not serialised. Images are
+//! written only when the stream view type carries them
 //! and the event has them (no `NewImage` on a REMOVE, no `OldImage` on an INSERT), so a
 //! source that fills in more than the stream would deliver cannot leak it into the event.
 
 use super::{write_i64, write_str, write_u64, EventContext};
-use crate::model::{AttributeMap, DynamodbChange, DynamodbEventName, StreamRecord};
+use crate::model::{AttributeMapRef, DynamodbChange, DynamodbEventName, StreamRecord};
 
 const TTL_USER_IDENTITY: &[u8] =
     b",\"userIdentity\":{\"type\":\"Service\",\"principalId\":\"dynamodb.amazonaws.com\"}";
@@ -20,20 +21,17 @@ pub(crate) fn encode(
     change: &DynamodbChange,
     out: &mut Vec<u8>,
 ) {
-    let image_len = |image: &Option<AttributeMap>| image.as_ref().map_or(0, |m| m.as_str().len());
     // One reservation for the whole fragment: constants (~300 bytes with the TTL identity),
-    // the strings (escaping may add more) and the maps.
+    // the strings (escaping may add more), the eventID and the maps.
     out.reserve(
-        300 + change.event_id.len()
+        300 + change.text.event_id().len()
+            + change.text.maps().len()
             + ctx.aws_region.len()
-            + change.keys.as_str().len()
-            + image_len(&change.new_image)
-            + image_len(&change.old_image)
             + record.sequence_number.as_str().len()
             + ctx.event_source_arn.len(),
     );
     out.extend_from_slice(b"{\"eventID\":");
-    write_str(out, &change.event_id);
+    write_str(out, change.event_id());
     out.extend_from_slice(b",\"eventName\":\"");
     out.extend_from_slice(change.event_name.as_str().as_bytes());
     out.extend_from_slice(
@@ -43,15 +41,15 @@ pub(crate) fn encode(
     out.extend_from_slice(b",\"dynamodb\":{\"ApproximateCreationDateTime\":");
     write_i64(out, record.approximate_arrival_ms.div_euclid(1000));
     out.extend_from_slice(b",\"Keys\":");
-    write_map(out, &change.keys);
+    write_map(out, change.keys());
     let view = change.stream_view_type;
-    if let Some(image) = &change.new_image {
+    if let Some(image) = change.new_image() {
         if view.has_new_image() && change.event_name != DynamodbEventName::Remove {
             out.extend_from_slice(b",\"NewImage\":");
             write_map(out, image);
         }
     }
-    if let Some(image) = &change.old_image {
+    if let Some(image) = change.old_image() {
         if view.has_old_image() && change.event_name != DynamodbEventName::Insert {
             out.extend_from_slice(b",\"OldImage\":");
             write_map(out, image);
@@ -72,7 +70,7 @@ pub(crate) fn encode(
 }
 
 /// Appends an attribute map's JSON.
-fn write_map(out: &mut Vec<u8>, map: &AttributeMap) {
+fn write_map(out: &mut Vec<u8>, map: AttributeMapRef<'_>) {
     out.extend_from_slice(map.as_str().as_bytes());
 }
 
@@ -80,7 +78,9 @@ fn write_map(out: &mut Vec<u8>, map: &AttributeMap) {
 mod tests {
     use super::*;
     use crate::event::{assemble_event, encode_record};
-    use crate::model::{RecordBody, SequenceNumber, ShardId, StreamViewType};
+    use crate::model::{
+        AttributeMap, ChangeText, RecordBody, SequenceNumber, ShardId, StreamViewType,
+    };
     use serde_json::{json, Value};
 
     fn ctx() -> EventContext {
@@ -115,16 +115,18 @@ mod tests {
         StreamRecord {
             sequence_number: SequenceNumber(seq.into()),
             approximate_arrival_ms: arrival_ms,
-            body: RecordBody::Dynamodb(Box::new(DynamodbChange {
-                event_id: c.event_id.into(),
+            body: RecordBody::Dynamodb(DynamodbChange {
+                text: ChangeText::new(
+                    c.event_id,
+                    &map(json!({"pk": {"S": "order#42"}})),
+                    c.new_image.map(map).as_ref(),
+                    c.old_image.map(map).as_ref(),
+                ),
                 event_name: c.name,
-                keys: map(json!({"pk": {"S": "order#42"}})),
-                new_image: c.new_image.map(map),
-                old_image: c.old_image.map(map),
                 size_bytes: c.size,
                 stream_view_type: c.view,
                 ttl_deletion: c.ttl,
-            })),
+            }),
         }
     }
 

@@ -292,18 +292,20 @@ mod tests {
         StreamRecord {
             sequence_number: SequenceNumber("111".into()),
             approximate_arrival_ms: 1_607_497_475_000,
-            body: RecordBody::Dynamodb(Box::new(DynamodbChange {
-                event_id: "c81e728d9d4c2f636f067f89cc14862c".into(),
+            body: RecordBody::Dynamodb(DynamodbChange {
+                text: crate::model::ChangeText::new(
+                    "c81e728d9d4c2f636f067f89cc14862c",
+                    &map(json!({"Id": {"N": "101"}})),
+                    Some(&map(
+                        json!({"Message": {"S": "New item!"}, "Id": {"N": "101"}}),
+                    )),
+                    None,
+                ),
                 event_name: DynamodbEventName::Insert,
-                keys: map(json!({"Id": {"N": "101"}})),
-                new_image: Some(map(
-                    json!({"Message": {"S": "New item!"}, "Id": {"N": "101"}}),
-                )),
-                old_image: None,
                 size_bytes: 26,
                 stream_view_type: StreamViewType::NewAndOldImages,
                 ttl_deletion: false,
-            })),
+            }),
         }
     }
 

@@ -24,7 +24,7 @@ use std::cell::OnceCell;
 use serde_json::{Number, Value};
 
 use super::pruned::Wanted;
-use crate::model::{AttributeMap, DynamodbChange, DynamodbEventName, RecordBody, StreamRecord};
+use crate::model::{AttributeMapRef, DynamodbChange, DynamodbEventName, RecordBody, StreamRecord};
 
 /// One record as filters see it; holds what of it is parsed lazily.
 pub(crate) struct RecordView<'a> {
@@ -78,7 +78,7 @@ impl<'a> RecordView<'a> {
     }
 
     /// The attribute map in slot `slot` of `maps`, parsed on first use.
-    fn attribute_map(&self, slot: usize, map: &AttributeMap) -> Option<&Value> {
+    fn attribute_map(&self, slot: usize, map: AttributeMapRef<'_>) -> Option<&Value> {
         let cell = self.maps.get(slot)?;
         Some(cell.get_or_init(|| Value::Object(map.to_map())))
     }
@@ -100,7 +100,7 @@ impl<'a> Node<'a> {
             Node::Json(_) | Node::Str(_) | Node::Num(_) | Node::NotJson => None,
             Node::KinesisRecord(view) => kinesis_get(view, key),
             Node::DynamodbRecord(view, change) => match key {
-                "eventID" => Some(Node::Str(&change.event_id)),
+                "eventID" => Some(Node::Str(change.event_id())),
                 "eventName" => Some(Node::Str(change.event_name.as_str())),
                 "eventVersion" => Some(Node::Str("1.1")),
                 "eventSource" => Some(Node::Str("aws:dynamodb")),
@@ -183,12 +183,12 @@ fn dynamodb_part_get<'a>(
         "ApproximateCreationDateTime" => Some(Node::Num(Number::from(
             record.approximate_arrival_ms.div_euclid(1000),
         ))),
-        "Keys" => map(0, &change.keys),
+        "Keys" => map(0, change.keys()),
         "NewImage" if view.has_new_image() && change.event_name != DynamodbEventName::Remove => {
-            change.new_image.as_ref().and_then(|image| map(1, image))
+            change.new_image().and_then(|image| map(1, image))
         }
         "OldImage" if view.has_old_image() && change.event_name != DynamodbEventName::Insert => {
-            change.old_image.as_ref().and_then(|image| map(2, image))
+            change.old_image().and_then(|image| map(2, image))
         }
         "SequenceNumber" => Some(Node::Str(record.sequence_number.as_str())),
         "SizeBytes" => Some(Node::Num(Number::from(change.size_bytes))),

@@ -40,16 +40,18 @@ pub(super) fn dynamodb(
     StreamRecord {
         sequence_number: SequenceNumber("4421584500000000017450439091".into()),
         approximate_arrival_ms: 1_732_550_881_500,
-        body: RecordBody::Dynamodb(Box::new(DynamodbChange {
-            event_id: "c81e728d9d4c2f636f067f89cc14862c".into(),
+        body: RecordBody::Dynamodb(DynamodbChange {
+            text: crate::model::ChangeText::new(
+                "c81e728d9d4c2f636f067f89cc14862c",
+                &map(json!({"pk": {"S": "order#42"}})),
+                new_image.map(map).as_ref(),
+                old_image.map(map).as_ref(),
+            ),
             event_name,
-            keys: map(json!({"pk": {"S": "order#42"}})),
-            new_image: new_image.map(map),
-            old_image: old_image.map(map),
             size_bytes: 70,
             stream_view_type: view,
             ttl_deletion: false,
-        })),
+        }),
     }
 }
 

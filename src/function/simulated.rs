@@ -163,7 +163,7 @@ fn applies<'r>(
             let finder = memmem::Finder::new(text.as_bytes());
             let matching: Vec<&StreamRecord> = records
                 .iter()
-                .filter(|r| finder.find(&r.data_for_matching()).is_some())
+                .filter(|r| finder.find(r.data_for_matching()).is_some())
                 .collect();
             if matching.is_empty() {
                 return None;

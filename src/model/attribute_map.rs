@@ -1,5 +1,6 @@
 //! `AttributeMap`: a DynamoDB attribute map (a change's `Keys`, `NewImage`, `OldImage`)
-//! held as its DynamoDB JSON text, exactly as the event carries it.
+//! held as its DynamoDB JSON text, exactly as the event carries it; `AttributeMapRef`: the
+//! same text borrowed from the change that holds it (`ChangeText`).
 //!
 //! Why text and not a `serde_json::Map`: encoding an event is the simulator's hot path, and
 //! an image held as a tree costs a dozen allocations to build and a full serialisation on
@@ -11,7 +12,8 @@
 //! serde_json writes for a `Map`, so events are byte-identical to a tree's serialisation).
 //! Outside this crate it can only be made from a `Map` (`from_map`); the
 //! crate's own writers (the simulated world, the DynamoDB Streams source) build it with
-//! `from_written`, which trusts them to produce that form.
+//! `from_written`, which trusts them to produce that form. An owned map is what a change
+//! is built from; a change hands its maps out as `AttributeMapRef`s, which only it makes.
 
 use std::fmt;
 
@@ -29,21 +31,12 @@ impl AttributeMap {
 
     /// JSON one of the crate's writers produced in the held form (compact, keys sorted).
     pub(crate) fn from_written(text: String) -> AttributeMap {
-        debug_assert!(
-            serde_json::from_str::<Map<String, Value>>(&text).is_ok(),
-            "{text}"
-        );
+        debug_assert!(AttributeMapRef(&text).is_well_formed(), "{text}");
         AttributeMap(text)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// The map as a tree, for the readers that walk it.
-    pub fn to_map(&self) -> Map<String, Value> {
-        // Always an object by construction; an empty map if that were ever not so.
-        serde_json::from_str(&self.0).unwrap_or_default()
     }
 }
 
@@ -53,9 +46,41 @@ impl fmt::Debug for AttributeMap {
     }
 }
 
-impl fmt::Display for AttributeMap {
+/// An attribute map's JSON borrowed from the change holding it, in `AttributeMap`'s form.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AttributeMapRef<'a>(&'a str);
+
+impl<'a> AttributeMapRef<'a> {
+    /// Text the change's writer holds in the map form (see `ChangeText`).
+    pub(super) fn trusted(text: &'a str) -> AttributeMapRef<'a> {
+        AttributeMapRef(text)
+    }
+
+    pub fn as_str(self) -> &'a str {
+        self.0
+    }
+
+    /// The map as a tree, for the readers that walk it.
+    pub fn to_map(self) -> Map<String, Value> {
+        // Always an object by construction; an empty map if that were ever not so.
+        serde_json::from_str(self.0).unwrap_or_default()
+    }
+
+    /// Whether the text parses as a JSON object (for the writers' debug checks).
+    pub(super) fn is_well_formed(self) -> bool {
+        serde_json::from_str::<Map<String, Value>>(self.0).is_ok()
+    }
+}
+
+impl fmt::Debug for AttributeMapRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0)
+    }
+}
+
+impl fmt::Display for AttributeMapRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
     }
 }
 
@@ -76,6 +101,6 @@ mod tests {
             held.as_str(),
             r#"{"a":{"M":{"b":{"NULL":true},"y":{"S":"q\""}}},"z":{"N":"1"}}"#
         );
-        assert_eq!(held.to_map(), map);
+        assert_eq!(AttributeMapRef::trusted(held.as_str()).to_map(), map);
     }
 }

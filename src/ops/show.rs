@@ -57,11 +57,11 @@ pub fn to_json(shard: &ShardId, record: &StreamRecord) -> Value {
         }
         RecordBody::Dynamodb(change) => {
             out.insert("eventName".into(), Value::from(change.event_name.as_str()));
-            out.insert("keys".into(), Value::Object(change.keys.to_map()));
-            if let Some(image) = &change.new_image {
+            out.insert("keys".into(), Value::Object(change.keys().to_map()));
+            if let Some(image) = change.new_image() {
                 out.insert("newImage".into(), Value::Object(image.to_map()));
             }
-            if let Some(image) = &change.old_image {
+            if let Some(image) = change.old_image() {
                 out.insert("oldImage".into(), Value::Object(image.to_map()));
             }
         }
@@ -93,12 +93,12 @@ pub fn to_text(record: &StreamRecord) -> String {
             let mut line = format!(
                 "{head}  {}  keys={}",
                 change.event_name.as_str(),
-                change.keys
+                change.keys()
             );
-            if let Some(image) = &change.new_image {
+            if let Some(image) = change.new_image() {
                 line.push_str(&format!("  new={image}"));
             }
-            if let Some(image) = &change.old_image {
+            if let Some(image) = change.old_image() {
                 line.push_str(&format!("  old={image}"));
             }
             line
@@ -110,7 +110,7 @@ pub fn to_text(record: &StreamRecord) -> String {
 mod tests {
     use super::*;
     use crate::model::{
-        AttributeMap, DynamodbChange, DynamodbEventName, SequenceNumber, StreamViewType,
+        AttributeMap, ChangeText, DynamodbChange, DynamodbEventName, SequenceNumber, StreamViewType,
     };
 
     fn kinesis(data: &[u8]) -> StreamRecord {
@@ -167,16 +167,18 @@ mod tests {
         let record = StreamRecord {
             sequence_number: SequenceNumber("100".into()),
             approximate_arrival_ms: 0,
-            body: RecordBody::Dynamodb(Box::new(DynamodbChange {
-                event_id: "e".into(),
+            body: RecordBody::Dynamodb(DynamodbChange {
+                text: ChangeText::new(
+                    "e",
+                    &AttributeMap::from_map(&keys),
+                    Some(&AttributeMap::from_map(&image)),
+                    None,
+                ),
                 event_name: DynamodbEventName::Insert,
-                keys: AttributeMap::from_map(&keys),
-                new_image: Some(AttributeMap::from_map(&image)),
-                old_image: None,
                 size_bytes: 10,
                 stream_view_type: StreamViewType::NewAndOldImages,
                 ttl_deletion: false,
-            })),
+            }),
         };
         let v = to_json(&ShardId("s".into()), &record);
         assert_eq!(v["eventName"], "INSERT");

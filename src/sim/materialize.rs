@@ -4,16 +4,16 @@
 //! This is the only place that builds records, and it runs on read, never while the
 //! stream advances; that is what keeps advancing cheap and memory per record at a few
 //! words. Kinesis data is laid out by `payload.rs` in one buffer of exactly `payload_bytes`
-//! (padded through a `"pad"` field). DynamoDB keys and images are written the same way,
-//! straight into the JSON text a `DynamodbChange` holds (`AttributeMap`), in one buffer
-//! each whose size is computed arithmetically beforehand.
+//! (padded through a `"pad"` field). A DynamoDB change's eventID, keys and images are
+//! written the same way, straight into the one buffer a `DynamodbChange` holds
+//! (`ChangeText`), whose size is computed arithmetically beforehand.
 
 use super::items::event_name;
 use super::payload::{digit_count, DynamodbItem, KinesisData};
 use super::producer::ProducerSpec;
 use super::record::{Prev, Rec};
 use crate::model::{
-    AttributeMap, DynamodbChange, DynamodbEventName, RecordBody, SequenceNumber, StreamKind,
+    ChangeTextWriter, DynamodbChange, DynamodbEventName, RecordBody, SequenceNumber, StreamKind,
     StreamRecord, StreamViewType,
 };
 
@@ -25,13 +25,16 @@ pub(crate) struct Materializer<'a> {
 }
 
 impl Materializer<'_> {
-    /// The stored record `rec` (with sequence number `sequence_number`), and its size as
-    /// GetRecords counts it (Kinesis: data + partition key; DynamoDB: SizeBytes).
+    /// The stored record `rec`, record `index` of shard `shard` (with sequence number
+    /// `sequence_number`), and its size as GetRecords counts it (Kinesis: data + partition
+    /// key; DynamoDB: SizeBytes).
     pub fn record(
         &self,
         rec: Rec,
         prev: Prev,
         sequence_number: SequenceNumber,
+        shard: u32,
+        index: u64,
     ) -> Option<(StreamRecord, usize)> {
         let spec = self.specs.get(rec.producer as usize)?;
         let approximate_arrival_ms = spec.arrival_ms(rec.k);
@@ -50,9 +53,9 @@ impl Materializer<'_> {
                 )
             }
             StreamKind::Dynamodb => {
-                let change = self.dynamodb_change(spec, rec, prev, n, &sequence_number.0);
+                let change = self.dynamodb_change(spec, rec, prev, n, (shard, index));
                 let size = change.size_bytes as usize;
-                (RecordBody::Dynamodb(Box::new(change)), size)
+                (RecordBody::Dynamodb(change), size)
             }
         };
         Some((
@@ -65,13 +68,15 @@ impl Materializer<'_> {
         ))
     }
 
+    /// The change of `rec`, written into one buffer sized beforehand: its eventID (from
+    /// `position`, the shard and index), keys and images.
     fn dynamodb_change(
         &self,
         spec: &ProducerSpec,
         rec: Rec,
         prev: Prev,
         n: u64,
-        seq: &str,
+        position: (u32, u64),
     ) -> DynamodbChange {
         let item = DynamodbItem {
             key_prefix_json: &spec.key_prefix_json,
@@ -81,15 +86,14 @@ impl Materializer<'_> {
         let event = event_name(rec.meta);
         let poison = spec.is_poison(rec.k);
         let new_image = (self.view.has_new_image() && event != DynamodbEventName::Remove)
-            .then(|| image(&item, spec, rec.k, key_json_len, poison));
+            .then(|| Image::of(spec, rec.k, key_json_len, poison));
         // The poison marker belongs to the poison record, not to the item: it shows in the
         // record's NewImage, or in its OldImage when the view or event has no NewImage,
         // and never in the OldImage of the change after it.
         let old_image = if self.view.has_old_image() && event != DynamodbEventName::Insert {
             prev.get().and_then(|p| {
                 let before = self.specs.get(p.producer as usize)?;
-                Some(image(
-                    &item,
+                Some(Image::of(
                     before,
                     p.k,
                     key_json_len,
@@ -101,14 +105,22 @@ impl Materializer<'_> {
         };
         let keys_json_len = 15 + key_json_len;
         let size_bytes = keys_json_len
-            + new_image.as_ref().map_or(0, |(_, len)| *len)
-            + old_image.as_ref().map_or(0, |(_, len)| *len);
+            + new_image.as_ref().map_or(0, |image| image.len)
+            + old_image.as_ref().map_or(0, |image| image.len);
+        let mut text = ChangeTextWriter::with_capacity(EVENT_ID_LEN + size_bytes);
+        push_event_id(text.text(), position.0, position.1);
+        text.end_part();
+        item.push_keys(text.text());
+        text.end_part();
+        for image in [new_image, old_image] {
+            if let Some(image) = image {
+                image.push(&item, text.text());
+            }
+            text.end_part();
+        }
         DynamodbChange {
-            event_id: event_id(seq),
+            text: text.finish(),
             event_name: event,
-            keys: AttributeMap::from_written(item.write_keys(keys_json_len)),
-            new_image: new_image.map(|(m, _)| m),
-            old_image: old_image.map(|(m, _)| m),
             size_bytes: size_bytes as u64,
             stream_view_type: self.view,
             ttl_deletion: false,
@@ -136,62 +148,62 @@ const IMAGE_FIXED_LEN: usize = 65;
 /// `,"poison":{"BOOL":true}`.
 const POISON_ATTRIBUTE_LEN: usize = 23;
 
-/// The item as record `k` of `spec` wrote it, padded so its JSON is about
+/// The item as record `k` of a producer wrote it: its values, padded so its JSON is about
 /// `payload_bytes` (plus the poison marker, if shown), and that JSON's length.
-fn image(
-    item: &DynamodbItem<'_>,
-    spec: &ProducerSpec,
+struct Image {
     k: u64,
-    key_json_len: usize,
+    amount: u64,
+    pad: usize,
     poison: bool,
-) -> (AttributeMap, usize) {
-    let amount = spec.amount(k);
-    // The pad ignores the poison marker, so the same item has the same padding whether or
-    // not a record shows the marker.
-    let unpadded = IMAGE_FIXED_LEN + key_json_len + digit_count(k) + digit_count(amount);
-    let pad = spec.payload_bytes.saturating_sub(unpadded);
-    let marker = if poison { POISON_ATTRIBUTE_LEN } else { 0 };
-    let len = unpadded + pad + marker;
-    let json = item.write_image(k, amount, pad, poison, len);
-    (AttributeMap::from_written(json), len)
+    len: usize,
 }
 
-/// 32 lowercase hex digits that identify the change: a 128-bit mix of the sequence
-/// number (AWS documents the eventID only as a unique identifier; real ones look like
-/// this). Not MD5: hashing was a fifth of a DynamoDB simulation, and this mix, eight
-/// bytes at a time, costs a few nanoseconds. Written into a byte array, then copied once.
-fn event_id(seq: &str) -> String {
+impl Image {
+    fn of(spec: &ProducerSpec, k: u64, key_json_len: usize, poison: bool) -> Image {
+        let amount = spec.amount(k);
+        // The pad ignores the poison marker, so the same item has the same padding whether
+        // or not a record shows the marker.
+        let unpadded = IMAGE_FIXED_LEN + key_json_len + digit_count(k) + digit_count(amount);
+        let pad = spec.payload_bytes.saturating_sub(unpadded);
+        let marker = if poison { POISON_ATTRIBUTE_LEN } else { 0 };
+        Image {
+            k,
+            amount,
+            pad,
+            poison,
+            len: unpadded + pad + marker,
+        }
+    }
+
+    /// Appends the image's JSON (`len` bytes) for `item`.
+    fn push(&self, item: &DynamodbItem<'_>, out: &mut String) {
+        item.push_image(out, self.k, self.amount, self.pad, self.poison);
+    }
+}
+
+/// The length of an eventID: 32 hex digits.
+const EVENT_ID_LEN: usize = 32;
+
+/// Appends the eventID of record `index` of shard `shard`: 32 lowercase hex digits (AWS
+/// documents the eventID only as a unique identifier; real ones look like this). The two
+/// halves are SplitMix64 finalisations (`crate::rng`) of the index and of the shard mixed
+/// with the index; each is a bijection, so no two records of a stream share an id, and
+/// being independent they are computed side by side. From the numbers rather than the
+/// sequence number's text: hashing that text was ~8% of a DynamoDB simulation.
+fn push_event_id(out: &mut String, shard: u32, index: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = [0u8; 32];
-    for (pair, b) in hex
-        .chunks_exact_mut(2)
-        .zip(mix128(seq.as_bytes()).to_be_bytes())
-    {
+    let low = crate::rng::Rng::new(index).next_u64();
+    let high =
+        crate::rng::Rng::new(u64::from(shard) ^ index.rotate_left(32) ^ 0x243F_6A88_85A3_08D3)
+            .next_u64();
+    let mut hex = [0u8; EVENT_ID_LEN];
+    let value = (u128::from(high) << 64) | u128::from(low);
+    for (pair, b) in hex.chunks_exact_mut(2).zip(value.to_be_bytes()) {
         pair[0] = HEX[usize::from(b >> 4)];
         pair[1] = HEX[usize::from(b & 15)];
     }
     // Hex digits are ASCII, so this never falls back to the empty default.
-    String::from_utf8(hex.to_vec()).unwrap_or_default()
-}
-
-/// A 128-bit hash of `bytes`: two multiply-rotate lanes over little-endian words, each
-/// finished with the SplitMix64 finaliser (`crate::rng`), the length folded in so that
-/// texts of different lengths differ. Fixed, so ids are the same on every machine.
-fn mix128(bytes: &[u8]) -> u128 {
-    let mut a: u64 = 0x243F_6A88_85A3_08D3 ^ bytes.len() as u64;
-    let mut b: u64 = 0x1319_8A2E_0370_7344;
-    for chunk in bytes.chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        a = (a ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(31);
-        b = (b ^ w.rotate_left(17))
-            .wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
-            .rotate_left(29);
-    }
-    let high = crate::rng::Rng::new(a ^ b.rotate_left(32)).next_u64();
-    let low = crate::rng::Rng::new(b ^ high).next_u64();
-    (u128::from(high) << 64) | u128::from(low)
+    out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
 }
 
 #[cfg(test)]
@@ -251,7 +263,10 @@ mod tests {
             };
             let key_json_len = s.key_prefix_json.len() + 1;
             for poison in [false, true] {
-                let (m, len) = image(&item, &s, k, key_json_len, poison);
+                let image = Image::of(&s, k, key_json_len, poison);
+                let len = image.len;
+                let mut text = String::new();
+                image.push(&item, &mut text);
                 // What serde_json writes for the item as a map, byte for byte.
                 let mut expected = json!({
                     "pk": {"S": s.key(7)},
@@ -264,7 +279,6 @@ mod tests {
                 if poison {
                     expected["poison"] = json!({"BOOL": true});
                 }
-                let text = m.as_str();
                 assert_eq!(text, expected.to_string());
                 assert_eq!(text.len(), len, "{text}");
                 if bytes == 200 {
@@ -283,23 +297,27 @@ mod tests {
 
     #[test]
     fn event_ids_are_32_hex_digits_stable_and_distinct() {
-        let id = event_id("0000002000000000000000000002");
-        assert_eq!(id.len(), 32);
-        assert!(id
+        let id = |shard, index| {
+            let mut text = String::from("x");
+            push_event_id(&mut text, shard, index);
+            text.split_off(1)
+        };
+        let first = id(2, 2);
+        assert_eq!(first.len(), EVENT_ID_LEN);
+        assert!(first
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-        assert_eq!(id, event_id("0000002000000000000000000002"));
-        // Neighbouring sequence numbers (one digit apart, in every position of the
-        // record index) and prefixes of one another all get different ids.
+        assert_eq!(first, id(2, 2));
+        // Neighbouring records of a shard, the same index in neighbouring shards, and the
+        // ends of the index range all get different ids.
         let mut seen = std::collections::HashSet::new();
-        for shard in 1..4u32 {
-            for index in (0..2_000u64).chain([u64::MAX - 1, u64::MAX]) {
-                let seq = crate::sim::sequence::sequence_number(StreamKind::Dynamodb, shard, index);
-                assert!(seen.insert(event_id(seq.as_str())), "{}", seq.as_str());
+        for shard in (0..4u32).chain([u32::MAX]) {
+            for index in (0..2_000u64).chain([1 << 32, (1 << 32) + 1, u64::MAX - 1, u64::MAX]) {
+                assert!(
+                    seen.insert(id(shard, index)),
+                    "shard {shard}, index {index}"
+                );
             }
-        }
-        for len in 0..40 {
-            assert!(seen.insert(event_id(&"1".repeat(len))), "{len} ones");
         }
     }
 }

@@ -281,7 +281,8 @@ impl SimulatedStream {
         for (i, rec) in s.recs.range(offset..offset + available).enumerate() {
             let prev = s.prevs.get(offset + i).copied().unwrap_or(Prev::NONE);
             let seq = sequence_numbers.next_number();
-            let Some((record, size)) = materializer.record(rec, prev, seq) else {
+            let index = start + i as u64;
+            let Some((record, size)) = materializer.record(rec, prev, seq, shard, index) else {
                 break;
             };
             if !records.is_empty() && bytes.saturating_add(size) > max_bytes {

@@ -98,45 +98,40 @@ pub(crate) struct DynamodbItem<'a> {
 }
 
 impl DynamodbItem<'_> {
-    /// The `Keys` map: `{"pk":{"S":"KEY"}}`; `len` is its expected length (the capacity).
-    /// Written as text (the key prefix is a `str`, the rest ASCII), so the attribute map
-    /// needs no UTF-8 check.
+    /// Appends the `Keys` map: `{"pk":{"S":"KEY"}}`. Written as text (the key prefix is a
+    /// `str`, the rest ASCII), so the attribute map needs no UTF-8 check.
     #[inline]
-    pub(crate) fn write_keys(&self, len: usize) -> String {
-        let mut out = String::with_capacity(len);
+    pub(crate) fn push_keys(&self, out: &mut String) {
         out.push_str("{\"pk\":{\"S\":\"");
-        self.push_key(&mut out);
+        self.push_key(out);
         out.push_str("\"}}");
-        out
     }
 
-    /// An image, keys sorted as serde_json writes a map: `{"amount":{"N":"A"},"n":{"N":"K"},
-    /// "payload":{"S":"xx.."},"pk":{"S":"KEY"}[,"poison":{"BOOL":true}]}`, the payload
-    /// `pad` bytes long. `len` is the expected length (the buffer's capacity).
+    /// Appends an image, keys sorted as serde_json writes a map: `{"amount":{"N":"A"},
+    /// "n":{"N":"K"},"payload":{"S":"xx.."},"pk":{"S":"KEY"}[,"poison":{"BOOL":true}]}`, the
+    /// payload `pad` bytes long.
     #[inline]
-    pub(crate) fn write_image(
+    pub(crate) fn push_image(
         &self,
+        out: &mut String,
         k: u64,
         amount: u64,
         pad: usize,
         poison: bool,
-        len: usize,
-    ) -> String {
-        let mut out = String::with_capacity(len);
+    ) {
         out.push_str("{\"amount\":{\"N\":\"");
-        push_u64_text(&mut out, amount);
+        push_u64_text(out, amount);
         out.push_str("\"},\"n\":{\"N\":\"");
-        push_u64_text(&mut out, k);
+        push_u64_text(out, k);
         out.push_str("\"},\"payload\":{\"S\":\"");
-        push_pad(&mut out, pad);
+        push_pad(out, pad);
         out.push_str("\"},\"pk\":{\"S\":\"");
-        self.push_key(&mut out);
+        self.push_key(out);
         out.push_str("\"}");
         if poison {
             out.push_str(",\"poison\":{\"BOOL\":true}");
         }
         out.push('}');
-        out
     }
 
     fn push_key(&self, out: &mut String) {

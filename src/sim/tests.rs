@@ -377,7 +377,7 @@ fn dynamodb_changes(
             let RecordBody::Dynamodb(change) = &r.body else {
                 panic!("not a DynamoDB record")
             };
-            out.push((r.clone(), (**change).clone()));
+            out.push((r.clone(), change.clone()));
         }
     }
     out.sort_by_key(|(r, _)| r.approximate_arrival_ms);
@@ -426,9 +426,9 @@ fn dynamodb_changes_cycle_through_insert_modify_and_remove_per_item() {
             .entry(r.ordering_key())
             .or_default()
             .push(c.event_name);
-        assert_eq!(c.event_id.len(), 32);
+        assert_eq!(c.event_id().len(), 32);
         assert!(c
-            .event_id
+            .event_id()
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert!(!c.ttl_deletion);
@@ -456,26 +456,26 @@ fn dynamodb_old_images_are_the_item_as_the_previous_change_wrote_it() {
     > = Default::default();
     for (r, c) in &changes {
         let key = r.ordering_key();
-        assert_eq!(c.keys.as_str(), key);
+        assert_eq!(c.keys().as_str(), key);
         match c.event_name {
             DynamodbEventName::Insert => {
-                assert!(c.old_image.is_none());
-                assert!(c.new_image.is_some());
+                assert!(c.old_image().is_none());
+                assert!(c.new_image().is_some());
             }
             DynamodbEventName::Modify | DynamodbEventName::Remove => {
-                let mut old = c.old_image.as_ref().unwrap().to_map();
+                let mut old = c.old_image().unwrap().to_map();
                 let mut before = last_new[&key].clone();
                 // The poison marker belongs to the poison record, not to the item.
                 old.remove("poison");
                 before.remove("poison");
                 assert_eq!(old, before);
                 assert_eq!(
-                    c.new_image.is_some(),
+                    c.new_image().is_some(),
                     c.event_name == DynamodbEventName::Modify
                 );
             }
         }
-        if let Some(new) = &c.new_image {
+        if let Some(new) = c.new_image() {
             let text = new.as_str();
             let new = new.to_map();
             let marker = if new.contains_key("poison") { 23 } else { 0 };
@@ -483,8 +483,8 @@ fn dynamodb_old_images_are_the_item_as_the_previous_change_wrote_it() {
             assert!(c.size_bytes as usize > text.len());
             last_new.insert(key, new.clone());
         }
-        let poison = memchr::memmem::find(&r.data_for_matching(), b"poison").is_some();
-        let n: u64 = match (&c.new_image, &c.old_image) {
+        let poison = memchr::memmem::find(r.data_for_matching(), b"poison").is_some();
+        let n: u64 = match (c.new_image(), c.old_image()) {
             (Some(img), _) => img.to_map()["n"]["N"].as_str().unwrap().parse().unwrap(),
             _ => u64::MAX,
         };
@@ -506,13 +506,13 @@ fn dynamodb_images_follow_the_stream_view_type() {
             let new_expected = view.has_new_image() && c.event_name != DynamodbEventName::Remove;
             let old_expected = view.has_old_image() && c.event_name != DynamodbEventName::Insert;
             assert_eq!(
-                c.new_image.is_some(),
+                c.new_image().is_some(),
                 new_expected,
                 "{view:?} {:?}",
                 c.event_name
             );
             assert_eq!(
-                c.old_image.is_some(),
+                c.old_image().is_some(),
                 old_expected,
                 "{view:?} {:?}",
                 c.event_name

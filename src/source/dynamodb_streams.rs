@@ -43,8 +43,8 @@ use super::sdk_error::{connect_error, source_error};
 use super::{IteratorPosition, LostRecords, RecordsPage, SourceError, StreamSource};
 use crate::aws::{self, AwsFactory};
 use crate::model::{
-    DynamodbChange, DynamodbEventName, RecordBody, SequenceNumber, ShardId, ShardInfo, StreamKind,
-    StreamRecord, StreamViewType,
+    ChangeText, DynamodbChange, DynamodbEventName, RecordBody, SequenceNumber, ShardId, ShardInfo,
+    StreamKind, StreamRecord, StreamViewType,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
@@ -249,19 +249,16 @@ fn change_record(
     Ok(StreamRecord {
         sequence_number,
         approximate_arrival_ms,
-        body: RecordBody::Dynamodb(Box::new(DynamodbChange {
-            event_id: event_id.to_string(),
+        body: RecordBody::Dynamodb(DynamodbChange {
+            text: ChangeText::new(event_id, &keys, new_image.as_ref(), old_image.as_ref()),
             event_name,
-            keys,
-            new_image,
-            old_image,
             size_bytes: data
                 .size_bytes()
                 .and_then(|n| u64::try_from(n).ok())
                 .unwrap_or(0),
             stream_view_type,
             ttl_deletion,
-        })),
+        }),
     })
 }
 
@@ -461,9 +458,9 @@ mod tests {
             panic!("not a DynamoDB record")
         };
         assert_eq!(change.event_name, DynamodbEventName::Remove);
-        assert_eq!(change.keys.as_str(), r#"{"pk":{"S":"a"}}"#);
+        assert_eq!(change.keys().as_str(), r#"{"pk":{"S":"a"}}"#);
         assert_eq!(change.stream_view_type, StreamViewType::KeysOnly);
-        assert_eq!((change.new_image, change.old_image), (None, None));
+        assert_eq!((change.new_image(), change.old_image()), (None, None));
         assert_eq!(change.size_bytes, 70);
         assert!(change.ttl_deletion);
     }
