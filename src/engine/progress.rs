@@ -44,12 +44,15 @@ impl Progress {
     /// Marks records done (ordinal and sequence number each; again is harmless, an
     /// ordinal already passed is ignored), then passes every done record at the front.
     /// Returns the new checkpoint: the last record passed (`None`: it did not move).
-    pub fn complete<'a>(
-        &mut self,
-        done: impl IntoIterator<Item = (u64, &'a SequenceNumber)>,
-    ) -> Option<SequenceNumber> {
-        let done: Vec<(u64, &SequenceNumber)> = done.into_iter().collect();
-        for &(ordinal, _) in &done {
+    /// `done` is walked more than once rather than collected (a batch's worth of pairs
+    /// allocated per invocation).
+    pub fn complete<'a, I>(&mut self, done: I) -> Option<SequenceNumber>
+    where
+        I: IntoIterator<Item = (u64, &'a SequenceNumber)>,
+        I::IntoIter: Clone,
+    {
+        let done = done.into_iter();
+        for (ordinal, _) in done.clone() {
             let Some(index) = ordinal.checked_sub(self.base) else {
                 continue;
             };
@@ -68,7 +71,7 @@ impl Progress {
             }
         }
         // Records completed now that must wait for an earlier one keep their number.
-        for &(ordinal, seq) in &done {
+        for (ordinal, seq) in done.clone() {
             if let Some(index) = ordinal.checked_sub(self.base) {
                 if let Some(entry) = self.entries.get_mut(index as usize) {
                     if entry.0.is_none() {
@@ -79,9 +82,9 @@ impl Progress {
         }
         let (ordinal, seq) = last?;
         seq.or_else(|| {
-            done.iter()
+            done.into_iter()
                 .find(|(o, _)| *o == ordinal)
-                .map(|(_, seq)| (*seq).clone())
+                .map(|(_, seq)| seq.clone())
         })
     }
 

@@ -9,7 +9,7 @@
 //! (`ChangeText`), whose size is computed arithmetically beforehand.
 
 use super::items::event_name;
-use super::payload::{digit_count, DynamodbItem, KinesisData};
+use super::payload::{DynamodbItem, KinesisData};
 use super::producer::ProducerSpec;
 use super::record::{Prev, Rec};
 use crate::model::{
@@ -69,7 +69,8 @@ impl Materializer<'_> {
     }
 
     /// The change of `rec`, written into one buffer sized beforehand: its eventID (from
-    /// `position`, the shard and index), keys and images.
+    /// `position`, the shard and index), keys and images. Its SizeBytes is the length of
+    /// the keys and images as written.
     fn dynamodb_change(
         &self,
         spec: &ProducerSpec,
@@ -78,50 +79,55 @@ impl Materializer<'_> {
         n: u64,
         position: (u32, u64),
     ) -> DynamodbChange {
+        let mut n_digits = itoa::Buffer::new();
         let item = DynamodbItem {
             key_prefix_json: &spec.key_prefix_json,
-            n,
+            n_digits: n_digits.format(n),
         };
-        let key_json_len = spec.key_prefix_json.len() + digit_count(n);
         let event = event_name(rec.meta);
         let poison = spec.is_poison(rec.k);
-        let new_image = (self.view.has_new_image() && event != DynamodbEventName::Remove)
-            .then(|| Image::of(spec, rec.k, key_json_len, poison));
+        let new_image = self.view.has_new_image() && event != DynamodbEventName::Remove;
         // The poison marker belongs to the poison record, not to the item: it shows in the
         // record's NewImage, or in its OldImage when the view or event has no NewImage,
         // and never in the OldImage of the change after it.
         let old_image = if self.view.has_old_image() && event != DynamodbEventName::Insert {
-            prev.get().and_then(|p| {
-                let before = self.specs.get(p.producer as usize)?;
-                Some(Image::of(
-                    before,
-                    p.k,
-                    key_json_len,
-                    poison && new_image.is_none(),
-                ))
-            })
+            prev.get()
+                .and_then(|p| Some((self.specs.get(p.producer as usize)?, p.k)))
         } else {
             None
         };
-        let keys_json_len = 15 + key_json_len;
-        let size_bytes = keys_json_len
-            + new_image.as_ref().map_or(0, |image| image.len)
-            + old_image.as_ref().map_or(0, |image| image.len);
-        let mut text = ChangeTextWriter::with_capacity(EVENT_ID_LEN + size_bytes);
+        let bound = |spec: &ProducerSpec| item.image_len_bound(spec.payload_bytes);
+        let mut text = ChangeTextWriter::with_capacity(
+            EVENT_ID_LEN
+                + item.keys_len()
+                + if new_image { bound(spec) } else { 0 }
+                + old_image.map_or(0, |(before, _)| bound(before)),
+        );
         push_event_id(text.text(), position.0, position.1);
         text.end_part();
         item.push_keys(text.text());
         text.end_part();
-        for image in [new_image, old_image] {
-            if let Some(image) = image {
-                image.push(&item, text.text());
-            }
-            text.end_part();
+        if new_image {
+            let k = rec.k;
+            item.push_image(text.text(), k, spec.amount(k), spec.payload_bytes, poison);
         }
+        text.end_part();
+        if let Some((before, k)) = old_image {
+            let marker = poison && !new_image;
+            item.push_image(
+                text.text(),
+                k,
+                before.amount(k),
+                before.payload_bytes,
+                marker,
+            );
+        }
+        text.end_part();
+        let text = text.finish();
         DynamodbChange {
-            text: text.finish(),
+            size_bytes: text.maps().len() as u64,
+            text,
             event_name: event,
-            size_bytes: size_bytes as u64,
             stream_view_type: self.view,
             ttl_deletion: false,
         }
@@ -142,45 +148,6 @@ fn kinesis_data(spec: &ProducerSpec, k: u64, n: u64) -> Vec<u8> {
     .write()
 }
 
-/// JSON length of an image without its variable parts: `{"pk":{"S":""},"n":{"N":""},
-/// "amount":{"N":""},"payload":{"S":""}}`.
-const IMAGE_FIXED_LEN: usize = 65;
-/// `,"poison":{"BOOL":true}`.
-const POISON_ATTRIBUTE_LEN: usize = 23;
-
-/// The item as record `k` of a producer wrote it: its values, padded so its JSON is about
-/// `payload_bytes` (plus the poison marker, if shown), and that JSON's length.
-struct Image {
-    k: u64,
-    amount: u64,
-    pad: usize,
-    poison: bool,
-    len: usize,
-}
-
-impl Image {
-    fn of(spec: &ProducerSpec, k: u64, key_json_len: usize, poison: bool) -> Image {
-        let amount = spec.amount(k);
-        // The pad ignores the poison marker, so the same item has the same padding whether
-        // or not a record shows the marker.
-        let unpadded = IMAGE_FIXED_LEN + key_json_len + digit_count(k) + digit_count(amount);
-        let pad = spec.payload_bytes.saturating_sub(unpadded);
-        let marker = if poison { POISON_ATTRIBUTE_LEN } else { 0 };
-        Image {
-            k,
-            amount,
-            pad,
-            poison,
-            len: unpadded + pad + marker,
-        }
-    }
-
-    /// Appends the image's JSON (`len` bytes) for `item`.
-    fn push(&self, item: &DynamodbItem<'_>, out: &mut String) {
-        item.push_image(out, self.k, self.amount, self.pad, self.poison);
-    }
-}
-
 /// The length of an eventID: 32 hex digits.
 const EVENT_ID_LEN: usize = 32;
 
@@ -191,26 +158,40 @@ const EVENT_ID_LEN: usize = 32;
 /// being independent they are computed side by side. From the numbers rather than the
 /// sequence number's text: hashing that text was ~8% of a DynamoDB simulation.
 fn push_event_id(out: &mut String, shard: u32, index: u64) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let low = crate::rng::Rng::new(index).next_u64();
     let high =
         crate::rng::Rng::new(u64::from(shard) ^ index.rotate_left(32) ^ 0x243F_6A88_85A3_08D3)
             .next_u64();
     let mut hex = [0u8; EVENT_ID_LEN];
-    let value = (u128::from(high) << 64) | u128::from(low);
-    for (pair, b) in hex.chunks_exact_mut(2).zip(value.to_be_bytes()) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 15)];
+    for (digits, half) in hex
+        .chunks_exact_mut(8)
+        .zip([high >> 32, high, low >> 32, low])
+    {
+        digits.copy_from_slice(&hex_digits(half as u32));
     }
     // Hex digits are ASCII, so this never falls back to the empty default.
     out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+}
+
+/// The 8 lowercase hex digits of `value`, most significant first, computed eight at a
+/// time in one word (a byte-by-byte table lookup was 3% of a DynamoDB simulation): each
+/// nibble is spread into a byte of its own, then turned into `0`-`9` or `a`-`f` by adding
+/// `'0'`, plus `'a' - '0' - 10` where the nibble is above 9.
+fn hex_digits(value: u32) -> [u8; 8] {
+    let mut v = u64::from(value);
+    v = (v | (v << 16)) & 0x0000_FFFF_0000_FFFF;
+    v = (v | (v << 8)) & 0x00FF_00FF_00FF_00FF;
+    v = (v | (v << 4)) & 0x0F0F_0F0F_0F0F_0F0F;
+    // 0x01 in each byte whose nibble is 10 or more (adding 6 carries it into bit 4).
+    let letters = ((v + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    (v + 0x3030_3030_3030_3030 + letters * 0x27).to_be_bytes()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::schema::ProducerConfig;
-    use serde_json::{json, Value};
+    use serde_json::Value;
 
     fn spec(payload_bytes: usize, prefix: &str) -> ProducerSpec {
         let cfg = ProducerConfig {
@@ -254,43 +235,66 @@ mod tests {
     }
 
     #[test]
-    fn image_lengths_match_their_serialized_json() {
-        for (bytes, k) in [(200, 2), (10, 5), (150, 123_456)] {
-            let s = spec(bytes, "us\"er-\u{8}");
-            let item = DynamodbItem {
-                key_prefix_json: &s.key_prefix_json,
-                n: 7,
+    fn hex_digits_are_the_lowercase_hex_of_the_value() {
+        for value in [
+            0,
+            9,
+            10,
+            15,
+            0x1234_5678,
+            0x9abc_def0,
+            0xa0b0_c0d0,
+            u32::MAX,
+        ] {
+            let digits = hex_digits(value);
+            assert_eq!(
+                std::str::from_utf8(&digits),
+                Ok(format!("{value:08x}").as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn a_change_is_sized_as_its_keys_and_images_with_the_images_its_view_and_event_have() {
+        for view in [StreamViewType::NewAndOldImages, StreamViewType::KeysOnly] {
+            let specs = [spec(100, "us\"er-"), spec(300, "k")];
+            let materializer = Materializer {
+                specs: &specs,
+                kind: StreamKind::Dynamodb,
+                view,
             };
-            let key_json_len = s.key_prefix_json.len() + 1;
-            for poison in [false, true] {
-                let image = Image::of(&s, k, key_json_len, poison);
-                let len = image.len;
-                let mut text = String::new();
-                image.push(&item, &mut text);
-                // What serde_json writes for the item as a map, byte for byte.
-                let mut expected = json!({
-                    "pk": {"S": s.key(7)},
-                    "n": {"N": k.to_string()},
-                    "amount": {"N": s.amount(k).to_string()},
-                    "payload": {"S": "x".repeat(len - key_json_len - IMAGE_FIXED_LEN
-                        - digit_count(k) - digit_count(s.amount(k))
-                        - if poison { POISON_ATTRIBUTE_LEN } else { 0 })},
-                });
-                if poison {
-                    expected["poison"] = json!({"BOOL": true});
-                }
-                assert_eq!(text, expected.to_string());
-                assert_eq!(text.len(), len, "{text}");
-                if bytes == 200 {
-                    assert_eq!(
-                        len,
-                        if poison {
-                            200 + POISON_ATTRIBUTE_LEN
-                        } else {
-                            200
-                        }
-                    );
-                }
+            for (k, meta, prev) in [
+                (0, 0, Prev::NONE),
+                (5, 1, Prev { k: 1, producer: 1 }),
+                (
+                    8,
+                    2,
+                    Prev {
+                        k: 123_456,
+                        producer: 0,
+                    },
+                ),
+            ] {
+                let rec = Rec {
+                    k,
+                    producer: 0,
+                    meta,
+                };
+                let change = materializer.dynamodb_change(&specs[0], rec, prev, 7, (3, k));
+                let maps = change.text.maps();
+                assert_eq!(change.size_bytes as usize, maps.len());
+                let parts = [Some(change.keys()), change.new_image(), change.old_image()];
+                let written: usize = parts.iter().flatten().map(|m| m.as_str().len()).sum();
+                assert_eq!(written, maps.len());
+                assert_eq!(change.event_id().len(), EVENT_ID_LEN);
+                assert_eq!(
+                    change.new_image().is_some(),
+                    view.has_new_image() && meta != 2
+                );
+                assert_eq!(
+                    change.old_image().is_some(),
+                    view.has_old_image() && meta != 0
+                );
             }
         }
     }

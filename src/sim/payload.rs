@@ -89,12 +89,23 @@ impl KinesisData<'_> {
     }
 }
 
+/// JSON length of an image without its variable parts: `{"pk":{"S":""},"n":{"N":""},
+/// "amount":{"N":""},"payload":{"S":""}}`.
+const IMAGE_FIXED_LEN: usize = 65;
+/// `,"poison":{"BOOL":true}`.
+const POISON_ATTRIBUTE_LEN: usize = 23;
+/// The `Keys` map without its key: `{"pk":{"S":""}}`.
+const KEYS_FIXED_LEN: usize = 15;
+/// The most decimal digits a `u64` has.
+const MAX_U64_DIGITS: usize = 20;
+
 /// The attributes of one simulated DynamoDB item (see `materialize.rs` for the values).
+/// The key's number is held as its digits, formatted once for the keys and both images.
 pub(crate) struct DynamodbItem<'a> {
     /// The key prefix, JSON-escaped (`push_json_escaped`), without quotes.
     pub key_prefix_json: &'a str,
-    /// The key index: the key is `key_prefix + n`.
-    pub n: u64,
+    /// The key index in decimal: the key is `key_prefix + n`.
+    pub n_digits: &'a str,
 }
 
 impl DynamodbItem<'_> {
@@ -107,24 +118,41 @@ impl DynamodbItem<'_> {
         out.push_str("\"}}");
     }
 
-    /// Appends an image, keys sorted as serde_json writes a map: `{"amount":{"N":"A"},
-    /// "n":{"N":"K"},"payload":{"S":"xx.."},"pk":{"S":"KEY"}[,"poison":{"BOOL":true}]}`, the
-    /// payload `pad` bytes long.
+    /// The length of what `push_keys` appends.
+    pub(crate) fn keys_len(&self) -> usize {
+        KEYS_FIXED_LEN + self.key_json_len()
+    }
+
+    /// The most `push_image` appends for `payload_bytes`: room enough for any `k` and
+    /// amount and the poison marker, so a buffer sized with it never grows.
+    pub(crate) fn image_len_bound(&self, payload_bytes: usize) -> usize {
+        let unpadded = IMAGE_FIXED_LEN + self.key_json_len() + 2 * MAX_U64_DIGITS;
+        unpadded.max(payload_bytes) + POISON_ATTRIBUTE_LEN
+    }
+
+    /// Appends the item as record `k` wrote it, keys sorted as serde_json writes a map:
+    /// `{"amount":{"N":"A"},"n":{"N":"K"},"payload":{"S":"xx.."},"pk":{"S":"KEY"}
+    /// [,"poison":{"BOOL":true}]}`, the payload padding the JSON to `payload_bytes` when
+    /// there is room (the poison marker comes on top: the pad ignores it, so an item has
+    /// the same padding whether or not a record shows the marker).
     #[inline]
     pub(crate) fn push_image(
         &self,
         out: &mut String,
         k: u64,
         amount: u64,
-        pad: usize,
+        payload_bytes: usize,
         poison: bool,
     ) {
+        let (mut k_digits, mut amount_digits) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let (k_text, amount_text) = (k_digits.format(k), amount_digits.format(amount));
+        let unpadded = IMAGE_FIXED_LEN + self.key_json_len() + k_text.len() + amount_text.len();
         out.push_str("{\"amount\":{\"N\":\"");
-        push_u64_text(out, amount);
+        out.push_str(amount_text);
         out.push_str("\"},\"n\":{\"N\":\"");
-        push_u64_text(out, k);
+        out.push_str(k_text);
         out.push_str("\"},\"payload\":{\"S\":\"");
-        push_pad(out, pad);
+        push_pad(out, payload_bytes.saturating_sub(unpadded));
         out.push_str("\"},\"pk\":{\"S\":\"");
         self.push_key(out);
         out.push_str("\"}");
@@ -134,9 +162,13 @@ impl DynamodbItem<'_> {
         out.push('}');
     }
 
+    fn key_json_len(&self) -> usize {
+        self.key_prefix_json.len() + self.n_digits.len()
+    }
+
     fn push_key(&self, out: &mut String) {
         out.push_str(self.key_prefix_json);
-        push_u64_text(out, self.n);
+        out.push_str(self.n_digits);
     }
 }
 
@@ -161,6 +193,40 @@ mod tests {
             push_u64_text(&mut text, value);
             assert_eq!(text, format!("x{value}"));
             assert_eq!(digit_count(value), value.to_string().len(), "{value}");
+        }
+    }
+
+    #[test]
+    fn images_are_the_text_serde_json_writes_padded_to_the_payload_size() {
+        let mut prefix_json = String::new();
+        push_json_escaped(&mut prefix_json, "us\"er-\u{8}");
+        let item = DynamodbItem {
+            key_prefix_json: &prefix_json,
+            n_digits: "7",
+        };
+        for (payload_bytes, k, amount) in [(200, 2, 17), (10, 5, 1000), (150, 123_456, 3)] {
+            for poison in [false, true] {
+                let mut text = String::new();
+                item.push_image(&mut text, k, amount, payload_bytes, poison);
+                let marker = if poison { POISON_ATTRIBUTE_LEN } else { 0 };
+                let unpadded = text.len() - marker - text.matches('x').count();
+                // What serde_json writes for the item as a map, byte for byte.
+                let mut expected = serde_json::json!({
+                    "pk": {"S": "us\"er-\u{8}7"},
+                    "n": {"N": k.to_string()},
+                    "amount": {"N": amount.to_string()},
+                    "payload": {"S": "x".repeat(payload_bytes.saturating_sub(unpadded))},
+                });
+                if poison {
+                    expected["poison"] = serde_json::json!({"BOOL": true});
+                }
+                assert_eq!(text, expected.to_string());
+                assert_eq!(text.len(), unpadded.max(payload_bytes) + marker, "{text}");
+                assert!(text.len() <= item.image_len_bound(payload_bytes));
+                if payload_bytes == 200 {
+                    assert_eq!(text.len(), 200 + marker);
+                }
+            }
         }
     }
 }
