@@ -275,13 +275,13 @@ impl ReadBuffer {
     }
 
     /// Cuts the next batch (at most `batch_size` records, at most `cap_bytes` of event,
-    /// at least one record unless every buffered record is held), encoding it into
-    /// `buffer`. Records whose ordering key is in `held` (in flight in another lane) are
+    /// at least one record unless every buffered record is held), encoding its event as
+    /// it goes. Records whose ordering key is in `held` (in flight in another lane) are
     /// passed over, and so is every later record of the same key, so per-key order holds;
     /// passed-over records stay buffered in order. A batch takes records of at most
     /// `max_keys` keys (so one lane does not take every key and starve the others).
-    /// With nothing held and no key limit, the batch is simply the front of the buffer.
-    /// `spare` is an emptied batch (`Batch::emptied`) whose buffers are reused.
+    /// With nothing held, no key limit and no keys counted, the batch is simply the front
+    /// of the buffer. `spare` is an emptied batch (`Batch::emptied`) whose buffers are reused.
     pub fn take_batch(
         &mut self,
         batch_size: usize,
@@ -297,7 +297,9 @@ impl ReadBuffer {
         batch.ordinals.reserve(expected);
         batch.spans.reserve(expected);
         batch.event.extend_from_slice(EVENT_PREFIX);
-        let keyed = !held.is_empty() || max_keys != usize::MAX;
+        // A buffer that counts keys keeps its counts through the keyed cut even when
+        // nothing is held, so `free` stays right.
+        let keyed = self.keyed || !held.is_empty() || max_keys != usize::MAX;
         let cut = Cut {
             ctx,
             batch_size,
@@ -605,6 +607,8 @@ mod tests {
         let later = buffer.take_plain(10);
         assert_eq!(keys_of(&later), vec!["a", "a"]);
         assert_eq!(buffer.min_bytes, 0);
+        assert!(buffer.key_counts.is_empty(), "no key is counted once taken");
+        assert_eq!(buffer.free(&held), (0, 0));
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl Progress {
         I: IntoIterator<Item = (u64, &'a SequenceNumber)>,
         I::IntoIter: Clone,
     {
-        let done = done.into_iter();
+        let mut done = done.into_iter();
         for (ordinal, _) in done.clone() {
             let Some(index) = ordinal.checked_sub(self.base) else {
                 continue;
@@ -82,8 +82,7 @@ impl Progress {
         }
         let (ordinal, seq) = last?;
         seq.or_else(|| {
-            done.into_iter()
-                .find(|(o, _)| *o == ordinal)
+            done.find(|(o, _)| *o == ordinal)
                 .map(|(_, seq)| seq.clone())
         })
     }

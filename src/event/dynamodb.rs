@@ -24,7 +24,7 @@ pub(crate) fn encode(
     // One reservation for the whole fragment: constants (~300 bytes with the TTL identity),
     // the strings (escaping may add more), the eventID and the maps.
     out.reserve(
-        300 + change.text.event_id().len()
+        300 + change.event_id().len()
             + change.text.maps().len()
             + ctx.aws_region.len()
             + record.sequence_number.as_str().len()

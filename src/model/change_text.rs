@@ -132,8 +132,8 @@ impl ChangeTextWriter {
     /// Ends the current part where the buffer ends now.
     #[inline]
     pub fn end_part(&mut self) {
-        // A change's text is far below 4 GiB (an item is at most 400 KB); a longer one
-        // would read back as empty parts, never out of bounds.
+        // A change's text is far below 4 GiB (an item is at most 400 KB); past that, ends
+        // are clamped, so parts would read back cut short or empty, never out of bounds.
         let end = u32::try_from(self.text.len()).unwrap_or(u32::MAX);
         if let Some(slot) = self.ends.get_mut(self.parts) {
             *slot = end;
