@@ -75,11 +75,12 @@ impl Generator {
 
     /// The simulated producer's JSON for `record` (producer 0).
     pub fn kinesis_data(&self, record: &Generated) -> Vec<u8> {
+        let mut digits = itoa::Buffer::new();
         KinesisData {
             producer: 0,
             k: record.k,
             key_prefix_json: &self.key_prefix_json,
-            n: record.n,
+            n_digits: digits.format(record.n),
             amount: record.amount,
             poison: record.poison,
             payload_bytes: self.spec.payload_bytes,

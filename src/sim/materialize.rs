@@ -41,8 +41,10 @@ impl Materializer<'_> {
         let n = spec.key_index(rec.k);
         let (body, size) = match self.kind {
             StreamKind::Kinesis => {
-                let data = kinesis_data(spec, rec.k, n);
-                let partition_key = spec.key(n);
+                let mut digits = itoa::Buffer::new();
+                let n_digits = digits.format(n);
+                let data = kinesis_data(spec, rec.k, n_digits);
+                let partition_key = spec.key(n_digits);
                 let size = data.len() + partition_key.len();
                 (
                     RecordBody::Kinesis {
@@ -134,13 +136,14 @@ impl Materializer<'_> {
     }
 }
 
-/// Record `k` of `spec` as Kinesis data (see `KinesisData`).
-fn kinesis_data(spec: &ProducerSpec, k: u64, n: u64) -> Vec<u8> {
+/// Record `k` of `spec`, whose key index is `n_digits`, as Kinesis data (see
+/// `KinesisData`).
+fn kinesis_data(spec: &ProducerSpec, k: u64, n_digits: &str) -> Vec<u8> {
     KinesisData {
         producer: spec.index,
         k,
         key_prefix_json: &spec.key_prefix_json,
-        n,
+        n_digits,
         amount: spec.amount(k),
         poison: spec.is_poison(k),
         payload_bytes: spec.payload_bytes,
@@ -213,7 +216,7 @@ mod tests {
             let s = spec(120, prefix);
             for k in 0..6 {
                 let n = s.key_index(k);
-                let data = kinesis_data(&s, k, n);
+                let data = kinesis_data(&s, k, &n.to_string());
                 assert_eq!(data.len(), 120);
                 let v: Value = serde_json::from_slice(&data).unwrap();
                 assert_eq!(v["n"], k);
@@ -228,7 +231,7 @@ mod tests {
     #[test]
     fn kinesis_data_too_small_for_padding_is_still_valid_json() {
         let s = spec(10, "user-");
-        let data = kinesis_data(&s, 2, 5);
+        let data = kinesis_data(&s, 2, "5");
         let v: Value = serde_json::from_slice(&data).unwrap();
         assert_eq!(v["poison"], true);
         assert!(v.get("pad").is_none());

@@ -11,7 +11,7 @@
 
 use md5::{Digest, Md5};
 
-use super::payload::{digit_count, push_json_escaped, push_u64_text};
+use super::payload::push_json_escaped;
 use super::shards::{Shards, Slot};
 use crate::config::schema::{ProducerConfig, SimStreamConfig};
 use crate::rng::{stable_hash, Rng};
@@ -129,11 +129,11 @@ impl ProducerSpec {
         self.poison_every.is_some_and(|n| (k % n) == n - 1)
     }
 
-    /// `key_prefix + n`.
-    pub fn key(&self, n: u64) -> String {
-        let mut key = String::with_capacity(self.key_prefix.len() + digit_count(n));
+    /// `key_prefix + n`, from the digits of `n` (formatted once for the key and the data).
+    pub fn key(&self, n_digits: &str) -> String {
+        let mut key = String::with_capacity(self.key_prefix.len() + n_digits.len());
         key.push_str(&self.key_prefix);
-        push_u64_text(&mut key, n);
+        key.push_str(n_digits);
         key
     }
 
@@ -298,6 +298,6 @@ mod tests {
         let spec = ProducerSpec::new(&cfg(), 0, "s", 1, 0, 0);
         let digest: [u8; 16] = Md5::digest(b"user-42").into();
         assert_eq!(spec.key_hash(42), u128::from_be_bytes(digest));
-        assert_eq!(spec.key(42), "user-42");
+        assert_eq!(spec.key("42"), "user-42");
     }
 }
