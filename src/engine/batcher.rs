@@ -85,6 +85,19 @@ impl Batch {
         scratch
     }
 
+    /// The bytes its buffers hold (their capacity, used or not).
+    pub fn buffer_bytes(&self) -> usize {
+        self.event.capacity()
+            + self.records.capacity() * std::mem::size_of::<StreamRecord>()
+            + (self.ordinals.capacity() + self.keys.capacity()) * std::mem::size_of::<u64>()
+            + self.spans.capacity() * std::mem::size_of::<Range<usize>>()
+    }
+
+    #[cfg(test)]
+    pub fn reserve_event(&mut self, bytes: usize) {
+        self.event.reserve(bytes);
+    }
+
     /// The batch emptied, its buffers kept, to cut the next batch into without allocating
     /// (allocating a fresh records vector per batch made glibc consolidate its fast bins
     /// over and over: 6% of a simulation).

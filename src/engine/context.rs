@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::invocation_log::InvocationLog;
 use super::status::{MappingStatus, ShardSnapshot, ShardStatus};
 use crate::checkpoint::{CheckpointStore, StoreError};
-use crate::clock::Clock;
+use crate::clock::{self, Clock};
 use crate::config::Mapping;
 use crate::coordination::keeper::LeaseKeeper;
 use crate::destination::delivery::FailureDelivery;
@@ -57,7 +57,7 @@ impl MappingContext {
         tokio::select! {
             biased;
             _ = self.cancel.cancelled() => false,
-            _ = tokio::time::sleep(std::time::Duration::from_millis(ms)) => true,
+            _ = clock::sleep_ms(ms) => true,
         }
     }
 

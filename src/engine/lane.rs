@@ -25,6 +25,7 @@ use super::control::PauseWatch;
 use super::held_keys::HeldKeys;
 use super::invocation_log::InvocationLine;
 use super::status::{InFlight, ShardState, ShardStatus};
+use crate::clock;
 use crate::destination::delivery::Delivery;
 use crate::destination::DiscardedBatch;
 use crate::event::request_id::FailureIdentity;
@@ -422,7 +423,7 @@ impl Lane {
             _ = self.ctx.cancel.cancelled() => false,
             _ = self.signal.wake.notified() => true,
             _ = self.paused.changed() => true,
-            _ = tokio::time::sleep(std::time::Duration::from_millis(ms)) => true,
+            _ = clock::sleep_ms(ms) => true,
         }
     }
 

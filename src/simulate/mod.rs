@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::assemble::{assemble, Environment, Parts, Seeds};
 use crate::checkpoint::embedded::EmbeddedStore;
 use crate::checkpoint::{CheckpointStore, MemoryStore, SHARD_END};
-use crate::clock::Clock;
+use crate::clock::{self, Clock};
 use crate::config::Config;
 use crate::destination::file::LineSync;
 use crate::engine::context::MappingContext;
@@ -139,11 +139,7 @@ pub fn simulate(config: &Config, options: &SimulateOptions) -> anyhow::Result<Re
     if config.mappings.is_empty() {
         anyhow::bail!("no [[mappings]]: nothing to simulate");
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()?;
-    runtime.block_on(simulate_on_paused_clock(config, options))
+    clock::block_on_paused(simulate_on_paused_clock(config, options))?
 }
 
 async fn simulate_on_paused_clock(

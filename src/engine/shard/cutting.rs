@@ -17,6 +17,7 @@
 use super::ShardTask;
 use crate::engine::batcher::{Batch, KeySet, PAYLOAD_CAP_BYTES};
 use crate::engine::lane::{lock, Lane};
+use crate::engine::spare_batches;
 use crate::event::window::window_fields_len;
 use crate::policy::window::Step;
 
@@ -133,19 +134,27 @@ impl ShardTask {
         held: &KeySet,
         max_keys: usize,
     ) -> Batch {
-        let spare = self.spares.pop().unwrap_or_default();
+        let spare = self
+            .spares
+            .pop()
+            .or_else(spare_batches::take)
+            .unwrap_or_default();
         let ctx = &self.event_ctx;
         self.buffer
             .take_batch(max_records, cap_bytes, ctx, spare, held, max_keys)
     }
 
     /// Keeps a finished batch's buffers for the next batch while records wait. A shard
-    /// with nothing buffered and nothing more waiting to be read gives them back, and the
-    /// read buffer's room too: 10,000 quiet shards would otherwise each hold the buffers of
-    /// their largest batch (12 KB a shard, most of a 10,000-shard simulation's memory).
+    /// with nothing buffered and nothing more waiting to be read gives them back to the
+    /// thread's few spares (`spare_batches`), and the read buffer's room too: 10,000 quiet
+    /// shards would otherwise each hold the buffers of their largest batch (12 KB a shard,
+    /// most of a 10,000-shard simulation's memory).
     pub(super) fn recycle(&mut self, batch: Batch) {
         if self.buffer.is_empty() && !self.reader.more_waiting {
-            self.spares.clear();
+            self.spares
+                .drain(..)
+                .chain([batch])
+                .for_each(spare_batches::give);
             self.buffer.release_if_empty();
         } else {
             self.spares.push(batch.emptied());

@@ -37,6 +37,7 @@ use super::held_keys::HeldKeys;
 use super::lane::{lock, SharedWindow};
 use super::status::{ShardState, ShardStatus};
 use crate::checkpoint::Checkpoint;
+use crate::clock;
 use crate::config::StartingPosition;
 use crate::event::EventContext;
 use crate::model::{ShardId, ShardInfo, StreamKind};
@@ -164,7 +165,7 @@ impl Waits {
 
     /// Sets the timer `sleep_ms` from now (moved only if that changes its deadline).
     fn set_timer(&mut self, sleep_ms: u64) {
-        let at = Instant::now() + std::time::Duration::from_millis(sleep_ms);
+        let at = clock::tokio_now() + std::time::Duration::from_millis(sleep_ms);
         if self.timer_at != Some(at) {
             self.timer.as_mut().reset(at);
             self.timer_at = Some(at);
@@ -317,9 +318,11 @@ impl ShardTask {
         })
     }
 
-    /// Waits for the next thing that can change what the loop does: shutdown, a lane
-    /// done, a read's answer, an operator request, a pause or resume, keys released, or
-    /// `sleep_ms` passed.
+    /// Waits for the next thing that can change what the loop does: a lane done, a read's
+    /// answer, an operator request, a pause or resume, keys released, `sleep_ms` passed,
+    /// or shutdown. Shutdown is polled last: polling it locks the token twice, and it was
+    /// 3% of a 10,000-shard simulation when polled first on every wake; a shutdown that
+    /// comes with other work is seen by the check at the top of the loop, one pass later.
     async fn await_work(&mut self, sleep_ms: Option<u64>) {
         if let Some(ms) = sleep_ms {
             self.waits.set_timer(ms);
@@ -327,7 +330,6 @@ impl ShardTask {
         let (control, controls_seen) = (self.status.control(), self.controls_seen);
         tokio::select! {
             biased;
-            _ = self.waits.shutdown.as_mut() => {}
             Some((lane, batch, _)) = self.lanes.busy.next(), if !self.lanes.busy.is_empty() => {
                 self.lanes.idle.push(lane);
                 self.recycle(batch);
@@ -342,6 +344,7 @@ impl ShardTask {
             _ = self.waits.timer.as_mut(), if sleep_ms.is_some() => {
                 self.waits.timer_at = None;
             }
+            _ = self.waits.shutdown.as_mut() => {}
         }
     }
 }
