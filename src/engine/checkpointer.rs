@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::progress::Progress;
 use super::status::ShardStatus;
-use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::checkpoint::{Checkpoint, CheckpointSlot, CheckpointStore};
 use crate::clock::Clock;
 use crate::model::{SequenceNumber, ShardId, StreamRecord};
 
@@ -25,6 +25,8 @@ pub struct Checkpointer {
     mapping: String,
     shard_id: ShardId,
     store: Arc<dyn CheckpointStore>,
+    /// The shard's checkpoint in the store, when the store hands it out (memory).
+    slot: Option<CheckpointSlot>,
     clock: Clock,
     status: Arc<ShardStatus>,
     progress: Mutex<Progress>,
@@ -43,6 +45,7 @@ impl Checkpointer {
         status: Arc<ShardStatus>,
     ) -> Self {
         Checkpointer {
+            slot: store.slot(&mapping, &shard_id),
             mapping,
             shard_id,
             store,
@@ -150,11 +153,18 @@ impl Checkpointer {
 
     pub fn save(&self, checkpoint: Checkpoint) {
         self.unflushed.store(true, Ordering::Relaxed);
-        if let Err(error) = self.store.save(&self.mapping, &self.shard_id, &checkpoint) {
+        let saved = match &self.slot {
+            Some(slot) => {
+                checkpoint.store_in(&mut slot.lock().unwrap_or_else(|p| p.into_inner()));
+                Ok(())
+            }
+            None => self.store.save(&self.mapping, &self.shard_id, &checkpoint),
+        };
+        if let Err(error) = saved {
             tracing::error!(shard = %self.shard_id, %error, "checkpoint not saved: a restart will deliver these records again");
         }
         let mut status = self.status.update();
-        status.checkpoint = Some(checkpoint.encode());
+        checkpoint.encode_into(status.checkpoint.get_or_insert_default());
         status.last_advance_ms = Some(self.clock.now_ms());
     }
 }

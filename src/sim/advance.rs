@@ -137,6 +137,10 @@ impl StreamState {
                 self.apply_reshard(stream_name, at);
             } else {
                 self.shards.rollover(at);
+                // Every open slot now has a child shard: routes name the old ones.
+                self.runs
+                    .iter_mut()
+                    .for_each(ProducerRun::invalidate_routes);
                 self.next_rollover = self.rollover_ms.and_then(|r| at.checked_add(r));
             }
         }
@@ -193,8 +197,7 @@ impl StreamState {
             loop {
                 let k = run.next_k;
                 let n = run.rng.below(spec.keys);
-                let slot = run.route(spec, n, &shards.open);
-                if let Some(shard) = shards.open.get(slot).map(|s| s.shard) {
+                if let Some(shard) = run.route(spec, n, &shards.open) {
                     let (meta, prev) = match items.as_mut() {
                         Some(items) => {
                             let (event, prev) = items.change(spec.prefix_id, n, p, k);

@@ -18,7 +18,7 @@ use crate::rng::{stable_hash, Rng};
 
 /// Key spaces up to this size get their routing cached (4 bytes per key).
 const KEY_CACHE_LIMIT: u64 = 1_000_000;
-const NO_SLOT: u32 = u32::MAX;
+const NO_SHARD: u32 = u32::MAX;
 /// SplitMix64's increment (see `crate::rng`).
 const SPLITMIX_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -200,36 +200,49 @@ pub(crate) struct ProducerRun {
     /// Arrival of `next_k`; None once the producer is done.
     pub next_arrival: Option<i64>,
     pub rng: Rng,
-    slot_cache: Option<Vec<u32>>,
+    /// Each key's shard (index), once routed: the shard itself rather than its open slot,
+    /// so a record costs no look into the slots (48 bytes each, 480 KB at 10,000 shards).
+    shard_cache: Option<Vec<u32>>,
 }
 
 impl ProducerRun {
     pub fn new(spec: &ProducerSpec) -> ProducerRun {
-        let slot_cache = (spec.keys <= KEY_CACHE_LIMIT).then(|| vec![NO_SLOT; spec.keys as usize]);
+        let shard_cache =
+            (spec.keys <= KEY_CACHE_LIMIT).then(|| vec![NO_SHARD; spec.keys as usize]);
         ProducerRun {
             next_k: 0,
             next_arrival: spec.arrival_of(0),
             rng: spec.key_rng(),
-            slot_cache,
+            shard_cache,
         }
     }
 
-    /// The open slot for key `n`.
+    /// The shard (index) of the open slot for key `n`; `None` with no open slot.
     #[inline]
-    pub fn route(&mut self, spec: &ProducerSpec, n: u64, open: &[Slot]) -> usize {
-        if let Some(cached) = self.slot_cache.as_mut().and_then(|c| c.get_mut(n as usize)) {
-            if *cached == NO_SLOT {
-                *cached = Shards::slot_for(open, spec.key_hash(n)) as u32;
+    pub fn route(&mut self, spec: &ProducerSpec, n: u64, open: &[Slot]) -> Option<u32> {
+        let shard_of = |open: &[Slot]| {
+            open.get(Shards::slot_for(open, spec.key_hash(n)))
+                .map(|slot| slot.shard)
+        };
+        match self
+            .shard_cache
+            .as_mut()
+            .and_then(|c| c.get_mut(n as usize))
+        {
+            Some(cached) if *cached != NO_SHARD => Some(*cached),
+            Some(cached) => {
+                let shard = shard_of(open)?;
+                *cached = shard;
+                Some(shard)
             }
-            return *cached as usize;
+            None => shard_of(open),
         }
-        Shards::slot_for(open, spec.key_hash(n))
     }
 
-    /// Forget cached routes (the open slots changed).
+    /// Forget cached routes (the open slots, or the shards in them, changed).
     pub fn invalidate_routes(&mut self) {
-        if let Some(cache) = self.slot_cache.as_mut() {
-            cache.fill(NO_SLOT);
+        if let Some(cache) = self.shard_cache.as_mut() {
+            cache.fill(NO_SHARD);
         }
     }
 }
