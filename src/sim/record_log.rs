@@ -8,8 +8,11 @@
 //! Here the log is a deque of chunks of `CHUNK` values: only the newest chunk grows (so a
 //! shard holding a few records still costs a few bytes, which 10,000 idle shards need),
 //! a full chunk never moves again, and trimming frees whole chunks. Every chunk but the
-//! last is exactly `CHUNK` long and the first starts at value 0 of the log's current
-//! front chunk, so a value is found by one division.
+//! newest is exactly `CHUNK` long and the first starts at value 0 of the log's current
+//! front chunk, so a value is found by one division. The newest chunk (`tail`) is held
+//! next to the deque, not in it: appending then touches the log itself and the tail's end,
+//! not the deque's buffer too (at 10,000 shards every append is to a shard not touched for
+//! a while, and that third cold line was a tenth of generating the stream).
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -20,15 +23,19 @@ const CHUNK: usize = 4096;
 /// Values in order, appended at the back and removed at the front.
 #[derive(Debug)]
 pub(crate) struct RecordLog<T> {
-    chunks: VecDeque<Vec<T>>,
-    /// Values already removed from the front chunk.
+    /// The chunks before the newest, each exactly `CHUNK` long.
+    full: VecDeque<Vec<T>>,
+    /// The newest chunk: at most `CHUNK` long, empty (and holding nothing) when the log is.
+    tail: Vec<T>,
+    /// Values already removed from the front chunk (the first full one, else the tail).
     head: usize,
 }
 
 impl<T> Default for RecordLog<T> {
     fn default() -> Self {
         RecordLog {
-            chunks: VecDeque::new(),
+            full: VecDeque::new(),
+            tail: Vec::new(),
             head: 0,
         }
     }
@@ -36,10 +43,7 @@ impl<T> Default for RecordLog<T> {
 
 impl<T: Copy> RecordLog<T> {
     pub fn len(&self) -> usize {
-        match self.chunks.len() {
-            0 => 0,
-            n => (n - 1) * CHUNK + self.chunks.back().map_or(0, Vec::len) - self.head,
-        }
+        self.full.len() * CHUNK + self.tail.len() - self.head
     }
 
     pub fn is_empty(&self) -> bool {
@@ -47,41 +51,53 @@ impl<T: Copy> RecordLog<T> {
     }
 
     pub fn push_back(&mut self, value: T) {
-        match self.chunks.back_mut() {
-            Some(last) if last.len() < CHUNK => last.push(value),
-            _ => {
-                // The first chunk grows like a Vec (a quiet shard keeps a small one); once
-                // a shard has filled a chunk, the next ones are allocated whole.
-                let mut chunk = if self.chunks.is_empty() {
-                    Vec::new()
-                } else {
-                    Vec::with_capacity(CHUNK)
-                };
-                chunk.push(value);
-                self.chunks.push_back(chunk);
-            }
+        if self.tail.len() == CHUNK {
+            // The first chunk grows like a Vec (a quiet shard keeps a small one); once a
+            // shard has filled a chunk, the next ones are allocated whole.
+            let filled = std::mem::replace(&mut self.tail, Vec::with_capacity(CHUNK));
+            self.full.push_back(filled);
         }
+        self.tail.push(value);
+    }
+
+    /// The chunk the front value is in.
+    fn front_chunk(&self) -> &Vec<T> {
+        self.full.front().unwrap_or(&self.tail)
     }
 
     pub fn front(&self) -> Option<&T> {
-        self.chunks.front().and_then(|chunk| chunk.get(self.head))
+        self.front_chunk().get(self.head)
     }
 
     pub fn pop_front(&mut self) -> Option<T> {
         let value = *self.front()?;
         self.head += 1;
-        let front_done = self.chunks.front().is_some_and(|c| self.head == c.len());
-        if front_done && (self.head == CHUNK || self.chunks.len() == 1) {
-            self.chunks.pop_front();
+        if self.full.is_empty() {
+            if self.head == self.tail.len() {
+                // Emptied: the log starts again from small.
+                self.tail = Vec::new();
+                self.head = 0;
+            }
+        } else if self.head == CHUNK {
+            self.full.pop_front();
             self.head = 0;
         }
         Some(value)
     }
 
+    /// Chunk `i` in order (the full ones, then the tail).
+    fn chunk(&self, i: usize) -> Option<&Vec<T>> {
+        match i.cmp(&self.full.len()) {
+            std::cmp::Ordering::Less => self.full.get(i),
+            std::cmp::Ordering::Equal => Some(&self.tail),
+            std::cmp::Ordering::Greater => None,
+        }
+    }
+
     /// The value `index` places from the front.
     pub fn get(&self, index: usize) -> Option<&T> {
         let at = self.head.checked_add(index)?;
-        self.chunks.get(at / CHUNK)?.get(at % CHUNK)
+        self.chunk(at / CHUNK)?.get(at % CHUNK)
     }
 
     /// The values in `range` (indices from the front, clamped to the log), in order.
@@ -89,8 +105,9 @@ impl<T: Copy> RecordLog<T> {
         let end = range.end.min(self.len());
         let (from, to) = (self.head + range.start.min(end), self.head + end);
         let first = from / CHUNK;
-        self.chunks
+        self.full
             .iter()
+            .chain(std::iter::once(&self.tail))
             .enumerate()
             .skip(first)
             .take_while(move |(i, _)| i * CHUNK < to)
@@ -179,21 +196,22 @@ mod tests {
         for i in 0..(2 * CHUNK + 10) {
             log.push_back(i);
         }
-        assert_eq!(log.chunks.len(), 3);
-        assert_eq!(log.chunks[1].capacity(), CHUNK, "a later chunk never grows");
+        assert_eq!((log.full.len(), log.tail.len()), (2, 10));
+        assert_eq!(log.full[1].capacity(), CHUNK, "a later chunk never grows");
+        assert_eq!(log.tail.capacity(), CHUNK, "and is allocated whole");
         for i in 0..CHUNK {
             assert_eq!(log.pop_front(), Some(i));
         }
-        assert_eq!(log.chunks.len(), 2, "the trimmed chunk is gone");
+        assert_eq!(log.full.len(), 1, "the trimmed chunk is gone");
         assert_eq!(
             (log.front(), log.get(CHUNK + 9)),
             (Some(&CHUNK), Some(&(2 * CHUNK + 9)))
         );
         while log.pop_front().is_some() {}
-        assert!(log.chunks.is_empty() && log.is_empty());
+        assert!(log.full.is_empty() && log.tail.capacity() == 0 && log.is_empty());
         log.push_back(7);
         assert_eq!(
-            (log.len(), log.chunks[0].capacity() < CHUNK),
+            (log.len(), log.tail.capacity() < CHUNK),
             (1, true),
             "a log emptied and started again grows from small"
         );
