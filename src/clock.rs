@@ -33,8 +33,10 @@ enum Frozen {
     Off,
     /// A simulation's thread whose runtime parked since the last read.
     Stale,
-    /// A simulation's thread: the time read since the runtime last parked.
-    At(Instant),
+    /// A simulation's thread: the time read since the runtime last parked, and the last
+    /// clock's reading of it (that clock's start, its milliseconds since): the engine's
+    /// clocks are copies of one, so most readings are that one again.
+    At(Instant, Option<(Instant, i64)>),
 }
 
 thread_local! {
@@ -75,7 +77,7 @@ impl Drop for FrozenBetweenParks {
 /// The park hook of a paused runtime: its time may move while it parks.
 fn time_may_have_moved() {
     FROZEN.with(|frozen| {
-        if matches!(frozen.get(), Frozen::At(_)) {
+        if matches!(frozen.get(), Frozen::At(..)) {
             frozen.set(Frozen::Stale);
         }
     });
@@ -84,14 +86,19 @@ fn time_may_have_moved() {
 /// tokio's current time, read once between two parks on a simulation's thread.
 pub fn tokio_now() -> Instant {
     FROZEN.with(|frozen| match frozen.get() {
-        Frozen::At(now) => now,
+        Frozen::At(now, _) => now,
         Frozen::Stale => {
             let now = Instant::now();
-            frozen.set(Frozen::At(now));
+            frozen.set(Frozen::At(now, None));
             now
         }
         Frozen::Off => Instant::now(),
     })
+}
+
+/// Whole milliseconds from `started` to `now`.
+fn ms_between(started: Instant, now: Instant) -> i64 {
+    now.duration_since(started).as_millis() as i64
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -124,7 +131,22 @@ impl Clock {
 
     /// Milliseconds since this clock started.
     pub fn elapsed_ms(&self) -> i64 {
-        tokio_now().duration_since(self.started).as_millis() as i64
+        let started = self.started;
+        FROZEN.with(|frozen| match frozen.get() {
+            Frozen::At(_, Some((memo_started, ms))) if memo_started == started => ms,
+            Frozen::At(now, _) => {
+                let ms = ms_between(started, now);
+                frozen.set(Frozen::At(now, Some((started, ms))));
+                ms
+            }
+            Frozen::Stale => {
+                let now = Instant::now();
+                let ms = ms_between(started, now);
+                frozen.set(Frozen::At(now, Some((started, ms))));
+                ms
+            }
+            Frozen::Off => ms_between(started, Instant::now()),
+        })
     }
 }
 
@@ -139,6 +161,11 @@ mod tests {
             let mut seen = vec![clock.now_ms()];
             sleep_ms(250).await;
             seen.push(clock.now_ms());
+            // Another clock, started now, read in turn with the first: each its own time.
+            let other_clock = Clock::starting_at(5_000);
+            assert_eq!(other_clock.now_ms(), 5_000);
+            assert_eq!(clock.now_ms(), 1_000_250);
+            assert_eq!(other_clock.elapsed_ms(), 0);
             tokio::time::sleep(std::time::Duration::from_millis(750)).await;
             seen.push(clock.now_ms());
             // A task on the same runtime sees the time its own wake-up brought.
