@@ -13,7 +13,7 @@
 //! durable at once rather than at the flush deadline.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::progress::Progress;
 use super::status::ShardStatus;
@@ -25,8 +25,9 @@ pub struct Checkpointer {
     mapping: String,
     shard_id: ShardId,
     store: Arc<dyn CheckpointStore>,
-    /// The shard's checkpoint in the store, when the store hands it out (memory).
-    slot: Option<CheckpointSlot>,
+    /// The shard's checkpoint in the store, when the store hands it out (memory); asked
+    /// for at the first save, so a shard that never saves costs the store nothing.
+    slot: OnceLock<Option<CheckpointSlot>>,
     clock: Clock,
     status: Arc<ShardStatus>,
     progress: Mutex<Progress>,
@@ -45,7 +46,7 @@ impl Checkpointer {
         status: Arc<ShardStatus>,
     ) -> Self {
         Checkpointer {
-            slot: store.slot(&mapping, &shard_id),
+            slot: OnceLock::new(),
             mapping,
             shard_id,
             store,
@@ -153,7 +154,10 @@ impl Checkpointer {
 
     pub fn save(&self, checkpoint: Checkpoint) {
         self.unflushed.store(true, Ordering::Relaxed);
-        let saved = match &self.slot {
+        let slot = self
+            .slot
+            .get_or_init(|| self.store.slot(&self.mapping, &self.shard_id));
+        let saved = match slot {
             Some(slot) => {
                 checkpoint.store_in(&mut slot.lock().unwrap_or_else(|p| p.into_inner()));
                 Ok(())
