@@ -131,21 +131,15 @@ impl Clock {
 
     /// Milliseconds since this clock started.
     pub fn elapsed_ms(&self) -> i64 {
-        let started = self.started;
+        let (started, now) = (self.started, tokio_now());
         FROZEN.with(|frozen| match frozen.get() {
             Frozen::At(_, Some((memo_started, ms))) if memo_started == started => ms,
-            Frozen::At(now, _) => {
-                let ms = ms_between(started, now);
-                frozen.set(Frozen::At(now, Some((started, ms))));
+            Frozen::At(at, _) => {
+                let ms = ms_between(started, at);
+                frozen.set(Frozen::At(at, Some((started, ms))));
                 ms
             }
-            Frozen::Stale => {
-                let now = Instant::now();
-                let ms = ms_between(started, now);
-                frozen.set(Frozen::At(now, Some((started, ms))));
-                ms
-            }
-            Frozen::Off => ms_between(started, Instant::now()),
+            Frozen::Stale | Frozen::Off => ms_between(started, now),
         })
     }
 }

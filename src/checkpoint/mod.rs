@@ -161,7 +161,8 @@ pub struct MemoryStore {
     meta: Mutex<BTreeMap<String, String>>,
 }
 
-fn lock_slot(slot: &CheckpointSlot) -> std::sync::MutexGuard<'_, Option<Checkpoint>> {
+/// The slot's checkpoint, locked (a poisoned lock still holds the last checkpoint saved).
+pub fn lock_slot(slot: &CheckpointSlot) -> std::sync::MutexGuard<'_, Option<Checkpoint>> {
     slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

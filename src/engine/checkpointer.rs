@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::progress::Progress;
 use super::status::ShardStatus;
-use crate::checkpoint::{Checkpoint, CheckpointSlot, CheckpointStore};
+use crate::checkpoint::{lock_slot, Checkpoint, CheckpointSlot, CheckpointStore};
 use crate::clock::Clock;
 use crate::model::{SequenceNumber, ShardId, StreamRecord};
 
@@ -159,7 +159,7 @@ impl Checkpointer {
             .get_or_init(|| self.store.slot(&self.mapping, &self.shard_id));
         let saved = match slot {
             Some(slot) => {
-                checkpoint.store_in(&mut slot.lock().unwrap_or_else(|p| p.into_inner()));
+                checkpoint.store_in(&mut lock_slot(slot));
                 Ok(())
             }
             None => self.store.save(&self.mapping, &self.shard_id, &checkpoint),
