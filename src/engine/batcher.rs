@@ -341,9 +341,12 @@ impl ReadBuffer {
             taken += 1;
         }
         batch.records.extend(self.records.drain(..taken));
+        // From an iterator of known length (a drain's is not): one reservation, no
+        // per-element check.
         batch
             .ordinals
-            .extend(self.tags.drain(..taken).map(|(ordinal, _)| ordinal));
+            .extend(self.tags.iter().take(taken).map(|&(ordinal, _)| ordinal));
+        self.tags.drain(..taken);
     }
 
     /// The batch when keys are held or limited: records of held keys, and every later

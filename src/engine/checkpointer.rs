@@ -73,6 +73,12 @@ impl Checkpointer {
         first
     }
 
+    /// Admits the `n` records of a page nothing was filtered from, all open; returns the
+    /// first one's ordinal (the others follow).
+    pub fn admit_open(&self, n: usize) -> u64 {
+        self.progress().admit_open(n)
+    }
+
     /// Marks records done (`ordinals[i]` is `records[i]`'s) and saves the checkpoint if it
     /// moved; with no records, passes records admitted done (filtered).
     pub fn done(&self, ordinals: &[u64], records: &[StreamRecord]) {

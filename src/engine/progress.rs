@@ -41,6 +41,15 @@ impl Progress {
         ordinal
     }
 
+    /// Admits the next `n` records read, all open (a page nothing was filtered from);
+    /// returns the first one's ordinal, the others follow.
+    pub fn admit_open(&mut self, n: usize) -> u64 {
+        let first = self.next_ordinal();
+        self.entries.extend(std::iter::repeat_n((None, false), n));
+        self.open += n;
+        first
+    }
+
     /// Marks records done (ordinal and sequence number each; again is harmless, an
     /// ordinal already passed is ignored), then passes every done record at the front.
     /// Returns the new checkpoint: the last record passed (`None`: it did not move).
@@ -52,7 +61,13 @@ impl Progress {
         I::IntoIter: Clone,
     {
         let mut done = done.into_iter();
-        for (ordinal, _) in done.clone() {
+        // The highest ordinal completed now, with its number: in order, where the
+        // checkpoint moves to.
+        let mut highest: Option<(u64, &SequenceNumber)> = None;
+        for (ordinal, seq) in done.clone() {
+            if highest.is_none_or(|(h, _)| ordinal > h) {
+                highest = Some((ordinal, seq));
+            }
             let Some(index) = ordinal.checked_sub(self.base) else {
                 continue;
             };
@@ -70,20 +85,25 @@ impl Progress {
                 self.base += 1;
             }
         }
-        // Records completed now that must wait for an earlier one keep their number.
-        for (ordinal, seq) in done.clone() {
-            if let Some(index) = ordinal.checked_sub(self.base) {
-                if let Some(entry) = self.entries.get_mut(index as usize) {
-                    if entry.0.is_none() {
-                        entry.0 = Some(seq.clone());
+        // Records completed now that must wait for an earlier one keep their number (in
+        // order, every one was passed).
+        if highest.is_some_and(|(h, _)| h >= self.base) {
+            for (ordinal, seq) in done.clone() {
+                if let Some(index) = ordinal.checked_sub(self.base) {
+                    if let Some(entry) = self.entries.get_mut(index as usize) {
+                        if entry.0.is_none() {
+                            entry.0 = Some(seq.clone());
+                        }
                     }
                 }
             }
         }
         let (ordinal, seq) = last?;
-        seq.or_else(|| {
-            done.find(|(o, _)| *o == ordinal)
-                .map(|(_, seq)| seq.clone())
+        seq.or_else(|| match highest {
+            Some((h, seq)) if h == ordinal => Some(seq.clone()),
+            _ => done
+                .find(|(o, _)| *o == ordinal)
+                .map(|(_, seq)| seq.clone()),
         })
     }
 
@@ -140,6 +160,27 @@ mod tests {
     }
 
     #[test]
+    fn a_page_admitted_at_once_waits_as_its_records_would_one_by_one() {
+        let mut p = Progress::default();
+        p.admit(Some(seq(1)));
+        assert_eq!(
+            p.admit_open(3),
+            1,
+            "the page's first ordinal follows the filtered record"
+        );
+        assert_eq!(p.waiting(), 3);
+        let (s2, s3, s4) = (seq(2), seq(3), seq(4));
+        assert_eq!(
+            p.complete([(2, &s3)]),
+            Some(seq(1)),
+            "the filtered record passes; s3 waits for s2"
+        );
+        assert_eq!(p.complete([(1, &s2), (3, &s4)]), Some(seq(4)));
+        assert_eq!(p.waiting(), 0);
+        assert_eq!(p.next_ordinal(), 4);
+    }
+
+    #[test]
     fn after_a_clear_old_ordinals_are_ignored() {
         let mut p = Progress::default();
         let old = p.admit(None);
@@ -160,10 +201,13 @@ mod tests {
         fn never_passes_an_open_record(
             order in Just((0u64..40).collect::<Vec<_>>()).prop_shuffle(),
             group in 1usize..5,
+            admitted_at_once in 0u64..=40,
         ) {
             let mut p = Progress::default();
             let seqs: Vec<SequenceNumber> = (0..40).map(seq).collect();
-            admit_open(&mut p, 40);
+            // A page's worth admitted in one go, the rest one by one: the same ordinals.
+            prop_assert_eq!(p.admit_open(admitted_at_once as usize), 0);
+            prop_assert_eq!(admit_open(&mut p, 40 - admitted_at_once), (admitted_at_once..40).collect::<Vec<_>>());
             let mut done = [false; 40];
             let mut checkpoint: Option<u64> = None;
             for chunk in order.chunks(group) {

@@ -322,26 +322,35 @@ impl ShardTask {
             reader.resume = IteratorPosition::AfterSequence(last.sequence_number.clone());
         }
         let filter = &mapping.filter;
-        let kept: Vec<bool> = page
-            .records
-            .iter()
-            .map(|record| filter.is_empty() || filter.keeps(record))
-            .collect();
-        let filtered = kept.iter().filter(|keep| !**keep).count() as u64;
-        let first = self.checkpointer.admit_page(
-            page.records
+        let filtered = if filter.is_empty() {
+            // Nothing to filter: the records admitted open in one go, the page buffered
+            // as it is.
+            let first = self.checkpointer.admit_open(page.records.len());
+            self.buffer.push_page(first.., page.records);
+            0
+        } else {
+            let kept: Vec<bool> = page
+                .records
                 .iter()
-                .zip(&kept)
-                .map(|(record, keep)| (!keep).then(|| record.sequence_number.clone())),
-        );
-        let mut records = page.records;
-        if filtered > 0 {
-            let mut keeps = kept.iter();
-            records.retain(|_| keeps.next().copied().unwrap_or(true));
-        }
-        let ordinals = (first..).zip(&kept).filter(|(_, keep)| **keep);
-        self.buffer
-            .push_page(ordinals.map(|(ordinal, _)| ordinal), records);
+                .map(|record| filter.keeps(record))
+                .collect();
+            let filtered = kept.iter().filter(|keep| !**keep).count() as u64;
+            let first = self.checkpointer.admit_page(
+                page.records
+                    .iter()
+                    .zip(&kept)
+                    .map(|(record, keep)| (!keep).then(|| record.sequence_number.clone())),
+            );
+            let mut records = page.records;
+            if filtered > 0 {
+                let mut keeps = kept.iter();
+                records.retain(|_| keeps.next().copied().unwrap_or(true));
+            }
+            let ordinals = (first..).zip(&kept).filter(|(_, keep)| **keep);
+            self.buffer
+                .push_page(ordinals.map(|(ordinal, _)| ordinal), records);
+            filtered
+        };
         if filtered > 0 {
             self.status.update().records_filtered += filtered;
             // Filtered records at the front move the checkpoint without an invocation.
