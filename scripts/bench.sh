@@ -8,7 +8,7 @@
 # and in `run` after 20 s, the difference over the 9,992 extra shards). Needs
 # /usr/bin/time (Debian package `time`) for the memory figures.
 # Then examples/simulate_bench.rs: DynamoDB and Kinesis simulate against a bare encoder
-# loop, alternating in one process, with the ratios; the /metrics and /shards figures at
+# loop and a bare read-and-encode loop, alternating in one process, with the ratios; the /metrics and /shards figures at
 # 10,000 shards (tests/metrics_scale.rs); and, against the local servers, the drain of a
 # mapping next to a bare GetRecords loop, `esm-sim load` next to a bare PutRecords loop,
 # and a mapping's put -> invoke latency next to a bare GetRecords loop at the same 10 ms
@@ -70,7 +70,8 @@ for shards in 8 10000; do
 done
 echo "idle shard, simulate: $(idle_kb "${sim_rss[8]}" "${sim_rss[10000]}")"
 echo "idle shard, run (20 s): $(idle_kb "${run_rss[8]}" "${run_rss[10000]}")"
-# DynamoDB next to Kinesis, each against a bare loop of the engine's encoder, same process.
+# DynamoDB next to Kinesis, each against a bare loop of the engine's encoder and a bare loop
+# that reads the simulated stream and encodes it, same process.
 cargo run --release --quiet --example simulate_bench "$runs"
 # /metrics and /shards at 10,000 shards: sizes asserted, times printed.
 cargo test --release --quiet --test metrics_scale -- --nocapture
