@@ -16,7 +16,8 @@
 //!   keys, tumbling windows);
 //! - end: SHARD_END once every record is done (here);
 //! - read: start a GetRecords at the AWS pace and take in its answer (`reader`: pace,
-//!   backoff, iterator re-opening, filtering);
+//!   backoff, iterator re-opening; `admission`: the page's records admitted to the
+//!   checkpoint's progress, filtered, buffered);
 //! - await work: a lane finishing, a read's answer, an operator request (`controls`:
 //!   pause, skip, rewind), released keys, or the clock (here).
 //!
@@ -47,6 +48,7 @@ use cutting::{BatchingWindow, Cut};
 use lanes::{new_window, Lanes};
 use reader::Reader;
 
+mod admission;
 mod controls;
 mod cutting;
 mod lanes;

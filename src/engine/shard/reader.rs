@@ -9,14 +9,14 @@
 //! (a malformed one: `Reader::refused`). The read runs as a future the shard task owns
 //! (`fetch`), so lanes go on while it runs; the shard takes in its answer with
 //! `apply_read`, and a page with `accept_page`: records the stream trimmed before they
-//! were read are counted and logged as lost, and filtered-out records are counted and
-//! marked done as read, so the checkpoint passes them without an invocation.
+//! were read are counted and logged as lost, and filtered-out records are counted
+//! (`admission` admits the page and buffers what the filter keeps).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use super::ShardTask;
+use super::{admission, ShardTask};
 use crate::config::Pace;
 use crate::engine::batcher::{KeySet, ReadBuffer};
 use crate::engine::context::MappingContext;
@@ -321,36 +321,12 @@ impl ShardTask {
         if let Some(last) = page.records.last() {
             reader.resume = IteratorPosition::AfterSequence(last.sequence_number.clone());
         }
-        let filter = &mapping.filter;
-        let filtered = if filter.is_empty() {
-            // Nothing to filter: the records admitted open in one go, the page buffered
-            // as it is.
-            let first = self.checkpointer.admit_open(page.records.len());
-            self.buffer.push_page(first.., page.records);
-            0
-        } else {
-            let kept: Vec<bool> = page
-                .records
-                .iter()
-                .map(|record| filter.keeps(record))
-                .collect();
-            let filtered = kept.iter().filter(|keep| !**keep).count() as u64;
-            let first = self.checkpointer.admit_page(
-                page.records
-                    .iter()
-                    .zip(&kept)
-                    .map(|(record, keep)| (!keep).then(|| record.sequence_number.clone())),
-            );
-            let mut records = page.records;
-            if filtered > 0 {
-                let mut keeps = kept.iter();
-                records.retain(|_| keeps.next().copied().unwrap_or(true));
-            }
-            let ordinals = (first..).zip(&kept).filter(|(_, keep)| **keep);
-            self.buffer
-                .push_page(ordinals.map(|(ordinal, _)| ordinal), records);
-            filtered
-        };
+        let filtered = admission::admit_page(
+            page.records,
+            &mapping.filter,
+            &self.checkpointer,
+            &mut self.buffer,
+        );
         if filtered > 0 {
             self.status.update().records_filtered += filtered;
             // Filtered records at the front move the checkpoint without an invocation.
